@@ -1,0 +1,94 @@
+"""The application factory and its lifespan.
+
+The lifespan owns the engine client and the background work: it runs setup (retrying until the
+engine answers), and, where the engine has no ILM, the retention sweeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from elasticsearch import ApiError, TransportError
+from starlette.applications import Starlette
+from starlette.responses import RedirectResponse, Response
+from starlette.requests import Request
+from starlette.routing import Route
+
+from service import health
+from service.config import Settings, load_settings
+from service.errors import EXCEPTION_HANDLERS
+from service.runtime import Runtime
+from service.search.client import make_client
+from service.search.indices import IndexNames
+from service.search.retention import sweep_expired
+from service.search.setup import run_setup
+
+log = logging.getLogger("auditlog")
+SETUP_RETRY_S = 5.0
+
+
+async def _setup_until_done(runtime: Runtime) -> None:
+    while not runtime.setup_done:
+        try:
+            report = await run_setup(runtime.es, runtime.settings)
+        except (ApiError, TransportError) as e:
+            log.warning("setup failed (%s); retrying in %.0fs", e, SETUP_RETRY_S)
+            await asyncio.sleep(SETUP_RETRY_S)
+            continue
+        runtime.ilm, runtime.setup_done = report.ilm, True
+        log.info("setup: changed %s", report.changed or "nothing")
+
+
+async def _retention_loop(runtime: Runtime) -> None:
+    while True:
+        if runtime.setup_done and not runtime.ilm:
+            try:
+                await sweep_expired(runtime.es, runtime.settings)
+            except (ApiError, TransportError) as e:
+                log.warning("retention sweep failed: %s", e)
+        await asyncio.sleep(runtime.settings.retention_interval_s)
+
+
+def _lifespan(settings: Settings) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        if not settings.es_url:
+            raise RuntimeError("AUDITLOG_ES_URL is not set (use `auditlog run` for a local engine)")
+        es = make_client(settings, settings.es_url)
+        runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
+        tasks = [
+            asyncio.create_task(_setup_until_done(runtime)),
+            asyncio.create_task(_retention_loop(runtime)),
+        ]
+        try:
+            yield {"runtime": runtime}
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await es.close()
+
+    return lifespan
+
+
+async def _root(request: Request) -> Response:
+    return RedirectResponse("/settings/audit-logs", status_code=307)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    routes = [
+        Route("/", _root),
+        Route("/healthz", health.healthz),
+        Route("/readyz", health.readyz),
+        Route("/metrics", health.metrics),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=_lifespan(settings),
+    )

@@ -1,0 +1,105 @@
+"""Settings: read once, from the environment (then ``.env``), in this module only.
+
+Every setting is documented in the README's configuration table; a test fails when one is
+missing there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.config import Config
+from starlette.datastructures import Secret
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    es_url: str | None
+    es_username: str | None
+    es_password: Secret | None
+    es_ca_certs: str | None
+    index_prefix: str
+    index_replicas: int
+    admin_key: Secret | None
+    templates_dir: Path
+    policies_dir: Path
+    retention_interval_s: float
+    key_cache_s: float
+    max_body_bytes: int
+    max_entries: int
+    max_line_bytes: int
+    max_future_skew_s: int
+    bulk_batch_size: int
+    search_timeout_s: float
+    export_dir: Path
+    export_ttl_h: float
+    host: str
+    port: int
+
+
+SETTING_NAMES = (
+    "AUDITLOG_ES_URL",
+    "AUDITLOG_ES_USERNAME",
+    "AUDITLOG_ES_PASSWORD",
+    "AUDITLOG_ES_CA_CERTS",
+    "AUDITLOG_INDEX_PREFIX",
+    "AUDITLOG_INDEX_REPLICAS",
+    "AUDITLOG_ADMIN_KEY",
+    "AUDITLOG_TEMPLATES_DIR",
+    "AUDITLOG_POLICIES_DIR",
+    "AUDITLOG_RETENTION_INTERVAL_S",
+    "AUDITLOG_KEY_CACHE_S",
+    "AUDITLOG_MAX_BODY_BYTES",
+    "AUDITLOG_MAX_ENTRIES",
+    "AUDITLOG_MAX_LINE_BYTES",
+    "AUDITLOG_MAX_FUTURE_SKEW_S",
+    "AUDITLOG_BULK_BATCH_SIZE",
+    "AUDITLOG_SEARCH_TIMEOUT_S",
+    "AUDITLOG_EXPORT_DIR",
+    "AUDITLOG_EXPORT_TTL_H",
+    "AUDITLOG_HOST",
+    "AUDITLOG_PORT",
+    "AUDITLOG_ENGINE_DIR",
+    "AUDITLOG_CACHE_DIR",
+)
+"""Every setting the service reads (the engine manager reads the last two itself)."""
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+    """Read the settings; keyword overrides (used by tests and the CLI) win over the environment."""
+    config = Config(env_file if env_file and Path(env_file).exists() else None)
+    password = config("AUDITLOG_ES_PASSWORD", cast=Secret, default=None)
+    admin_key = config("AUDITLOG_ADMIN_KEY", cast=Secret, default=None)
+    settings = Settings(
+        es_url=config("AUDITLOG_ES_URL", default=None),
+        es_username=config("AUDITLOG_ES_USERNAME", default=None),
+        es_password=password,
+        es_ca_certs=config("AUDITLOG_ES_CA_CERTS", default=None),
+        index_prefix=config("AUDITLOG_INDEX_PREFIX", default="auditlog"),
+        index_replicas=config("AUDITLOG_INDEX_REPLICAS", cast=int, default=0),
+        admin_key=admin_key,
+        templates_dir=config(
+            "AUDITLOG_TEMPLATES_DIR", cast=Path, default=REPO_ROOT / "index_templates"
+        ),
+        policies_dir=config("AUDITLOG_POLICIES_DIR", cast=Path, default=REPO_ROOT / "ilm_policies"),
+        retention_interval_s=config("AUDITLOG_RETENTION_INTERVAL_S", cast=float, default=3600.0),
+        key_cache_s=min(config("AUDITLOG_KEY_CACHE_S", cast=float, default=5.0), 5.0),
+        max_body_bytes=config("AUDITLOG_MAX_BODY_BYTES", cast=int, default=10 * 1024 * 1024),
+        max_entries=config("AUDITLOG_MAX_ENTRIES", cast=int, default=5000),
+        max_line_bytes=config("AUDITLOG_MAX_LINE_BYTES", cast=int, default=256 * 1024),
+        max_future_skew_s=config("AUDITLOG_MAX_FUTURE_SKEW_S", cast=int, default=300),
+        bulk_batch_size=config("AUDITLOG_BULK_BATCH_SIZE", cast=int, default=1000),
+        search_timeout_s=config("AUDITLOG_SEARCH_TIMEOUT_S", cast=float, default=10.0),
+        export_dir=config("AUDITLOG_EXPORT_DIR", cast=Path, default=Path("/tmp/auditlog-exports")),
+        export_ttl_h=config("AUDITLOG_EXPORT_TTL_H", cast=float, default=24.0),
+        host=config("AUDITLOG_HOST", default="127.0.0.1"),
+        port=config("AUDITLOG_PORT", cast=int, default=8000),
+    )
+    if overrides:
+        from dataclasses import replace
+
+        settings = replace(settings, **overrides)  # type: ignore[arg-type]
+    return settings

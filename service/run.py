@@ -1,0 +1,44 @@
+"""``auditlog run``: the embedded default — local engine, setup, demo data, the service.
+
+Ctrl-C stops the service, then the engine this command started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import uvicorn
+
+from service.config import Settings
+from service.engine import EngineInstance, default_instance_dir
+
+
+async def prepare_demo(settings: Settings) -> str:
+    """Set up the indices, load the demo data once and return a fresh demo sign-in key."""
+    from service.demo_setup import load_demo
+
+    return await load_demo(settings)
+
+
+def run_local(settings: Settings, demo: bool = True) -> int:
+    engine: EngineInstance | None = None
+    if not settings.es_url:
+        engine = EngineInstance(default_instance_dir())
+        print("starting the local Elasticsearch node (first start downloads it)...", flush=True)
+        status = engine.start()
+        print(f"engine {status.version} at {status.url}", flush=True)
+        settings = replace(settings, es_url=status.url)
+    try:
+        if demo:
+            key = asyncio.run(prepare_demo(settings))
+            print(f"\nSign in at http://{settings.host}:{settings.port}/ with the demo key:\n"
+                  f"  {key}\n", flush=True)
+        from service.app import create_app
+
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    finally:
+        if engine is not None:
+            engine.stop()
+            print("engine stopped", flush=True)
+    return 0

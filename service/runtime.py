@@ -1,0 +1,31 @@
+"""What a running service holds: settings, the engine client, names, readiness, counters.
+
+Created by the lifespan in :mod:`service.app` and handed to requests as ``request.state.runtime``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from elasticsearch import AsyncElasticsearch
+from starlette.requests import Request
+
+from service.config import Settings
+from service.search.indices import IndexNames
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    es: AsyncElasticsearch
+    names: IndexNames
+    setup_done: bool = False
+    ilm: bool = False
+    counters: Counter[str] = field(default_factory=Counter)
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime = request.state.runtime
+    assert isinstance(runtime, Runtime)
+    return runtime

@@ -1,0 +1,91 @@
+"""Retention where the engine has no ILM: the sweeper applies the same policy files.
+
+Index templates name their lifecycle policy in ``_meta.lifecycle_policy``; the policy's delete
+phase ``min_age`` is counted from the date in a daily index's name, exactly as ILM does with
+``index.lifecycle.parse_origination_date``. Kept categories have no policy and are never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from elasticsearch import AsyncElasticsearch
+
+from service.config import Settings
+from service.search.indices import IndexNames
+from service.search.setup import load_json_files
+
+_DURATION = re.compile(r"^(\d+)(d|h|m|s|ms)$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds", "ms": "milliseconds"}
+
+
+@dataclass(frozen=True)
+class DeletedIndex:
+    index: str
+    day: date
+    entries_by_account: dict[str, int]
+
+
+@dataclass
+class RetentionReport:
+    deleted: list[DeletedIndex] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"unsupported duration {text!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def expiring_families(settings: Settings) -> dict[str, timedelta]:
+    """Category → delete age, from the index templates that name a lifecycle policy."""
+    policies = load_json_files(settings.policies_dir)
+    families: dict[str, timedelta] = {}
+    for raw in load_json_files(settings.templates_dir).values():
+        meta = raw.get("_meta", {})
+        policy_name = meta.get("lifecycle_policy")
+        if not policy_name:
+            continue
+        stem = policy_name.removeprefix("{prefix}-")
+        delete_phase = policies[stem]["phases"]["delete"]
+        families[meta["category"]] = parse_duration(delete_phase["min_age"])
+    return families
+
+
+async def _count_by_account(es: AsyncElasticsearch, index: str) -> dict[str, int]:
+    resp = await es.search(
+        index=index,
+        size=0,
+        aggs={"accounts": {"terms": {"field": "account_id", "size": 10000}}},
+    )
+    buckets = resp["aggregations"]["accounts"]["buckets"]
+    return {str(b["key"]): int(b["doc_count"]) for b in buckets}
+
+
+async def sweep_expired(
+    es: AsyncElasticsearch, settings: Settings, now: datetime | None = None
+) -> RetentionReport:
+    """Delete every daily index whose date plus its policy's delete age has passed."""
+    now = now or datetime.now(UTC)
+    names = IndexNames(settings.index_prefix)
+    report = RetentionReport()
+    for category, max_age in expiring_families(settings).items():
+        found = await es.indices.get(
+            index=names.category_pattern(category), allow_no_indices=True, expand_wildcards="open"
+        )
+        for index in sorted(found.body):
+            day = names.daily_index_date(category, index)
+            if day is None:
+                continue
+            origin = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            if origin + max_age > now:
+                report.kept.append(index)
+                continue
+            counts = await _count_by_account(es, index)
+            await es.indices.delete(index=index)
+            report.deleted.append(DeletedIndex(index, day, counts))
+    return report

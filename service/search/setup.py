@@ -1,0 +1,142 @@
+"""Setup: install templates, policies and system indices; safe at every deploy.
+
+``index_templates/`` and ``ilm_policies/`` are the single source of truth: a file's stem is the
+resource's name (after the configured prefix), a file with ``index_patterns`` is an index
+template and any other a component template. Each installed resource carries the checksum of
+what was rendered from its file in ``_meta.checksum``, so setup writes only what changed and
+reports it; running it twice, or from several processes at once, is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
+
+from service.config import Settings
+from service.search.indices import IndexNames
+
+
+@dataclass
+class SetupReport:
+    ilm: bool
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    created_indices: list[str] = field(default_factory=list)
+
+
+def _render(value: Any, prefix: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{prefix}", prefix)
+    if isinstance(value, list):
+        return [_render(v, prefix) for v in value]
+    if isinstance(value, dict):
+        return {_render(k, prefix): _render(v, prefix) for k, v in value.items()}
+    return value
+
+
+def _with_checksum(body: dict[str, Any]) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return {**body, "_meta": {**body.get("_meta", {}), "checksum": digest}}
+
+
+def load_json_files(directory: Path) -> dict[str, dict[str, Any]]:
+    """Every ``*.json`` of ``directory`` by file stem."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
+
+
+def render_templates(
+    settings: Settings, ilm: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Component and index templates, by engine name, as setup would install them."""
+    names = IndexNames(settings.index_prefix)
+    components: dict[str, dict[str, Any]] = {}
+    index_templates: dict[str, dict[str, Any]] = {}
+    for stem, raw in load_json_files(settings.templates_dir).items():
+        body = _render(raw, settings.index_prefix)
+        template = body.setdefault("template", {})
+        if "index_patterns" in body:
+            index_settings = template.setdefault("settings", {}).setdefault("index", {})
+            if "composed_of" not in body:  # a system index: carries its own settings
+                index_settings["number_of_replicas"] = settings.index_replicas
+            policy = body.get("_meta", {}).get("lifecycle_policy")
+            if ilm and policy:
+                index_settings["lifecycle"] = {"name": policy, "parse_origination_date": True}
+            index_templates[names.resource(stem)] = _with_checksum(body)
+        else:
+            if "settings" in template:
+                template["settings"].setdefault("index", {})["number_of_replicas"] = (
+                    settings.index_replicas
+                )
+            components[names.resource(stem)] = _with_checksum(body)
+    return components, index_templates
+
+
+async def has_ilm(client: AsyncElasticsearch) -> bool:
+    """Whether the engine manages index lifecycles (the integ-test distribution does not)."""
+    try:
+        await client.ilm.get_status()
+    except ApiError as e:
+        if e.meta.status in (400, 404, 405, 410):
+            return False
+        raise
+    return True
+
+
+async def _installed_checksum(client: AsyncElasticsearch, kind: str, name: str) -> str | None:
+    try:
+        if kind == "component":
+            resp = await client.cluster.get_component_template(name=name)
+            meta = resp["component_templates"][0]["component_template"].get("_meta", {})
+        elif kind == "index":
+            resp = await client.indices.get_index_template(name=name)
+            meta = resp["index_templates"][0]["index_template"].get("_meta", {})
+        else:
+            resp = await client.ilm.get_lifecycle(name=name)
+            meta = resp[name]["policy"].get("_meta", {})
+    except NotFoundError:
+        return None
+    checksum = meta.get("checksum")
+    return str(checksum) if checksum else None
+
+
+async def _install(
+    client: AsyncElasticsearch, kind: str, name: str, body: dict[str, Any], report: SetupReport
+) -> None:
+    if await _installed_checksum(client, kind, name) == body["_meta"]["checksum"]:
+        report.unchanged.append(name)
+        return
+    if kind == "component":
+        await client.cluster.put_component_template(name=name, body=body)
+    elif kind == "index":
+        await client.indices.put_index_template(name=name, body=body)
+    else:
+        await client.ilm.put_lifecycle(name=name, policy=body)
+    report.changed.append(name)
+
+
+async def run_setup(client: AsyncElasticsearch, settings: Settings) -> SetupReport:
+    """Install what changed; create the system indices that are missing."""
+    names = IndexNames(settings.index_prefix)
+    report = SetupReport(ilm=await has_ilm(client))
+    components, index_templates = render_templates(settings, report.ilm)
+    for name, body in components.items():
+        await _install(client, "component", name, body, report)
+    if report.ilm:
+        for stem, raw in load_json_files(settings.policies_dir).items():
+            policy = _with_checksum(_render(raw, settings.index_prefix))
+            await _install(client, "policy", names.resource(stem), policy, report)
+    for name, body in index_templates.items():
+        await _install(client, "index", name, body, report)
+    for index in names.system_indices():
+        try:
+            await client.indices.create(index=index)
+            report.created_indices.append(index)
+        except ApiError as e:
+            if e.error != "resource_already_exists_exception":
+                raise
+    return report

@@ -1,0 +1,112 @@
+"""One real engine per test session, one index prefix per session, cleanup of our own resources.
+
+The engine is the local node of ``service.engine`` in a throwaway directory, or the cluster at
+``AUDITLOG_TEST_ES_URL`` when set (e.g. the docker-compose one). Nothing here mocks the engine:
+when it cannot start, every test that needs it errors.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+from starlette.datastructures import Secret
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings, load_settings
+from service.engine import EngineInstance
+
+ADMIN_KEY = "test-admin-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def engine_dir() -> Iterator[Path | None]:
+    if os.environ.get("AUDITLOG_TEST_ES_URL"):
+        yield None
+        return
+    directory = Path(tempfile.mkdtemp(prefix="auditlog-test-engine-"))
+    instance = EngineInstance(directory)
+    try:
+        instance.start()
+        yield directory
+    finally:
+        instance.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def engine_url(engine_dir: Path | None) -> str:
+    if engine_dir is None:
+        return os.environ["AUDITLOG_TEST_ES_URL"]
+    url = EngineInstance(engine_dir).url()
+    assert url is not None
+    return url
+
+
+@pytest.fixture(scope="session")
+def es(engine_url: str) -> Iterator[Elasticsearch]:
+    client = Elasticsearch(engine_url, request_timeout=60)
+    yield client
+    client.close()
+
+
+def delete_prefixed(es: Elasticsearch, prefix: str) -> None:
+    """Delete this prefix's indices, templates and policies, and nothing else."""
+    found = es.indices.get(index=f"{prefix}-*", allow_no_indices=True, expand_wildcards="all")
+    for index in found.body:
+        es.indices.delete(index=index)
+    lenient = es.options(ignore_status=404)
+    templates = lenient.indices.get_index_template(name=f"{prefix}-*").body
+    for t in templates.get("index_templates", []):
+        es.indices.delete_index_template(name=t["name"])
+    components = lenient.cluster.get_component_template(name=f"{prefix}-*").body
+    for c in components.get("component_templates", []):
+        es.cluster.delete_component_template(name=c["name"])
+
+
+def make_settings(engine_url: str, prefix: str, **overrides: object) -> Settings:
+    return load_settings(
+        env_file=None,
+        es_url=engine_url,
+        index_prefix=prefix,
+        admin_key=Secret(ADMIN_KEY),
+        retention_interval_s=3600.0,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def prefix(es: Elasticsearch) -> Iterator[str]:
+    name = f"t{uuid.uuid4().hex[:8]}"
+    yield name
+    delete_prefixed(es, name)
+
+
+@pytest.fixture(scope="session")
+def settings(engine_url: str, prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(engine_url, prefix, export_dir=tmp_path_factory.mktemp("exports"))
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        wait_ready(test_client)
+        yield test_client
+
+
+def wait_ready(test_client: TestClient, seconds: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if test_client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"service not ready: {test_client.get('/readyz').json()}")

@@ -1,0 +1,38 @@
+"""docker-compose.yml is valid where the docker CLI exists."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from service.engine import ENGINE_VERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_compose_uses_the_engine_version_of_the_local_node() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert f"elasticsearch:{ENGINE_VERSION}" in text
+    assert "xpack.security.enabled=true" in text
+
+
+def _has_compose() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _has_compose(), reason="no docker CLI with the compose plugin here")
+def test_compose_file_validates() -> None:
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        env={"ELASTIC_PASSWORD": "x", "AUDITLOG_ADMIN_KEY": "y", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
