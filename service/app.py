@@ -14,11 +14,11 @@ from typing import Any
 
 from elasticsearch import ApiError, TransportError
 from starlette.applications import Starlette
-from starlette.responses import RedirectResponse, Response
 from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from service import health
+from service import admin_api, health, ingest_api
 from service.config import Settings, load_settings
 from service.errors import EXCEPTION_HANDLERS
 from service.runtime import Runtime
@@ -86,6 +86,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),
+        Route("/v1/admin/accounts", admin_api.create_account, methods=["POST"]),
+        Route("/v1/admin/accounts", admin_api.list_accounts, methods=["GET"]),
+        Route("/v1/admin/accounts/{account_id}", admin_api.update_account, methods=["PATCH"]),
+        Route("/v1/admin/keys", admin_api.create_key, methods=["POST"]),
+        Route("/v1/admin/keys", admin_api.list_keys, methods=["GET"]),
+        Route("/v1/admin/keys/{key_id}", admin_api.revoke_key, methods=["DELETE"]),
+        Route("/v1/entries", ingest_api.post_entries, methods=["POST"]),
+        Route("/v1/entries/_bulk", ingest_api.post_bulk, methods=["POST"]),
     ]
     return Starlette(
         routes=routes,

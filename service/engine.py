@@ -222,7 +222,14 @@ def _engine_user() -> pwd.struct_passwd:
         return pwd.getpwnam(ENGINE_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", ENGINE_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                ENGINE_USER,
+            ],
             check=True,
             capture_output=True,
         )
@@ -351,9 +358,7 @@ class EngineInstance:
             if status.pid is None and self.pid_file.exists():
                 break  # the process died
             time.sleep(0.5)
-        raise EngineError(
-            f"engine not ready within {timeout:.0f}s\n--- log ---\n{self.log_tail()}"
-        )
+        raise EngineError(f"engine not ready within {timeout:.0f}s\n--- log ---\n{self.log_tail()}")
 
     def status(self) -> EngineStatus:
         pid, url = self.pid(), self.url()
@@ -365,7 +370,9 @@ class EngineInstance:
         except (urllib.error.URLError, OSError, ValueError):
             return EngineStatus(True, url, pid, None, None)
         node_map = nodes.get("nodes")
-        versions = [n.get("version") for n in node_map.values()] if isinstance(node_map, dict) else []
+        versions = (
+            [n.get("version") for n in node_map.values()] if isinstance(node_map, dict) else []
+        )
         version = str(versions[0]) if versions else None
         return EngineStatus(True, url, pid, version, str(health.get("status")))
 

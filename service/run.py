@@ -32,8 +32,11 @@ def run_local(settings: Settings, demo: bool = True) -> int:
     try:
         if demo:
             key = asyncio.run(prepare_demo(settings))
-            print(f"\nSign in at http://{settings.host}:{settings.port}/ with the demo key:\n"
-                  f"  {key}\n", flush=True)
+            print(
+                f"\nSign in at http://{settings.host}:{settings.port}/ with the demo key:\n"
+                f"  {key}\n",
+                flush=True,
+            )
         from service.app import create_app
 
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port)

@@ -110,3 +110,47 @@ def wait_ready(test_client: TestClient, seconds: float = 60.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"service not ready: {test_client.get('/readyz').json()}")
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def new_account(
+    client: TestClient,
+    timezone: str = "UTC",
+    scopes: tuple[str, ...] = ("ingest", "read", "export"),
+) -> tuple[str, dict[str, str]]:
+    """A fresh account and the headers of a key of it with ``scopes``."""
+    account_id = f"acct-{uuid.uuid4().hex[:10]}"
+    created = client.post(
+        "/v1/admin/accounts", json={"id": account_id, "name": account_id, "timezone": timezone},
+        headers=ADMIN,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    key = client.post(
+        "/v1/admin/keys",
+        json={"account_id": account_id, "scopes": list(scopes), "name": "test"},
+        headers=ADMIN,
+    )
+    assert key.status_code == 201, key.text
+    return account_id, {"Authorization": f"Bearer {key.json()['key']}"}
+
+
+def refresh(es: Elasticsearch, prefix: str) -> None:
+    es.indices.refresh(index=f"{prefix}-*")
+
+
+def entry(**fields: object) -> dict[str, object]:
+    """A valid webhook entry, overridden by ``fields``."""
+    base: dict[str, object] = {
+        "id": f"e-{uuid.uuid4().hex}",
+        "timestamp": "2026-11-20T10:15:00.123Z",
+        "category": "webhook",
+        "type": "error",
+        "actor": {"type": "system", "id": "dispatcher", "name": "Webhook dispatcher"},
+        "action": "webhook.delivery.failed",
+        "message": "POST https://hooks.acme.test/x returned 502 after 3 attempts",
+        "metadata": {"url": "https://hooks.acme.test/x", "status_code": 502, "attempt": 3},
+    }
+    base.update(fields)
+    return base

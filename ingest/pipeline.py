@@ -1,0 +1,127 @@
+"""From raw items to per-entry results: validate, route, store — the one ingest path.
+
+The HTTP endpoints, ``auditlog import`` and the demo loader all go through
+:func:`ingest_items`, so they share validation, routing and idempotency.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, TransportError
+
+from ingest.validation import Rejected, ValidEntry, validate_entry
+from service.search.indices import IndexNames
+from service.search.writer import PreparedEntry, doc_id_for, store_entries
+
+
+@dataclass
+class EntryResult:
+    id: str | None
+    status: str
+    field: str | None = None
+    message: str | None = None
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "status": self.status}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.status in ("rejected", "failed"):
+            out["error"] = {"field": self.field, "message": self.message}
+        return out
+
+
+@dataclass
+class Item:
+    """One entry as received: its parsed JSON (or a parse error) and its NDJSON line."""
+
+    raw: object
+    line: int | None = None
+    error: Rejected | None = None
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    es: AsyncElasticsearch
+    names: IndexNames
+    templates_dir: Path
+    max_skew_s: int
+    batch_size: int
+
+
+def summarize(results: list[EntryResult]) -> dict[str, Any]:
+    counts = Counter(r.status for r in results)
+    return {
+        "results": [r.to_dict() for r in results],
+        "created": counts["created"],
+        "duplicates": counts["duplicate"],
+        "rejected": counts["rejected"],
+        "failed": counts["failed"],
+    }
+
+
+def _raw_id(raw: object) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return str(raw["id"])
+    return None
+
+
+def validate_items(
+    ctx: IngestContext, items: list[Item], account_of: dict[int, str | Rejected]
+) -> tuple[list[EntryResult], list[tuple[int, ValidEntry]]]:
+    """Results with rejections filled in, and the valid entries by position."""
+    now = datetime.now(UTC)
+    results: list[EntryResult] = []
+    valid: list[tuple[int, ValidEntry]] = []
+    for i, item in enumerate(items):
+        result = EntryResult(_raw_id(item.raw), "failed", line=item.line)
+        account = account_of.get(i)
+        try:
+            if item.error is not None:
+                raise item.error
+            if isinstance(account, Rejected):
+                raise account
+            assert account is not None
+            entry = validate_entry(item.raw, account, now, ctx.max_skew_s, ctx.templates_dir)
+        except Rejected as e:
+            result.status, result.field, result.message = "rejected", e.field, e.message
+        else:
+            result.id = entry.id
+            valid.append((i, entry))
+        results.append(result)
+    return results, valid
+
+
+async def ingest_items(
+    ctx: IngestContext, items: list[Item], account_of: dict[int, str | Rejected]
+) -> list[EntryResult]:
+    """Validate and store ``items``; one result per item, in order."""
+    results, valid = validate_items(ctx, items, account_of)
+    for start in range(0, len(valid), ctx.batch_size):
+        batch = valid[start : start + ctx.batch_size]
+        prepared = [
+            PreparedEntry(
+                doc_id_for(e.account_id, e.id),
+                ctx.names.entry_index_for(e.source["category"], e.timestamp),
+                e.source,
+            )
+            for _, e in batch
+        ]
+        try:
+            outcomes = await store_entries(ctx.es, ctx.names, prepared)
+        except TransportError:
+            if start == 0:
+                raise  # nothing stored: the whole request is unavailable
+            for i, _ in valid[start:]:
+                results[i].message = "the engine became unavailable; retry with the same id"
+            break
+        for (i, _), outcome in zip(batch, outcomes, strict=True):
+            results[i].status = outcome.status
+            if outcome.status in ("failed", "rejected"):
+                results[i].message = outcome.message
+    return results

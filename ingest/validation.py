@@ -1,0 +1,202 @@
+"""Validation of one entry as sent: every field checked, normalised, or rejected naming it.
+
+Rules (documented in the README): ``id`` ≤128 of ``[A-Za-z0-9._:-]`` (generated when absent);
+``timestamp`` RFC 3339 with an offset, not more than ``AUDITLOG_MAX_FUTURE_SKEW_S`` ahead, stored
+in UTC with milliseconds (defaults to the time of receipt); ``category`` and ``type`` from the
+contract (``type`` defaults to ``notice``); ``actor.type`` and ``actor.id`` required; ``action``
+required; ``message`` at most 10,000 characters; known metadata keys typed by the templates;
+``integration`` entries older than their retention are rejected as expired.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ingest.schema import INT_BOUNDS, KEYWORD_MAX, FieldRule, metadata_rules
+from service.vocabulary import ACTOR_TYPES, CATEGORIES, EXPIRING_CATEGORIES, TYPES
+
+ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+ACTION = re.compile(r"^[A-Za-z0-9_.:/*-]{1,256}$")
+RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+TOP_LEVEL = {"id", "account_id", "timestamp", "category", "type", "actor", "action", "message",
+             "metadata"}  # fmt: skip
+ACTOR_FIELDS = {"type", "id", "name", "email"}
+MAX_MESSAGE = 10_000
+MAX_ACTOR_FIELD = 256
+EXPIRY = timedelta(days=30)
+
+
+class Rejected(Exception):
+    """The entry is invalid; ``field`` names the culprit."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ValidEntry:
+    id: str
+    account_id: str
+    timestamp: datetime
+    source: dict[str, Any]
+
+
+def parse_timestamp(value: object, field: str = "timestamp") -> datetime:
+    """An aware datetime from an RFC 3339 string (nanoseconds truncated to microseconds)."""
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise Rejected(
+            field, "must be an RFC 3339 timestamp with an offset, e.g. 2026-11-26T10:15:00Z"
+        )
+    text = value.upper().replace("Z", "+00:00")
+    head, _, rest = text.partition(".")
+    if rest:
+        digits = re.match(r"\d+", rest)
+        assert digits
+        text = f"{head}.{digits.group(0)[:6].ljust(6, '0')}{rest[digits.end() :]}"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as e:
+        raise Rejected(field, f"is not a valid date or time: {e}") from e
+
+
+def format_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _string(value: object, field: str, limit: int, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise Rejected(field, "must be a non-empty string" if required else "must be a string")
+    if len(value) > limit:
+        raise Rejected(field, f"is longer than {limit} characters")
+    return value
+
+
+def _actor(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise Rejected("actor", "must be an object with at least type and id")
+    unknown = set(value) - ACTOR_FIELDS
+    if unknown:
+        raise Rejected(f"actor.{sorted(unknown)[0]}", "is not a known actor field")
+    if value.get("type") not in ACTOR_TYPES:
+        raise Rejected("actor.type", f"must be one of {', '.join(ACTOR_TYPES)}")
+    actor = {"type": str(value["type"])}
+    actor["id"] = _string(value.get("id"), "actor.id", MAX_ACTOR_FIELD) or ""
+    name = _string(value.get("name"), "actor.name", MAX_ACTOR_FIELD, required=False)
+    if name is not None:
+        actor["name"] = name
+    email = _string(value.get("email"), "actor.email", 320, required=False)
+    if email is not None:
+        if not EMAIL.match(email):
+            raise Rejected("actor.email", "is not an email address")
+        actor["email"] = email
+    return actor
+
+
+def _check_metadata_value(key: str, value: object, rule: FieldRule) -> None:
+    field = f"metadata.{key}"
+    if value is None:
+        return
+    if rule.type in INT_BOUNDS:
+        low, high = INT_BOUNDS[rule.type]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Rejected(field, "must be an integer")
+        if not low <= value <= high:
+            raise Rejected(field, "is out of range")
+    elif rule.type == "double":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Rejected(field, "must be a number")
+        if not math.isfinite(value):
+            raise Rejected(field, "must be a finite number")
+    elif rule.type == "ip":
+        try:
+            ipaddress.ip_address(value if isinstance(value, str) else "")
+        except ValueError as e:
+            raise Rejected(field, "must be an IPv4 or IPv6 address") from e
+    else:
+        if not isinstance(value, str):
+            raise Rejected(field, "must be a string")
+        if len(value) > KEYWORD_MAX:
+            raise Rejected(field, f"is longer than {KEYWORD_MAX} characters")
+    if rule.minimum is not None and isinstance(value, int | float) and value < rule.minimum:
+        raise Rejected(field, f"must be >= {rule.minimum:g}")
+    if rule.enum is not None and value not in rule.enum:
+        raise Rejected(field, f"must be one of {', '.join(rule.enum)}")
+
+
+def _metadata(value: object, category: str, templates_dir: Path) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Rejected("metadata", "must be an object")
+    rules = metadata_rules(templates_dir)[category]
+    for key, item in value.items():
+        if key in rules:
+            _check_metadata_value(key, item, rules[key])
+    return value
+
+
+def _when(raw: dict[str, Any], now: datetime, max_skew_s: int) -> datetime:
+    if raw.get("timestamp") is None:
+        return now
+    timestamp = parse_timestamp(raw["timestamp"])
+    if timestamp.year < 1970:
+        raise Rejected("timestamp", "must not be before 1970")
+    if timestamp - now > timedelta(seconds=max_skew_s):
+        raise Rejected("timestamp", f"is more than {max_skew_s} s in the future")
+    return timestamp
+
+
+def validate_entry(
+    raw: object, account_id: str, now: datetime, max_skew_s: int, templates_dir: Path
+) -> ValidEntry:
+    """The normalised entry of ``account_id``, or :class:`Rejected` naming the bad field."""
+    if not isinstance(raw, dict):
+        raise Rejected(None, "an entry must be a JSON object")
+    unknown = set(raw) - TOP_LEVEL
+    if unknown:
+        raise Rejected(sorted(unknown)[0], "is not a field of an entry")
+    entry_id = raw.get("id")
+    if entry_id is None:
+        entry_id = uuid.uuid4().hex
+    elif not isinstance(entry_id, str) or not ENTRY_ID.match(entry_id):
+        raise Rejected("id", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    category = raw.get("category")
+    if category not in CATEGORIES:
+        raise Rejected("category", f"must be one of {', '.join(CATEGORIES)}")
+    entry_type = raw.get("type", "notice")
+    if entry_type not in TYPES:
+        raise Rejected("type", f"must be one of {', '.join(TYPES)}")
+    timestamp = _when(raw, now, max_skew_s)
+    if category in EXPIRING_CATEGORIES and now - timestamp > EXPIRY:
+        raise Rejected("timestamp", f"expired: {category} entries are kept 30 days")
+    action = raw.get("action")
+    if not isinstance(action, str) or not ACTION.match(action):
+        raise Rejected("action", "must be 1-256 characters of A-Z a-z 0-9 _ . : / * -")
+    message = _string(raw.get("message", ""), "message", MAX_MESSAGE, required=False) or ""
+    source = {
+        "id": entry_id,
+        "account_id": account_id,
+        "timestamp": format_utc(timestamp),
+        "category": category,
+        "type": entry_type,
+        "actor": _actor(raw.get("actor")),
+        "action": action,
+        "message": message,
+        "metadata": _metadata(raw.get("metadata"), str(category), templates_dir),
+        "ingested_at": format_utc(now),
+    }
+    return ValidEntry(entry_id, account_id, timestamp, source)

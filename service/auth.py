@@ -1,0 +1,159 @@
+"""Who is calling: bearer keys, scopes, and the account a request may touch.
+
+Keys look like ``alk_<key id>_<secret>``. Only the secret's SHA-256 is stored, compared in
+constant time. Lookups are cached for at most ``AUDITLOG_KEY_CACHE_S`` (≤ 5 s), so a revocation
+made through any instance takes effect within that time, and at once on the instance that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from elasticsearch import ApiError, TransportError
+from starlette.requests import Request
+
+from service.errors import ServiceError, bad_request, engine_unavailable
+from service.runtime import Runtime, runtime_of
+from service.search.accounts import Account, AccountStore, KeyRecord
+
+SCOPES = ("ingest", "read", "export", "admin")
+ACCOUNT_SCOPES = ("ingest", "read", "export")
+ENV_ADMIN_ID = "env-admin"
+_KEY = re.compile(r"^alk_([a-z0-9]{16})_([A-Za-z0-9_-]{32,64})$")
+ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    account_id: str | None
+    scopes: frozenset[str]
+
+    @property
+    def is_platform(self) -> bool:
+        return self.account_id is None
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_key(name: str, account_id: str | None, scopes: list[str]) -> tuple[KeyRecord, str]:
+    """A new key record and the full secret key string (shown once)."""
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    record = KeyRecord(key_id, name, account_id, tuple(scopes), _digest(secret), created, None)
+    return record, f"alk_{key_id}_{secret}"
+
+
+class KeyCache:
+    """Key id → (record or None, fetched at); entries live at most ``ttl`` seconds."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[KeyRecord | None, float]] = {}
+
+    def get(self, key_id: str) -> tuple[bool, KeyRecord | None]:
+        hit = self._entries.get(key_id)
+        if hit is None or time.monotonic() - hit[1] > self.ttl:
+            return False, None
+        return True, hit[0]
+
+    def put(self, key_id: str, record: KeyRecord | None) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key_id] = (record, time.monotonic())
+
+    def forget(self, key_id: str) -> None:
+        self._entries.pop(key_id, None)
+
+
+def _unauthorized(message: str) -> ServiceError:
+    return ServiceError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _lookup(runtime: Runtime, key_id: str) -> KeyRecord | None:
+    cached, record = runtime.key_cache.get(key_id)
+    if cached:
+        return record
+    try:
+        record = await AccountStore(runtime.es, runtime.names).get_key(key_id)
+    except (ApiError, TransportError) as e:
+        raise engine_unavailable() from e
+    runtime.key_cache.put(key_id, record)
+    return record
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller's principal; 401 for a missing, malformed, unknown or revoked key."""
+    runtime = runtime_of(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("missing bearer key in the Authorization header")
+    token = token.strip()
+    admin = runtime.settings.admin_key
+    if admin is not None and hmac.compare_digest(token.encode(), str(admin).encode()):
+        return Principal(ENV_ADMIN_ID, None, frozenset(SCOPES))
+    match = _KEY.match(token)
+    if not match:
+        raise _unauthorized("unknown or revoked key")
+    record = await _lookup(runtime, match.group(1))
+    if record is None or record.revoked_at is not None:
+        raise _unauthorized("unknown or revoked key")
+    if not hmac.compare_digest(record.secret_sha256, _digest(match.group(2))):
+        raise _unauthorized("unknown or revoked key")
+    return Principal(record.id, record.account_id, frozenset(record.scopes))
+
+
+async def require(request: Request, scope: str) -> Principal:
+    principal = await authenticate(request)
+    if scope not in principal.scopes:
+        raise ServiceError(403, "forbidden", f"this key lacks the '{scope}' scope")
+    return principal
+
+
+def forbidden_account() -> ServiceError:
+    """The same answer whether or not the other account exists."""
+    return ServiceError(403, "forbidden", "this key cannot access that account")
+
+
+async def resolve_account(request: Request, principal: Principal, requested: str | None) -> Account:
+    """The account a read request works on: the key's own, or the one a platform key names."""
+    if principal.account_id is not None:
+        if requested is not None and requested != principal.account_id:
+            raise forbidden_account()
+        account_id = principal.account_id
+    elif not requested:
+        raise bad_request("account_id is required with a platform key", field="account_id")
+    else:
+        account_id = requested
+    account = await get_account_cached(runtime_of(request), account_id)
+    if account is None:
+        if principal.account_id is not None:
+            raise forbidden_account()
+        raise ServiceError(404, "not_found", f"no account '{account_id}'", field="account_id")
+    return account
+
+
+async def get_account_cached(runtime: Runtime, account_id: str) -> Account | None:
+    if not ACCOUNT_ID.match(account_id):
+        return None
+    hit = runtime.account_cache.get(account_id)
+    if hit is not None and time.monotonic() - hit[1] <= runtime.settings.key_cache_s:
+        return hit[0]
+    try:
+        account = await AccountStore(runtime.es, runtime.names).get_account(account_id)
+    except (ApiError, TransportError) as e:
+        raise engine_unavailable() from e
+    if len(runtime.account_cache) > 10_000:
+        runtime.account_cache.clear()
+    runtime.account_cache[account_id] = (account, time.monotonic())
+    return account

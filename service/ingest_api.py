@@ -1,0 +1,145 @@
+"""``POST /v1/entries`` (JSON) and ``POST /v1/entries/_bulk`` (NDJSON).
+
+Whole-request errors: 400 malformed body, 401/403, 413 over the body or entry-count limit,
+415 wrong content type, 503 with ``Retry-After`` when the engine is unavailable. Otherwise 200
+with one result per entry, in order.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from elasticsearch import TransportError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ingest.pipeline import IngestContext, Item, ingest_items, summarize
+from ingest.validation import Rejected
+from service.auth import Principal, forbidden_account, get_account_cached, require
+from service.errors import ServiceError, bad_request, engine_unavailable
+from service.runtime import Runtime, runtime_of
+
+JSON_TYPES = ("application/json",)
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+
+
+def _content_type(request: Request, allowed: tuple[str, ...]) -> None:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in allowed:
+        raise ServiceError(
+            415, "unsupported_media_type", f"Content-Type must be {' or '.join(allowed)}"
+        )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or 413 as soon as it passes ``limit`` bytes."""
+    too_large = ServiceError(413, "payload_too_large", f"the body is larger than {limit} bytes")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def ingest_context(runtime: Runtime) -> IngestContext:
+    s = runtime.settings
+    return IngestContext(
+        runtime.es, runtime.names, s.templates_dir, s.max_future_skew_s, s.bulk_batch_size
+    )
+
+
+async def _accounts_for(
+    request: Request, principal: Principal, items: list[Item]
+) -> dict[int, str | Rejected]:
+    """The account each item is written to, or why it cannot be."""
+    runtime = runtime_of(request)
+    default = request.query_params.get("account_id")
+    if principal.account_id is not None and default not in (None, principal.account_id):
+        raise forbidden_account()
+    account_of: dict[int, str | Rejected] = {}
+    for i, item in enumerate(items):
+        raw = item.raw if isinstance(item.raw, dict) else {}
+        named = raw.get("account_id", default)
+        if principal.account_id is not None:
+            if named is not None and named != principal.account_id:
+                raise forbidden_account()
+            account_of[i] = principal.account_id
+        elif named is None:
+            account_of[i] = Rejected("account_id", "is required with a platform key")
+        elif not isinstance(named, str) or await get_account_cached(runtime, named) is None:
+            account_of[i] = Rejected("account_id", "is not a known account")
+        else:
+            account_of[i] = named
+    return account_of
+
+
+async def _ingest(request: Request, principal: Principal, items: list[Item]) -> Response:
+    runtime = runtime_of(request)
+    if len(items) > runtime.settings.max_entries:
+        raise ServiceError(
+            413, "too_many_entries", f"at most {runtime.settings.max_entries} entries per request"
+        )
+    account_of = await _accounts_for(request, principal, items)
+    try:
+        results = await ingest_items(ingest_context(runtime), items, account_of)
+    except TransportError as e:
+        raise engine_unavailable() from e
+    summary = summarize(results)
+    for status in ("created", "duplicates", "rejected", "failed"):
+        runtime.counters[f"ingest_{status}"] += summary[status]
+    return JSONResponse(summary)
+
+
+async def post_entries(request: Request) -> Response:
+    principal = await require(request, "ingest")
+    _content_type(request, JSON_TYPES)
+    runtime = runtime_of(request)
+    body = await read_body(request, runtime.settings.max_body_bytes)
+    try:
+        parsed: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise bad_request(f"the body is not valid JSON: {e}", field="body") from e
+    if isinstance(parsed, dict) and "entries" in parsed:
+        entries = parsed["entries"]
+        if not isinstance(entries, list) or not entries:
+            raise bad_request("entries must be a non-empty array", field="entries")
+        items = [Item(raw) for raw in entries]
+    elif isinstance(parsed, dict):
+        items = [Item(parsed)]
+    else:
+        raise bad_request('the body must be an entry or {"entries": [...]}', field="body")
+    return await _ingest(request, principal, items)
+
+
+def parse_ndjson(body: bytes, max_line_bytes: int) -> list[Item]:
+    """One item per non-blank line; bad lines carry their rejection and line number."""
+    items = []
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        if len(line) > max_line_bytes:
+            error = Rejected(None, f"line {number} is longer than {max_line_bytes} bytes")
+            items.append(Item(None, number, error))
+            continue
+        try:
+            items.append(Item(json.loads(line), number))
+        except (ValueError, UnicodeDecodeError) as e:
+            items.append(Item(None, number, Rejected(None, f"line {number}: invalid JSON: {e}")))
+    return items
+
+
+async def post_bulk(request: Request) -> Response:
+    principal = await require(request, "ingest")
+    _content_type(request, NDJSON_TYPES)
+    runtime = runtime_of(request)
+    body = await read_body(request, runtime.settings.max_body_bytes)
+    items = parse_ndjson(body, runtime.settings.max_line_bytes)
+    if not items:
+        raise bad_request("the body has no entries", field="body")
+    return await _ingest(request, principal, items)

@@ -1,0 +1,173 @@
+"""Writing entries: idempotent across indices, acknowledged or not reported created.
+
+``(account_id, id)`` is unique. Each entry first claims its id in ``<prefix>-entry-ids`` with an
+atomic ``create``; the claim records the index the entry goes to. A claim that exists already
+means a duplicate — unless the entry it points at is missing (an earlier attempt died between
+claim and write), in which case the claim is taken over and the entry written. Entries are then
+``create``d in their routed index. Items the engine throttles (429) or fails (5xx) are retried
+with backoff; whatever the engine never acknowledged is reported ``failed`` (safe to retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, TransportError
+
+from service.search.indices import IndexNames
+
+RETRIES = 4
+BACKOFF_S = 0.5
+
+
+@dataclass(frozen=True)
+class PreparedEntry:
+    doc_id: str
+    index: str
+    source: dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    status: str = "failed"
+    message: str = "not acknowledged by the engine"
+
+
+def doc_id_for(account_id: str, entry_id: str) -> str:
+    return f"{account_id}/{entry_id}"
+
+
+def _retryable(item: dict[str, Any]) -> bool:
+    status = int(item.get("status", 500))
+    return status == 429 or status >= 500
+
+
+async def _bulk_create(
+    es: AsyncElasticsearch, ops: list[tuple[str, str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """``create`` each (index, id, doc); return each item's final result, retrying throttling."""
+    results: list[dict[str, Any]] = [{"status": 503} for _ in ops]
+    pending = list(range(len(ops)))
+    for attempt in range(RETRIES):
+        if not pending:
+            break
+        if attempt:
+            await asyncio.sleep(BACKOFF_S * 2 ** (attempt - 1))
+        body: list[dict[str, Any]] = []
+        for i in pending:
+            index, doc_id, doc = ops[i]
+            body += [{"create": {"_index": index, "_id": doc_id}}, doc]
+        try:
+            resp = await es.bulk(operations=body)
+        except TransportError:
+            if attempt == 0 and len(pending) == len(ops):
+                raise  # nothing acknowledged yet: let the caller answer 503
+            continue
+        still = []
+        for i, item in zip(pending, resp["items"], strict=True):
+            results[i] = item["create"]
+            if _retryable(item["create"]):
+                still.append(i)
+        pending = still
+    return results
+
+
+async def _existing(es: AsyncElasticsearch, names: IndexNames, doc_ids: list[str]) -> set[str]:
+    """Those of ``doc_ids`` whose claimed entry is really stored."""
+    claims = await es.mget(index=names.entry_ids, ids=doc_ids)
+    docs = [
+        {"_index": c["_source"]["index"], "_id": c["_id"]} for c in claims["docs"] if c.get("found")
+    ]
+    if not docs:
+        return set()
+    entries = await es.options(ignore_status=404).mget(docs=docs)
+    return {d["_id"] for d in entries["docs"] if d.get("found")}
+
+
+async def store_entries(
+    es: AsyncElasticsearch, names: IndexNames, entries: list[PreparedEntry]
+) -> list[Outcome]:
+    """Store ``entries``; one outcome per entry, in order. A repeated id is a duplicate."""
+    first: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        first.setdefault(entry.doc_id, i)
+    unique = [entries[i] for i in sorted(first.values())]
+    stored = dict(zip(sorted(first.values()), await _store_unique(es, names, unique), strict=True))
+    outcomes = []
+    for i, entry in enumerate(entries):
+        original = stored[first[entry.doc_id]]
+        if i == first[entry.doc_id]:
+            outcomes.append(original)
+        elif original.status in ("created", "duplicate"):
+            outcomes.append(Outcome("duplicate", ""))
+        else:
+            outcomes.append(Outcome(original.status, original.message))
+    return outcomes
+
+
+async def _store_unique(
+    es: AsyncElasticsearch, names: IndexNames, entries: list[PreparedEntry]
+) -> list[Outcome]:
+    outcomes = [Outcome() for _ in entries]
+    now = datetime.now(UTC).isoformat()
+    claim_ops = [
+        (names.entry_ids, e.doc_id, {"index": e.index, "claimed_at": now}) for e in entries
+    ]
+    claims = await _bulk_create(es, claim_ops)
+    to_write: list[int] = []
+    conflicts: list[int] = []
+    for i, result in enumerate(claims):
+        status = int(result.get("status", 500))
+        if status in (200, 201):
+            to_write.append(i)
+        elif status == 409:
+            conflicts.append(i)
+        else:
+            outcomes[i].message = _reason(result)
+    if conflicts:
+        stored = await _existing(es, names, [entries[i].doc_id for i in conflicts])
+        orphans = []
+        for i in conflicts:
+            if entries[i].doc_id in stored:
+                outcomes[i] = Outcome("duplicate", "")
+            else:
+                orphans.append(i)
+        await _take_over(es, names, [entries[i] for i in orphans], now)
+        to_write += orphans
+    to_write.sort()
+    written = await _bulk_create(es, [(entries[i].index, entries[i].doc_id, entries[i].source)
+                                      for i in to_write])  # fmt: skip
+    for i, result in zip(to_write, written, strict=True):
+        status = int(result.get("status", 500))
+        if status in (200, 201):
+            outcomes[i] = Outcome("created", "")
+        elif status == 409:
+            outcomes[i] = Outcome("duplicate", "")
+        elif status == 400:
+            outcomes[i] = Outcome("rejected", _reason(result))
+        else:
+            outcomes[i].message = _reason(result)
+    return outcomes
+
+
+async def _take_over(
+    es: AsyncElasticsearch, names: IndexNames, orphans: list[PreparedEntry], now: str
+) -> None:
+    """Point claims whose entry was never stored at the index this attempt writes to."""
+    if not orphans:
+        return
+    body: list[dict[str, Any]] = []
+    for entry in orphans:
+        body += [{"index": {"_index": names.entry_ids, "_id": entry.doc_id}},
+                 {"index": entry.index, "claimed_at": now}]  # fmt: skip
+    await es.bulk(operations=body)
+
+
+def _reason(result: dict[str, Any]) -> str:
+    error = result.get("error")
+    if isinstance(error, dict):
+        return f"engine: {error.get('type')}: {error.get('reason')}"
+    return f"engine status {result.get('status')}"
