@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from service import admin_api, health, ingest_api
+from service import admin_api, health, ingest_api, search_api
 from service.config import Settings, load_settings
 from service.errors import EXCEPTION_HANDLERS
 from service.runtime import Runtime
@@ -93,10 +93,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/admin/keys", admin_api.list_keys, methods=["GET"]),
         Route("/v1/admin/keys/{key_id}", admin_api.revoke_key, methods=["DELETE"]),
         Route("/v1/entries", ingest_api.post_entries, methods=["POST"]),
+        Route("/v1/entries", search_api.get_entries, methods=["GET"]),
+        Route("/v1/histogram", search_api.get_histogram, methods=["GET"]),
         Route("/v1/entries/_bulk", ingest_api.post_bulk, methods=["POST"]),
     ]
     return Starlette(
         routes=routes,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan(settings),
     )

@@ -9,12 +9,30 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from service.config import Settings, load_settings
 from service.engine import EngineError, EngineInstance, default_instance_dir
+
+if TYPE_CHECKING:
+    from ingest.importer import ImportSummary
+    from ingest.pipeline import IngestContext
+    from service.search.accounts import Account, AccountStore, KeyRecord
+
+EXIT_FAILED = 1
+"""The command ran but did not fully succeed (engine unavailable, a conflict, failed entries)."""
+EXIT_USAGE = 2
+"""The command was wrong: bad arguments or values, a missing file, an unknown account."""
+
+
+class CliError(Exception):
+    """A clear message for stderr and the exit code that goes with it."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
 
 
 def _engine_url(settings: Settings) -> str:
@@ -28,8 +46,9 @@ def _engine_url(settings: Settings) -> str:
 
 
 def _with_client(
-    fn: Callable[[AsyncElasticsearch, Settings], Awaitable[Any]],
+    fn: Callable[[AsyncElasticsearch, Settings], Awaitable[Any]], ensure_setup: bool = False
 ) -> Any:
+    """Run ``fn`` with a client of the configured engine (set up first when asked and needed)."""
     from service.search.client import make_client
 
     settings = load_settings()
@@ -39,11 +58,31 @@ def _with_client(
         assert settings.es_url
         es = make_client(settings, settings.es_url)
         try:
+            if ensure_setup:
+                await _ensure_setup(es, settings)
             return await fn(es, settings)
         finally:
             await es.close()
 
-    return asyncio.run(call())
+    try:
+        return asyncio.run(call())
+    except (ApiError, TransportError) as e:
+        raise CliError(f"the engine did not answer as expected: {e}", EXIT_FAILED) from e
+
+
+async def _ensure_setup(es: AsyncElasticsearch, settings: Settings) -> None:
+    """Run setup when the service's own indices are missing (a new cluster or prefix)."""
+    from service.search.indices import IndexNames
+    from service.search.setup import run_setup
+
+    names = IndexNames(settings.index_prefix)
+    if not await es.indices.exists(index=",".join(names.system_indices())):
+        report = await run_setup(es, settings)
+        print(f"setup: installed {len(report.changed)} resources", file=sys.stderr)
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, default=str))
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
@@ -91,6 +130,208 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_local(load_settings(), demo=not args.no_demo)
 
 
+# --- import -----------------------------------------------------------------------------------
+
+
+def _ingest_context(es: AsyncElasticsearch, settings: Settings) -> IngestContext:
+    from ingest.pipeline import IngestContext
+    from service.search.indices import IndexNames
+
+    names = IndexNames(settings.index_prefix)
+    return IngestContext(
+        es, names, settings.templates_dir, settings.max_future_skew_s, settings.bulk_batch_size
+    )
+
+
+def _show_progress(summary: ImportSummary) -> None:
+    print(f"\r{summary.progress_line()}", end="", file=sys.stderr, flush=True)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ingest.importer import ImportUsageError, import_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    if args.account is not None:
+        _account_id(args.account)
+
+    async def run(es: AsyncElasticsearch, settings: Settings) -> ImportSummary:
+        return await import_file(
+            _ingest_context(es, settings), path, account=args.account, file_format=args.format,
+            max_line_bytes=settings.max_line_bytes, progress=_show_progress,
+        )  # fmt: skip
+
+    try:
+        summary: ImportSummary = _with_client(run, ensure_setup=True)
+    except ImportUsageError as e:
+        print(file=sys.stderr)
+        raise CliError(str(e)) from e
+    _show_progress(summary)
+    print(file=sys.stderr)
+    _print_json(summary.to_dict())
+    return EXIT_FAILED if summary.failed else 0
+
+
+# --- accounts and keys -------------------------------------------------------------------------
+
+CLI_ACTOR = {"type": "system", "id": "cli", "name": "auditlog CLI"}
+
+
+def _validated(check: Callable[..., Any], *args: Any) -> Any:
+    """Apply one of the admin API's validators; its 400 becomes a usage error."""
+    from service.errors import ServiceError
+
+    try:
+        return check(*args)
+    except ServiceError as e:
+        raise CliError(f"{e.field}: {e.message}" if e.field else e.message) from e
+
+
+def _account_id(value: str) -> str:
+    from service.auth import ACCOUNT_ID
+
+    if not ACCOUNT_ID.match(value):
+        raise CliError(f"account id '{value}': 1-63 characters of a-z 0-9 _ - (first a-z 0-9)")
+    return value
+
+
+def _store(es: AsyncElasticsearch, settings: Settings) -> AccountStore:
+    from service.search.accounts import AccountStore
+    from service.search.indices import IndexNames
+
+    return AccountStore(es, IndexNames(settings.index_prefix))
+
+
+async def _record(
+    es: AsyncElasticsearch, settings: Settings, account_id: str, action: str, message: str,
+    target: tuple[str, str, str],
+) -> None:  # fmt: skip
+    """Record the change in the account's own log, as the admin API does."""
+    from service import audit_trail
+
+    metadata = dict(zip(("target_type", "target_id", "target_name"), target, strict=True))
+    ctx = _ingest_context(es, settings)
+    await audit_trail.record(ctx, account_id, CLI_ACTOR, action, message, metadata)
+
+
+def _account_changes(args: argparse.Namespace) -> dict[str, str]:
+    from service.admin_api import _name, _timezone
+
+    changes = {}
+    if args.name is not None:
+        changes["name"] = _validated(_name, args.name)
+    if args.timezone is not None:
+        changes["timezone"] = _validated(_timezone, args.timezone)
+    return changes
+
+
+def _accounts_create(account_id: str, changes: dict[str, str]) -> int:
+    from service.search.accounts import Account
+
+    name, timezone = changes.get("name", account_id), changes.get("timezone", "UTC")
+    account = Account(account_id, name, timezone)
+
+    async def create(es: AsyncElasticsearch, settings: Settings) -> bool:
+        if not await _store(es, settings).create_account(account):
+            return False
+        text = f"Account {name} created (timezone {timezone})"
+        target = ("account", account_id, name)
+        await _record(es, settings, account_id, "account.created", text, target)
+        return True
+
+    if not _with_client(create, ensure_setup=True):
+        raise CliError(f"account '{account_id}' exists")
+    _print_json(account.to_dict())
+    return 0
+
+
+def _accounts_update(account_id: str, changes: dict[str, str]) -> int:
+    if not changes:
+        raise CliError("nothing to change: give --name and/or --timezone")
+
+    async def update(es: AsyncElasticsearch, settings: Settings) -> Account | None:
+        updated = await _store(es, settings).update_account(account_id, changes)
+        if updated is not None:
+            summary = ", ".join(f"{k} → {v}" for k, v in changes.items())
+            target = ("account", account_id, updated.name)
+            text = f"Account settings changed: {summary}"
+            await _record(es, settings, account_id, "account.updated", text, target)
+        return updated
+
+    updated = _with_client(update, ensure_setup=True)
+    if updated is None:
+        raise CliError(f"no account '{account_id}'")
+    _print_json(updated.to_dict())
+    return 0
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        accounts = _with_client(lambda es, s: _store(es, s).list_accounts(), ensure_setup=True)
+        _print_json({"accounts": [a.to_dict() for a in accounts]})
+        return 0
+    account_id, changes = _account_id(args.id), _account_changes(args)
+    if args.action == "create":
+        return _accounts_create(account_id, changes)
+    return _accounts_update(account_id, changes)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from service.admin_api import _name, _scopes
+    from service.auth import new_key
+
+    account_id = None if args.platform else _account_id(args.account)
+    wanted = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    scopes, name = _validated(_scopes, wanted, account_id), _validated(_name, args.name)
+
+    async def create(es: AsyncElasticsearch, settings: Settings) -> dict[str, Any] | None:
+        store = _store(es, settings)
+        if account_id is not None and await store.get_account(account_id) is None:
+            return None
+        record, secret = new_key(name, account_id, scopes)
+        await store.create_key(record)
+        if account_id is not None:
+            text = f"API key '{name}' created with scopes {', '.join(scopes)}"
+            target = ("api_key", record.id, name)
+            await _record(es, settings, account_id, "keys.created", text, target)
+        return {**record.public(), "key": secret}
+
+    created = _with_client(create, ensure_setup=True)
+    if created is None:
+        raise CliError(f"no account '{account_id}'")
+    _print_json(created)
+    print("the key is shown only once: store it now", file=sys.stderr)
+    return 0
+
+
+def _keys_revoke(key_id: str) -> int:
+    async def revoke(es: AsyncElasticsearch, settings: Settings) -> KeyRecord | None:
+        record = await _store(es, settings).revoke_key(key_id)
+        if record is not None and record.account_id is not None:
+            text, target = f"API key '{record.name}' revoked", ("api_key", key_id, record.name)
+            await _record(es, settings, record.account_id, "keys.revoked", text, target)
+        return record
+
+    record = _with_client(revoke, ensure_setup=True)
+    if record is None:
+        raise CliError(f"no key '{key_id}'")
+    _print_json(record.public())
+    print("revoked: running services refuse it within AUDITLOG_KEY_CACHE_S", file=sys.stderr)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    if args.action == "create":
+        return _keys_create(args)
+    if args.action == "revoke":
+        return _keys_revoke(args.key_id)
+    account_id = None if args.account is None else _account_id(args.account)
+    keys = _with_client(lambda es, s: _store(es, s).list_keys(account_id), ensure_setup=True)
+    _print_json({"keys": [k.public() for k in keys]})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditlog", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,12 +350,56 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve on the local engine with demo data")
     run.add_argument("--no-demo", action="store_true", help="do not load demo data")
     run.set_defaults(func=cmd_run)
+    _add_import_parser(sub)
+    _add_accounts_parser(sub)
+    _add_keys_parser(sub)
     return parser
+
+
+def _add_import_parser(sub: Any) -> None:
+    imp = sub.add_parser("import", help="import entries from an NDJSON or CSV file (gzip too)")
+    imp.add_argument("file", help="the file; .gz or gzip content is decompressed")
+    imp.add_argument("--account", help="the account of every entry (else an account_id field)")
+    imp.add_argument("--format", choices=["ndjson", "csv"], help="default: from the suffix")
+    imp.set_defaults(func=cmd_import)
+
+
+def _add_accounts_parser(sub: Any) -> None:
+    accounts = sub.add_parser("accounts", help="create, change and list accounts")
+    actions = accounts.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create an account")
+    update = actions.add_parser("update", help="change an account's name or timezone")
+    for parser in (create, update):
+        parser.add_argument("id", help="account id: 1-63 of a-z 0-9 _ -")
+        parser.add_argument("--name", help="display name (create: default the id)")
+        parser.add_argument("--timezone", help="IANA timezone (create: default UTC)")
+    actions.add_parser("list", help="list accounts")
+    accounts.set_defaults(func=cmd_accounts)
+
+
+def _add_keys_parser(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="create, revoke and list API keys")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key; prints its secret once")
+    owner = create.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--account", help="an account key of this account")
+    owner.add_argument("--platform", action="store_true", help="a platform key (any account)")
+    create.add_argument("--scopes", required=True, help="comma-separated: ingest,read,export,admin")
+    create.add_argument("--name", default="key", help="what the key is for")
+    revoke = actions.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id", help="the key's id (the part after alk_)")
+    listing = actions.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--account", help="only the keys of this account")
+    keys.set_defaults(func=cmd_keys)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result = args.func(args)
+    try:
+        result = args.func(args)
+    except CliError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return e.code
     return int(result or 0)
 
 

@@ -6,6 +6,7 @@ missing there.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class Settings:
     export_ttl_h: float
     host: str
     port: int
+    cursor_secret: Secret
 
 
 SETTING_NAMES = (
@@ -60,6 +62,7 @@ SETTING_NAMES = (
     "AUDITLOG_SEARCH_TIMEOUT_S",
     "AUDITLOG_EXPORT_DIR",
     "AUDITLOG_EXPORT_TTL_H",
+    "AUDITLOG_CURSOR_SECRET",
     "AUDITLOG_HOST",
     "AUDITLOG_PORT",
     "AUDITLOG_ENGINE_DIR",
@@ -97,6 +100,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         export_ttl_h=config("AUDITLOG_EXPORT_TTL_H", cast=float, default=24.0),
         host=config("AUDITLOG_HOST", default="127.0.0.1"),
         port=config("AUDITLOG_PORT", cast=int, default=8000),
+        cursor_secret=config("AUDITLOG_CURSOR_SECRET", cast=Secret, default=secrets.token_hex(32)),
     )
     if overrides:
         from dataclasses import replace

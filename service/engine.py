@@ -6,7 +6,8 @@ the integ-test-zip distribution published on Maven Central. This module owns tha
 * the pinned distribution is fetched once (with ``mvn`` when present, else over HTTPS), its
   SHA-512 verified, and unpacked into a cache outside the work tree;
 * a Java runtime the version needs is found (``ES_JAVA_HOME``, ``JAVA_HOME``, ``/usr/lib/jvm/*``);
-* the node binds 127.0.0.1 on a free port, keeps data and logs under an instance directory, has a
+* the node binds 127.0.0.1 on a free port (on a restart, the previous one when it is still
+  free, so clients reconnect), keeps data and logs under an instance directory, has a
   bounded heap and security explicitly disabled (it is reachable from this machine only);
 * started as root, it runs as the unprivileged ``auditlog-engine`` user, since Elasticsearch
   refuses to run as root.
@@ -242,6 +243,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _port_is_free(port: object) -> bool:
+    """Whether the node could bind ``port`` again (it binds with ``SO_REUSEADDR`` too)."""
+    if not isinstance(port, int) or not 0 < port < 65536:
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _get_json(url: str, timeout: float = 5.0) -> dict[str, object]:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         data = json.load(response)
@@ -296,7 +310,7 @@ class EngineInstance:
             shutil.copytree(home / "config", conf)
         (self.directory / "data").mkdir(exist_ok=True)
         (self.directory / "logs").mkdir(exist_ok=True)
-        http_port, transport_port = _free_port(), _free_port()
+        http_port, transport_port = self._ports()
         settings = {
             "cluster.name": "auditlog-local",
             "node.name": "local",
@@ -314,8 +328,20 @@ class EngineInstance:
         )
         (conf / "jvm.options.d").mkdir(exist_ok=True)
         (conf / "jvm.options.d/heap.options").write_text(f"-Xms{heap}\n-Xmx{heap}\n")
-        self.state_file.write_text(json.dumps({"http_port": http_port, "version": ENGINE_VERSION}))
+        state = {"http_port": http_port, "transport_port": transport_port}
+        self.state_file.write_text(json.dumps({**state, "version": ENGINE_VERSION}))
         return http_port, transport_port
+
+    def _ports(self) -> tuple[int, int]:
+        """The ports of the previous start when both are free, so clients reconnect; else new."""
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            state = {}
+        previous = (state.get("http_port"), state.get("transport_port"))
+        if previous[0] != previous[1] and all(_port_is_free(p) for p in previous):
+            return int(previous[0]), int(previous[1])
+        return _free_port(), _free_port()
 
     def start(self, heap: str = "1g", timeout: float = START_TIMEOUT_S) -> EngineStatus:
         """Start the node unless it runs already; wait until it is yellow or green."""

@@ -6,6 +6,7 @@ Ctrl-C stops the service, then the engine this command started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 
 import uvicorn
@@ -14,11 +15,15 @@ from service.config import Settings
 from service.engine import EngineInstance, default_instance_dir
 
 
-async def prepare_demo(settings: Settings) -> str:
-    """Set up the indices, load the demo data once and return a fresh demo sign-in key."""
+def _print_demo_key(settings: Settings) -> None:
+    """Set up the indices, load the demo data once and print a fresh demo sign-in key."""
     from service.demo_setup import load_demo
 
-    return await load_demo(settings)
+    key = asyncio.run(load_demo(settings))
+    print(
+        f"\nSign in at http://{settings.host}:{settings.port}/ with the demo key:\n  {key}\n",
+        flush=True,
+    )
 
 
 def run_local(settings: Settings, demo: bool = True) -> int:
@@ -30,16 +35,12 @@ def run_local(settings: Settings, demo: bool = True) -> int:
         print(f"engine {status.version} at {status.url}", flush=True)
         settings = replace(settings, es_url=status.url)
     try:
-        if demo:
-            key = asyncio.run(prepare_demo(settings))
-            print(
-                f"\nSign in at http://{settings.host}:{settings.port}/ with the demo key:\n"
-                f"  {key}\n",
-                flush=True,
-            )
-        from service.app import create_app
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C while the demo loads
+            if demo:
+                _print_demo_key(settings)
+            from service.app import create_app
 
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+            uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
     finally:
         if engine is not None:
             engine.stop()
