@@ -65,7 +65,7 @@ def test_paging_returns_each_entry_once_while_entries_arrive(
 
 
 def test_cursor_cannot_cross_accounts_or_queries(big: Any, client: TestClient) -> None:
-    account, headers, _ = big
+    _, headers, _ = big
     first = client.get("/v1/entries", params={**WINDOW, "size": 5}, headers=headers).json()
     cursor = first["next_cursor"]
     assert cursor
@@ -78,8 +78,8 @@ def test_cursor_cannot_cross_accounts_or_queries(big: Any, client: TestClient) -
                                                 "category": "api"}, headers=headers)  # fmt: skip
     assert changed.status_code == 400
     head, _, sig = cursor.partition(".")
-    forged = client.get("/v1/entries", params={**WINDOW, "size": 5, "cursor": head + "." + sig[::-1]},
-                        headers=headers)  # fmt: skip
+    tampered = {**WINDOW, "size": 5, "cursor": head + "." + sig[::-1]}
+    forged = client.get("/v1/entries", params=tampered, headers=headers)
     assert forged.status_code == 400
     platform = client.get("/v1/entries", params={**WINDOW, "size": 5, "cursor": cursor,
                                                  "account_id": other}, headers=ADMIN)  # fmt: skip
@@ -87,8 +87,8 @@ def test_cursor_cannot_cross_accounts_or_queries(big: Any, client: TestClient) -
 
 
 def test_other_accounts_data_is_refused_without_data(big: Any, client: TestClient) -> None:
-    account, headers, _ = big
-    other, other_headers = new_account(client)
+    account, _, _ = big
+    _, other_headers = new_account(client)
     for path in ("/v1/entries", "/v1/histogram"):
         theirs = client.get(path, params={"account_id": account}, headers=other_headers)
         ghost = client.get(path, params={"account_id": "no-such-acct"}, headers=other_headers)
@@ -110,7 +110,7 @@ def test_scopes_and_revocation(client: TestClient) -> None:
         client.get("/v1/entries", headers={"Authorization": "Bearer alk_nope"}).status_code == 401
     )
     assert client.get("/v1/entries").status_code == 401
-    account, headers = new_account(client)
+    _, headers = new_account(client)
     key_id = headers["Authorization"].split("_")[1]
     assert client.get("/v1/entries", headers=headers).status_code == 200
     assert client.delete(f"/v1/admin/keys/{key_id}", headers=ADMIN).status_code == 204
