@@ -18,13 +18,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from service import admin_api, health, ingest_api, search_api
+from service import admin_api, export_api, health, ingest_api, search_api
 from service.config import Settings, load_settings
 from service.errors import EXCEPTION_HANDLERS
+from service.export.jobs import sweep_jobs
+from service.retention_runs import run_retention
 from service.runtime import Runtime
 from service.search.client import make_client
 from service.search.indices import IndexNames
-from service.search.retention import sweep_expired
+from service.search.jobs import JobStore
 from service.search.setup import run_setup
 
 log = logging.getLogger("auditlog")
@@ -43,13 +45,16 @@ async def _setup_until_done(runtime: Runtime) -> None:
         log.info("setup: changed %s", report.changed or "nothing")
 
 
-async def _retention_loop(runtime: Runtime) -> None:
+async def _housekeeping_loop(runtime: Runtime) -> None:
+    """Retention where the engine has no ILM, and export-job expiry, periodically."""
     while True:
-        if runtime.setup_done and not runtime.ilm:
+        if runtime.setup_done:
             try:
-                await sweep_expired(runtime.es, runtime.settings)
+                if not runtime.ilm:
+                    await run_retention(runtime)
+                await sweep_jobs(JobStore(runtime.es, runtime.names), runtime.settings.export_dir)
             except (ApiError, TransportError) as e:
-                log.warning("retention sweep failed: %s", e)
+                log.warning("housekeeping failed: %s", e)
         await asyncio.sleep(runtime.settings.retention_interval_s)
 
 
@@ -62,14 +67,14 @@ def _lifespan(settings: Settings) -> Any:
         runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
         tasks = [
             asyncio.create_task(_setup_until_done(runtime)),
-            asyncio.create_task(_retention_loop(runtime)),
+            asyncio.create_task(_housekeeping_loop(runtime)),
         ]
         try:
             yield {"runtime": runtime}
         finally:
-            for task in tasks:
+            for task in [*tasks, *runtime.tasks]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *runtime.tasks, return_exceptions=True)
             await es.close()
 
     return lifespan
@@ -95,6 +100,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/entries", ingest_api.post_entries, methods=["POST"]),
         Route("/v1/entries", search_api.get_entries, methods=["GET"]),
         Route("/v1/histogram", search_api.get_histogram, methods=["GET"]),
+        Route("/v1/export", export_api.get_export, methods=["GET"]),
+        Route("/v1/exports", export_api.post_export_job, methods=["POST"]),
+        Route("/v1/exports/{job_id}", export_api.get_export_job, methods=["GET"]),
+        Route("/v1/exports/{job_id}/download", export_api.download_export_job, methods=["GET"]),
         Route("/v1/entries/_bulk", ingest_api.post_bulk, methods=["POST"]),
     ]
     return Starlette(

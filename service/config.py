@@ -100,7 +100,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         export_ttl_h=config("AUDITLOG_EXPORT_TTL_H", cast=float, default=24.0),
         host=config("AUDITLOG_HOST", default="127.0.0.1"),
         port=config("AUDITLOG_PORT", cast=int, default=8000),
-        cursor_secret=config("AUDITLOG_CURSOR_SECRET", cast=Secret, default=secrets.token_hex(32)),
+        cursor_secret=Secret(config("AUDITLOG_CURSOR_SECRET", default=secrets.token_hex(32))),
     )
     if overrides:
         from dataclasses import replace

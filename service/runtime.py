@@ -5,6 +5,7 @@ Created by the lifespan in :mod:`service.app` and handed to requests as ``reques
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ class Runtime:
     counters: Counter[str] = field(default_factory=Counter)
     key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
     account_cache: dict[str, tuple[Account | None, float]] = field(default_factory=dict)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         from service.auth import KeyCache

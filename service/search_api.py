@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.auth import require, resolve_account
+from service.auth import Principal, require, resolve_account
 from service.errors import bad_request
 from service.runtime import runtime_of
 from service.search.entries import search_entries
@@ -28,16 +28,20 @@ def query_params(request: Request, allowed: set[str]) -> dict[str, list[str]]:
     return params
 
 
-async def view_filters(
-    request: Request, scope: str, allowed: set[str]
-) -> tuple[ViewFilters, dict[str, list[str]]]:
-    """Authenticate, resolve the account and parse the filters of a read request."""
-    principal = await require(request, scope)
-    params = query_params(request, allowed)
+async def read_request(
+    request: Request,
+    scope: str,
+    allowed: set[str],
+    principal: Principal | None = None,
+    params: dict[str, list[str]] | None = None,
+) -> tuple[Principal, ViewFilters, dict[str, list[str]]]:
+    """Authenticate, resolve the account and parse the filters of a request on the view."""
+    principal = principal or await require(request, scope)
+    params = params if params is not None else query_params(request, allowed)
     requested = params.get("account_id", [None])[-1]
     account = await resolve_account(request, principal, requested)
     filters = parse_view_filters(params, account.id, account.timezone, datetime.now(UTC))
-    return filters, params
+    return principal, filters, params
 
 
 def _one(params: dict[str, list[str]], name: str, default: str) -> str:
@@ -45,7 +49,7 @@ def _one(params: dict[str, list[str]], name: str, default: str) -> str:
 
 
 async def get_entries(request: Request) -> Response:
-    filters, params = await view_filters(request, "read", ENTRIES_PARAMS)
+    _, filters, params = await read_request(request, "read", ENTRIES_PARAMS)
     size_text = _one(params, "size", "50")
     if not size_text.isdigit() or not 1 <= int(size_text) <= 200:
         raise bad_request("size must be an integer from 1 to 200", field="size")
@@ -63,7 +67,7 @@ async def get_entries(request: Request) -> Response:
 
 
 async def get_histogram(request: Request) -> Response:
-    filters, params = await view_filters(request, "read", HISTOGRAM_PARAMS)
+    _, filters, params = await read_request(request, "read", HISTOGRAM_PARAMS)
     runtime = runtime_of(request)
     runtime.counters["histograms"] += 1
     histogram = await date_histogram(

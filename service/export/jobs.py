@@ -1,0 +1,121 @@
+"""Asynchronous export jobs: run in the service, progress in the engine, files on disk.
+
+A job writes ``<AUDITLOG_EXPORT_DIR>/<job id>.<ext>``, reports rows done and rows total after
+every page, and when done its size and SHA-256. Files expire after ``AUDITLOG_EXPORT_TTL_H``
+hours (then the job reads ``expired`` and its file is deleted). A running job refreshes
+``updated_at`` with every page; one silent for longer than :data:`STALE_AFTER_S` — its service
+was restarted or died — reads ``failed``, never stuck as running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import ApiError, TransportError
+
+from service.export.stream import ExportPlan, export_bytes
+from service.search.jobs import JobStore, now_text
+
+log = logging.getLogger("auditlog")
+STALE_AFTER_S = 120.0
+INTERRUPTED = "interrupted: the service stopped while the export was running; start it again"
+
+
+def new_job(plan: ExportPlan, principal_key: str, ttl_h: float) -> dict[str, Any]:
+    created = datetime.now(UTC)
+    return {
+        "id": f"exp_{secrets.token_hex(12)}",
+        "account_id": plan.filters.account_id,
+        "status": "running",
+        "format": plan.fmt,
+        "filename": plan.filename(),
+        "filters": plan.filters.describe(),
+        "rows_done": 0,
+        "rows_total": plan.total,
+        "created_by": principal_key,
+        "created_at": now_text(),
+        "updated_at": now_text(),
+        "expires_at": (created + timedelta(hours=ttl_h)).isoformat().replace("+00:00", "Z"),
+    }
+
+
+def job_file(export_dir: Path, job: dict[str, Any]) -> Path:
+    return export_dir / f"{job['id']}.{job['format']}"
+
+
+async def run_job(store: JobStore, plan: ExportPlan, job: dict[str, Any], export_dir: Path) -> bool:
+    """Write the job's file; True when it finished."""
+    export_dir.mkdir(parents=True, exist_ok=True)
+    target = job_file(export_dir, job)
+    partial = target.with_suffix(target.suffix + ".part")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with partial.open("wb") as out:
+            last_rows = -1
+            async for chunk in export_bytes(plan):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                if plan.rows != last_rows:
+                    last_rows = plan.rows
+                    await store.update(job["id"], {"rows_done": plan.rows})
+        partial.replace(target)
+        await store.update(job["id"], {"status": "done", "rows_done": plan.rows, "size": size,
+                                       "sha256": digest.hexdigest()})  # fmt: skip
+        return True
+    except asyncio.CancelledError:
+        partial.unlink(missing_ok=True)
+        with contextlib.suppress(ApiError, TransportError):
+            await store.update(job["id"], {"status": "failed", "error": INTERRUPTED})
+        raise
+    except (ApiError, TransportError, OSError) as e:
+        partial.unlink(missing_ok=True)
+        log.error("export job %s failed: %s", job["id"], e)
+        try:
+            await store.update(job["id"], {"status": "failed", "error": f"{type(e).__name__}: {e}"})
+        except (ApiError, TransportError):
+            log.error("could not record the failure of export job %s", job["id"])
+        return False
+
+
+def effective(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """The job as clients see it: a silent running job is failed, an old finished one expired."""
+    now = now or datetime.now(UTC)
+    updated = datetime.fromisoformat(job["updated_at"].replace("Z", "+00:00"))
+    expires = datetime.fromisoformat(job["expires_at"].replace("Z", "+00:00"))
+    if job["status"] in ("queued", "running") and (now - updated).total_seconds() > STALE_AFTER_S:
+        return {**job, "status": "failed", "error": INTERRUPTED}
+    if job["status"] == "done" and now >= expires:
+        return {**job, "status": "expired"}
+    return job
+
+
+async def sweep_jobs(store: JobStore, export_dir: Path) -> int:
+    """Persist interrupted and expired states and delete expired files; return how many changed."""
+    changed = 0
+    for job in await store.unfinished_or_expired(now_text()):
+        seen = effective(job)
+        if seen["status"] != job["status"]:
+            await store.update(job["id"], {"status": seen["status"], "error": seen.get("error")})
+            changed += 1
+        if seen["status"] == "expired":
+            job_file(export_dir, job).unlink(missing_ok=True)
+    return changed
+
+
+def public(job: dict[str, Any]) -> dict[str, Any]:
+    shown = effective(job)
+    keys = ("id", "account_id", "status", "format", "filename", "filters", "rows_done",
+            "rows_total", "size", "sha256", "error", "created_at", "updated_at",
+            "expires_at")  # fmt: skip
+    out = {k: shown.get(k) for k in keys}
+    if shown["status"] == "done":
+        out["download"] = f"/v1/exports/{job['id']}/download"
+    return out

@@ -1,0 +1,51 @@
+"""Export jobs as documents in ``<prefix>-export-jobs``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, NotFoundError
+
+from service.search.indices import IndexNames
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JobStore:
+    def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
+        self.es, self.names = es, names
+
+    async def create(self, job: dict[str, Any]) -> None:
+        await self.es.create(
+            index=self.names.export_jobs, id=job["id"], document=job, refresh="wait_for"
+        )
+
+    async def update(self, job_id: str, changes: dict[str, Any]) -> None:
+        await self.es.update(
+            index=self.names.export_jobs, id=job_id, doc={**changes, "updated_at": now_text()}
+        )
+
+    async def get(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            resp = await self.es.get(index=self.names.export_jobs, id=job_id)
+        except NotFoundError:
+            return None
+        return dict(resp["_source"])
+
+    async def unfinished_or_expired(self, now: str) -> list[dict[str, Any]]:
+        """Jobs still queued or running, and finished ones whose file has expired."""
+        query = {
+            "bool": {
+                "should": [
+                    {"terms": {"status": ["queued", "running"]}},
+                    {"bool": {"filter": [{"term": {"status": "done"}},
+                                         {"range": {"expires_at": {"lte": now}}}]}},
+                ],
+                "minimum_should_match": 1,
+            }
+        }  # fmt: skip
+        resp = await self.es.search(index=self.names.export_jobs, size=1000, query=query)
+        return [dict(h["_source"]) for h in resp["hits"]["hits"]]

@@ -1,0 +1,102 @@
+"""Reading a whole filtered view page by page: point in time + ``search_after``.
+
+Exports use this: the first page is fetched by the caller before a response starts (so a bad
+filter is still a 4xx), the rest streams. Memory holds one page at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
+
+from service.errors import bad_request, engine_unavailable
+from service.search.indices import IndexNames
+from service.search.queries import EntryQuery
+
+PAGE_SIZE = 5000
+KEEP_ALIVE = "5m"
+
+
+@dataclass
+class ScanPage:
+    hits: list[dict[str, Any]]
+    total: int
+
+
+class ViewScan:
+    """All entries of a view in ``order``; close it to release the point in time."""
+
+    def __init__(
+        self, es: AsyncElasticsearch, names: IndexNames, query: EntryQuery, order: str = "desc",
+        page_size: int = PAGE_SIZE,
+    ) -> None:  # fmt: skip
+        self.es, self.names, self.query = es, names, query
+        self.order, self.page_size = order, page_size
+        self.pit: str | None = None
+        self.total = 0
+
+    async def first_page(self) -> ScanPage:
+        try:
+            resp = await self.es.open_point_in_time(
+                index=self.names.entries_alias, keep_alive=KEEP_ALIVE
+            )
+            self.pit = str(resp["id"])
+            page = await self._page(None, track_total=True)
+        except ApiError as e:
+            await self.close()
+            if e.meta.status == 400:
+                raise bad_request(f"the engine refused the query: {e.message}", "q") from e
+            raise engine_unavailable() from e
+        except TransportError as e:
+            await self.close()
+            raise engine_unavailable() from e
+        self.total = page.total
+        return page
+
+    async def _page(self, after: list[Any] | None, track_total: bool = False) -> ScanPage:
+        assert self.pit is not None
+        body: dict[str, Any] = {
+            "query": self.query.full_query(),
+            "sort": [{"timestamp": {"order": self.order}}, {"id": {"order": self.order}}],
+            "size": self.page_size,
+            "pit": {"id": self.pit, "keep_alive": KEEP_ALIVE},
+            "track_total_hits": track_total,
+        }
+        if after is not None:
+            body["search_after"] = after
+        resp = await self.es.search(**body)
+        self.pit = str(resp.get("pit_id", self.pit))
+        total = resp["hits"]["total"]["value"] if track_total else self.total
+        return ScanPage(list(resp["hits"]["hits"]), total)
+
+    async def rest(self, first: ScanPage) -> AsyncIterator[ScanPage]:
+        """The pages after ``first``; engine failures propagate (the download aborts)."""
+        page = first
+        while len(page.hits) == self.page_size:
+            page = await self._page(page.hits[-1]["sort"])
+            if page.hits:
+                yield page
+
+    async def close(self) -> None:
+        if self.pit is not None:
+            with contextlib.suppress(ApiError, TransportError):  # it expires by itself anyway
+                await self.es.close_point_in_time(id=self.pit)
+            self.pit = None
+
+
+async def categories_in_view(
+    es: AsyncElasticsearch, names: IndexNames, query: EntryQuery
+) -> list[str]:
+    """The categories that occur in the view (to choose the metadata columns)."""
+    try:
+        resp = await es.search(
+            index=names.entries_alias, size=0, query=query.full_query(),
+            aggs={"c": {"terms": {"field": "category", "size": 20}}},
+        )  # fmt: skip
+    except TransportError as e:
+        raise engine_unavailable() from e
+    return [str(b["key"]) for b in resp["aggregations"]["c"]["buckets"]]
