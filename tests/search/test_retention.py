@@ -66,8 +66,9 @@ def _run(engine_url: str, prefix: str, es: Elasticsearch) -> RetentionReport:
             assert [r.status for r in results] == ["created"] * 4
             for e in expired:  # stored while they were fresh: ingest now rejects them as expired
                 ts = datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00"))
-                await client.index(index=names.entry_index_for("integration", ts),
-                                   id=f"{ACCOUNT}/{e['id']}", document={**e, "account_id": ACCOUNT})  # fmt: skip
+                index = names.entry_index_for("integration", ts)
+                doc = {**e, "account_id": ACCOUNT}
+                await client.index(index=index, id=f"{ACCOUNT}/{e['id']}", document=doc)
             await client.indices.refresh(index=f"{prefix}-*")
             return await run_retention(runtime)
         finally:
