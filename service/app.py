@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from service import admin_api, export_api, health, ingest_api, search_api
+from service import admin_api, export_api, health, ingest_api, openapi, search_api
 from service.config import Settings, load_settings
 from service.errors import EXCEPTION_HANDLERS
 from service.export.jobs import sweep_jobs
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),
+        Route("/openapi.json", openapi.openapi_json),
         Route("/v1/admin/accounts", admin_api.create_account, methods=["POST"]),
         Route("/v1/admin/accounts", admin_api.list_accounts, methods=["GET"]),
         Route("/v1/admin/accounts/{account_id}", admin_api.update_account, methods=["PATCH"]),
