@@ -52,18 +52,23 @@ def test_no_generated_request_gets_a_5xx(fuzz_target: dict[str, Any]) -> None:
     operations = _operations(url)
     assert len(operations) >= 14
     for operation in operations:
-        headers = ADMIN if operation.path.startswith("/v1/admin") else fuzz_target["headers"]
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
-        def check(case: Any, headers: dict[str, str] = headers) -> None:
-            response = case.call(base_url=url, headers=headers, timeout=30)
-            SENT[response.status_code] += 1
-            where = (case.method, case.formatted_path, case.query, response.text[:300])
-            assert response.status_code < 500, where
-            if response.status_code >= 400 and response.status_code != 405:
-                assert "error" in response.json(), where
-
-        check()
+        admin = operation.path.startswith("/v1/admin")
+        _fuzz(operation, url, ADMIN if admin else fuzz_target["headers"])
     assert sum(SENT.values()) >= len(operations) * min(EXAMPLES, 5)
+
+
+def _fuzz(operation: Any, url: str, headers: dict[str, str]) -> None:
+    """Send ``EXAMPLES`` generated requests for ``operation``."""
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    def check(case: Any) -> None:
+        response = case.call(base_url=url, headers=headers, timeout=30)
+        SENT[response.status_code] += 1
+        where = (case.method, case.formatted_path, case.query, response.text[:300])
+        assert response.status_code < 500, where
+        if response.status_code >= 400 and response.status_code != 405:
+            assert "error" in response.json(), where
+
+    check()
