@@ -40,6 +40,7 @@ class Settings:
     host: str
     port: int
     cursor_secret: Secret
+    cors_origins: tuple[str, ...]
 
 
 SETTING_NAMES = (
@@ -63,6 +64,7 @@ SETTING_NAMES = (
     "AUDITLOG_EXPORT_DIR",
     "AUDITLOG_EXPORT_TTL_H",
     "AUDITLOG_CURSOR_SECRET",
+    "AUDITLOG_CORS_ORIGINS",
     "AUDITLOG_HOST",
     "AUDITLOG_PORT",
     "AUDITLOG_ENGINE_DIR",
@@ -101,6 +103,9 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         host=config("AUDITLOG_HOST", default="127.0.0.1"),
         port=config("AUDITLOG_PORT", cast=int, default=8000),
         cursor_secret=Secret(config("AUDITLOG_CURSOR_SECRET", default=secrets.token_hex(32))),
+        cors_origins=tuple(
+            o.strip() for o in config("AUDITLOG_CORS_ORIGINS", default="").split(",") if o.strip()
+        ),
     )
     if overrides:
         from dataclasses import replace

@@ -1,0 +1,53 @@
+"""Response headers every answer carries, and CORS only where configured.
+
+API responses get ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-store`` (audit data
+must not sit in shared caches). CORS is off unless ``AUDITLOG_CORS_ORIGINS`` lists origins.
+"""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.config import Settings
+
+
+class BaselineHeaders:
+    """Adds the baseline headers unless the response set them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                if b"x-content-type-options" not in present:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if scope["path"].startswith("/v1/") and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def middleware(settings: Settings) -> list[Middleware]:
+    stack = [Middleware(BaselineHeaders)]
+    if settings.cors_origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+                expose_headers=["Content-Disposition", "X-Total-Count", "Retry-After"],
+            )
+        )
+    return stack

@@ -1,0 +1,39 @@
+"""Baseline response headers; CORS stays off unless configured."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings
+from tests.conftest import ADMIN
+
+
+def test_api_responses_are_not_sniffed_nor_cached(client: TestClient) -> None:
+    resp = client.get("/v1/admin/accounts", headers=ADMIN)
+    assert resp.headers["x-content-type-options"] == "nosniff"
+    assert resp.headers["cache-control"] == "no-store"
+
+
+def test_cors_is_off_by_default(client: TestClient) -> None:
+    resp = client.get("/v1/admin/accounts", headers={**ADMIN, "Origin": "https://evil.test"})
+    assert "access-control-allow-origin" not in resp.headers
+    preflight = client.options(
+        "/v1/entries",
+        headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "GET"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_cors_allows_only_configured_origins(settings: Settings) -> None:
+    configured = replace(settings, cors_origins=("https://app.acme.test",))
+    with TestClient(create_app(configured)) as app_client:
+        ok = app_client.options(
+            "/v1/entries",
+            headers={"Origin": "https://app.acme.test", "Access-Control-Request-Method": "GET"},
+        )
+        assert ok.headers["access-control-allow-origin"] == "https://app.acme.test"
+        other = app_client.get("/healthz", headers={"Origin": "https://evil.test"})
+        assert "access-control-allow-origin" not in other.headers
