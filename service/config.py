@@ -41,6 +41,7 @@ class Settings:
     port: int
     cursor_secret: Secret
     cors_origins: tuple[str, ...]
+    max_inflight: int
 
 
 SETTING_NAMES = (
@@ -65,6 +66,7 @@ SETTING_NAMES = (
     "AUDITLOG_EXPORT_TTL_H",
     "AUDITLOG_CURSOR_SECRET",
     "AUDITLOG_CORS_ORIGINS",
+    "AUDITLOG_MAX_INFLIGHT",
     "AUDITLOG_HOST",
     "AUDITLOG_PORT",
     "AUDITLOG_ENGINE_DIR",
@@ -103,6 +105,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         host=config("AUDITLOG_HOST", default="127.0.0.1"),
         port=config("AUDITLOG_PORT", cast=int, default=8000),
         cursor_secret=Secret(config("AUDITLOG_CURSOR_SECRET", default=secrets.token_hex(32))),
+        max_inflight=config("AUDITLOG_MAX_INFLIGHT", cast=int, default=64),
         cors_origins=tuple(
             o.strip() for o in config("AUDITLOG_CORS_ORIGINS", default="").split(",") if o.strip()
         ),

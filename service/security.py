@@ -1,13 +1,15 @@
 """Response headers every answer carries, and CORS only where configured.
 
 API responses get ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-store`` (audit data
-must not sit in shared caches). CORS is off unless ``AUDITLOG_CORS_ORIGINS`` lists origins.
+must not sit in shared caches). CORS is off unless ``AUDITLOG_CORS_ORIGINS`` lists origins. More
+than ``AUDITLOG_MAX_INFLIGHT`` concurrent API requests are answered 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings
@@ -38,8 +40,33 @@ class BaselineHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class InflightLimit:
+    """At most ``limit`` API requests at once; beyond that 429 with ``Retry-After``."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.inflight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        if self.inflight >= self.limit:
+            body = {"error": {"code": "overloaded", "message": "too many requests in flight; retry",
+                              "field": None}}  # fmt: skip
+            response = JSONResponse(body, status_code=429, headers={"Retry-After": "1"})
+            await response(scope, receive, send)
+            return
+        self.inflight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.inflight -= 1
+
+
 def middleware(settings: Settings) -> list[Middleware]:
-    stack = [Middleware(BaselineHeaders)]
+    stack = [Middleware(BaselineHeaders), Middleware(InflightLimit, limit=settings.max_inflight)]
     if settings.cors_origins:
         stack.append(
             Middleware(

@@ -37,3 +37,10 @@ def test_cors_allows_only_configured_origins(settings: Settings) -> None:
         assert ok.headers["access-control-allow-origin"] == "https://app.acme.test"
         other = app_client.get("/healthz", headers={"Origin": "https://evil.test"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_requests_beyond_the_inflight_limit_get_429(settings: Settings) -> None:
+    limited = TestClient(create_app(replace(settings, max_inflight=0)))  # no lifespan needed
+    resp = limited.get("/v1/entries", headers=ADMIN)
+    assert resp.status_code == 429 and resp.headers["retry-after"] == "1"
+    assert resp.json()["error"]["code"] == "overloaded"
