@@ -91,14 +91,8 @@ async def _lookup(runtime: Runtime, key_id: str) -> KeyRecord | None:
     return record
 
 
-async def authenticate(request: Request) -> Principal:
-    """The caller's principal; 401 for a missing, malformed, unknown or revoked key."""
-    runtime = runtime_of(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("missing bearer key in the Authorization header")
-    token = token.strip()
+async def authenticate_token(runtime: Runtime, token: str) -> Principal:
+    """The principal of a bearer key; 401 for a malformed, unknown or revoked one."""
     admin = runtime.settings.admin_key
     if admin is not None and hmac.compare_digest(token.encode(), str(admin).encode()):
         return Principal(ENV_ADMIN_ID, None, frozenset(SCOPES))
@@ -111,6 +105,15 @@ async def authenticate(request: Request) -> Principal:
     if not hmac.compare_digest(record.secret_sha256, _digest(match.group(2))):
         raise _unauthorized("unknown or revoked key")
     return Principal(record.id, record.account_id, frozenset(record.scopes))
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller's principal from ``Authorization: Bearer``; 401 when missing or invalid."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("missing bearer key in the Authorization header")
+    return await authenticate_token(runtime_of(request), token.strip())
 
 
 async def require(request: Request, scope: str) -> Principal:
