@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
+from elasticsearch import AsyncElasticsearch, NotFoundError
 
-from service.errors import ServiceError, bad_request, engine_unavailable
+from service.errors import ServiceError, bad_request
 from service.search.cursors import EntryCursor, decode_cursor, encode_cursor
+from service.search.engine_errors import engine_errors
 from service.search.filters import TimeWindow, ViewFilters
 from service.search.indices import IndexNames
 from service.search.queries import FACET_FIELDS, EntryQuery
@@ -168,7 +169,7 @@ async def search_entries(
         body["post_filter"] = post_filter
     if cursor is not None:
         body["search_after"] = cursor.after
-    try:
+    with engine_errors():
         resp = await _hits(es, names, body, cursor.pit if cursor else None)
         if resp.get("timed_out"):
             raise ServiceError(504, "search_timeout", "the search took too long; narrow it")
@@ -185,12 +186,6 @@ async def search_entries(
                 ),
                 secret,
             )  # fmt: skip
-    except ApiError as e:
-        if e.meta.status == 400:
-            raise bad_request(f"the engine refused the query: {e.message}", field="q") from e
-        raise engine_unavailable() from e
-    except TransportError as e:
-        raise engine_unavailable() from e
     return Page(
         entries=[present(h["_source"], filters) for h in hits],
         total=resp["hits"]["total"]["value"],

@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from elasticsearch import ApiError, AsyncElasticsearch, TransportError
+from elasticsearch import AsyncElasticsearch
 
-from service.errors import bad_request, engine_unavailable
+from service.errors import bad_request
+from service.search.engine_errors import engine_errors
 from service.search.filters import TimeWindow, ViewFilters
 from service.search.indices import IndexNames
 from service.search.queries import EntryQuery
@@ -85,7 +86,7 @@ async def date_histogram(
     if interval != "auto" and interval not in INTERVALS:
         raise bad_request(f"interval must be auto or one of {', '.join(INTERVALS)}", "interval")
     query = EntryQuery(filters)
-    try:
+    with engine_errors():
         if filters.window.start is None:
             first = await _first_timestamp(es, names, query)
             start = first or filters.window.end
@@ -113,11 +114,5 @@ async def date_histogram(
             index=names.entries_alias, size=0, query=query.full_query(),
             aggs={"histogram": agg}, track_total_hits=True,
         )  # fmt: skip
-    except ApiError as e:
-        if e.meta.status == 400:
-            raise bad_request(f"the engine refused the query: {e.message}", field="q") from e
-        raise engine_unavailable() from e
-    except TransportError as e:
-        raise engine_unavailable() from e
     buckets = [_bucket(b, filters.tz, field) for b in resp["aggregations"]["histogram"]["buckets"]]
     return Histogram(chosen, filters.tz.key, resp["hits"]["total"]["value"], buckets)
