@@ -31,7 +31,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return parsed
 
 
-def _timezone(value: object) -> str:
+def validate_timezone(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise bad_request("timezone must be an IANA timezone name", field="timezone")
     try:
@@ -41,7 +41,7 @@ def _timezone(value: object) -> str:
     return value
 
 
-def _name(value: object, field: str = "name") -> str:
+def validate_name(value: object, field: str = "name") -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise bad_request(f"{field} must be a non-empty string of at most 200 characters", field)
     return value
@@ -58,8 +58,8 @@ async def create_account(request: Request) -> Response:
     account_id = body.get("id")
     if not isinstance(account_id, str) or not ACCOUNT_ID.match(account_id):
         raise bad_request("id must be 1-63 characters of a-z 0-9 _ - (starting a-z 0-9)", "id")
-    account = Account(account_id, _name(body.get("name", account_id)),
-                      _timezone(body.get("timezone", "UTC")))  # fmt: skip
+    account = Account(account_id, validate_name(body.get("name", account_id)),
+                      validate_timezone(body.get("timezone", "UTC")))  # fmt: skip
     try:
         created = await _store(request).create_account(account)
     except (ApiError, TransportError) as e:
@@ -85,9 +85,9 @@ async def update_account(request: Request) -> Response:
         raise bad_request(f"{field} cannot be changed (only name and timezone)", field)
     changes = {}
     if "name" in body:
-        changes["name"] = _name(body["name"])
+        changes["name"] = validate_name(body["name"])
     if "timezone" in body:
-        changes["timezone"] = _timezone(body["timezone"])
+        changes["timezone"] = validate_timezone(body["timezone"])
     if not changes:
         raise bad_request("nothing to change: give name and/or timezone", field="body")
     try:
@@ -115,7 +115,7 @@ async def list_accounts(request: Request) -> Response:
     return JSONResponse({"accounts": [a.to_dict() for a in accounts]})
 
 
-def _scopes(value: object, account_id: str | None) -> list[str]:
+def validate_scopes(value: object, account_id: str | None) -> list[str]:
     allowed = ACCOUNT_SCOPES if account_id else SCOPES
     if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
         raise bad_request(f"scopes must be a non-empty array of {', '.join(allowed)}", "scopes")
@@ -131,8 +131,8 @@ async def create_key(request: Request) -> Response:
     account_id = body.get("account_id")
     if account_id is not None and not isinstance(account_id, str):
         raise bad_request("account_id must be an account id or null", field="account_id")
-    scopes = _scopes(body.get("scopes"), account_id)
-    name = _name(body.get("name", "key"))
+    scopes = validate_scopes(body.get("scopes"), account_id)
+    name = validate_name(body.get("name", "key"))
     store = _store(request)
     try:
         if account_id is not None and await store.get_account(account_id) is None:

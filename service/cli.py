@@ -72,12 +72,10 @@ def _with_client(
 
 async def _ensure_setup(es: AsyncElasticsearch, settings: Settings) -> None:
     """Run setup when the service's own indices are missing (a new cluster or prefix)."""
-    from service.search.indices import IndexNames
-    from service.search.setup import run_setup
+    from service.search.setup import ensure_setup
 
-    names = IndexNames(settings.index_prefix)
-    if not await es.indices.exists(index=",".join(names.system_indices())):
-        report = await run_setup(es, settings)
+    report = await ensure_setup(es, settings)
+    if report is not None:
         print(f"setup: installed {len(report.changed)} resources", file=sys.stderr)
 
 
@@ -216,13 +214,13 @@ async def _record(
 
 
 def _account_changes(args: argparse.Namespace) -> dict[str, str]:
-    from service.admin_api import _name, _timezone
+    from service.admin_api import validate_name, validate_timezone
 
     changes = {}
     if args.name is not None:
-        changes["name"] = _validated(_name, args.name)
+        changes["name"] = _validated(validate_name, args.name)
     if args.timezone is not None:
-        changes["timezone"] = _validated(_timezone, args.timezone)
+        changes["timezone"] = _validated(validate_timezone, args.timezone)
     return changes
 
 
@@ -278,12 +276,15 @@ def cmd_accounts(args: argparse.Namespace) -> int:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    from service.admin_api import _name, _scopes
+    from service.admin_api import validate_name, validate_scopes
     from service.auth import new_key
 
     account_id = None if args.platform else _account_id(args.account)
     wanted = [s.strip() for s in args.scopes.split(",") if s.strip()]
-    scopes, name = _validated(_scopes, wanted, account_id), _validated(_name, args.name)
+    scopes, name = (
+        _validated(validate_scopes, wanted, account_id),
+        _validated(validate_name, args.name),
+    )
 
     async def create(es: AsyncElasticsearch, settings: Settings) -> dict[str, Any] | None:
         store = _store(es, settings)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import os
 import subprocess
 import sys
@@ -39,9 +41,10 @@ def test_distribution_is_cached_outside_the_work_tree(engine_dir: Path | None) -
     assert repo not in archive.resolve().parents
 
 
-def test_stale_pid_file_does_not_block_a_start(tmp_path: Path) -> None:
-    directory = tmp_path / "engine"
-    directory.mkdir()
+def test_stale_pid_file_does_not_block_a_start() -> None:
+    # Not tmp_path: another pytest session may reset /tmp/pytest-of-root to 0700 at any time,
+    # locking the unprivileged engine user out of its data.
+    directory = Path(tempfile.mkdtemp(prefix="auditlog-stale-pid-"))
     (directory / "engine.pid").write_text(str(os.getpid()))  # a live process, but not the engine
     instance = EngineInstance(directory)
     assert instance.status().running is False
@@ -51,6 +54,7 @@ def test_stale_pid_file_does_not_block_a_start(tmp_path: Path) -> None:
         assert instance.pid() != os.getpid()
     finally:
         assert instance.stop() is True
+        shutil.rmtree(directory, ignore_errors=True)
     assert instance.status().running is False
 
 

@@ -140,3 +140,11 @@ async def run_setup(client: AsyncElasticsearch, settings: Settings) -> SetupRepo
             if e.error != "resource_already_exists_exception":
                 raise
     return report
+
+
+async def ensure_setup(es: AsyncElasticsearch, settings: Settings) -> SetupReport | None:
+    """Run setup when the service's own indices are missing (a new cluster or prefix)."""
+    names = IndexNames(settings.index_prefix)
+    if await es.indices.exists(index=",".join(names.system_indices())):
+        return None
+    return await run_setup(es, settings)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, TransportError
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from service.search.indices import IndexNames
 
@@ -34,6 +34,14 @@ class PreparedEntry:
 class Outcome:
     status: str = "failed"
     message: str = "not acknowledged by the engine"
+
+
+class EngineUnavailable(TransportError):
+    """The engine refused a whole request (429, 5xx): like an unreachable engine, retry later."""
+
+
+def _overloaded(e: ApiError) -> bool:
+    return e.meta.status == 429 or e.meta.status >= 500
 
 
 def doc_id_for(account_id: str, entry_id: str) -> str:
@@ -62,9 +70,13 @@ async def _bulk_create(
             body += [{"create": {"_index": index, "_id": doc_id}}, doc]
         try:
             resp = await es.bulk(operations=body)
-        except TransportError:
+        except (TransportError, ApiError) as e:
+            if isinstance(e, ApiError) and not _overloaded(e):
+                raise
             if attempt == 0 and len(pending) == len(ops):
-                raise  # nothing acknowledged yet: let the caller answer 503
+                raise EngineUnavailable(
+                    str(e)
+                ) from e  # nothing acknowledged: the caller answers 503
             continue
         still = []
         for i, item in zip(pending, resp["items"], strict=True):
@@ -95,7 +107,13 @@ async def store_entries(
     for i, entry in enumerate(entries):
         first.setdefault(entry.doc_id, i)
     unique = [entries[i] for i in sorted(first.values())]
-    stored = dict(zip(sorted(first.values()), await _store_unique(es, names, unique), strict=True))
+    try:
+        outcomes_unique = await _store_unique(es, names, unique)
+    except ApiError as e:
+        if _overloaded(e):
+            raise EngineUnavailable(str(e)) from e
+        raise
+    stored = dict(zip(sorted(first.values()), outcomes_unique, strict=True))
     outcomes = []
     for i, entry in enumerate(entries):
         original = stored[first[entry.doc_id]]

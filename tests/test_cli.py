@@ -1,0 +1,117 @@
+"""The ``accounts`` and ``keys`` commands in a subprocess, against the real engine and service."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+from elasticsearch import Elasticsearch
+from starlette.testclient import TestClient
+
+from service.config import Settings
+from tests.conftest import ADMIN, delete_prefixed, entry
+
+
+def _cli(engine_url: str, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AUDITLOG_ES_URL": engine_url, "AUDITLOG_INDEX_PREFIX": prefix}
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+
+
+def _ok(settings: Settings, *args: str) -> Any:
+    done = _cli(str(settings.es_url), settings.index_prefix, *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _fails(settings: Settings, code: int, *args: str) -> str:
+    done = _cli(str(settings.es_url), settings.index_prefix, *args)
+    assert done.returncode == code, (done.stdout, done.stderr)
+    assert done.stderr.startswith("error: ") or code == 2
+    return done.stderr
+
+
+def test_accounts_create_list_update_and_validation(settings: Settings) -> None:
+    account = f"cli-{uuid.uuid4().hex[:8]}"
+    created = _ok(settings, "accounts", "create", account, "--name", "Cli Co",
+                  "--timezone", "Europe/Paris")  # fmt: skip
+    assert created == {"id": account, "name": "Cli Co", "timezone": "Europe/Paris"}
+    listed = _ok(settings, "accounts", "list")["accounts"]
+    assert created in listed
+    updated = _ok(settings, "accounts", "update", account, "--timezone", "America/New_York")
+    assert updated == {"id": account, "name": "Cli Co", "timezone": "America/New_York"}
+    assert "exists" in _fails(settings, 2, "accounts", "create", account)
+    assert "timezone" in _fails(settings, 2, "accounts", "create", "x1", "--timezone", "Mars/Base")
+    assert "account id" in _fails(settings, 2, "accounts", "create", "Not_Valid!")
+    assert "nothing to change" in _fails(settings, 2, "accounts", "update", account)
+    assert "no account" in _fails(settings, 2, "accounts", "update", "no-such-acct", "--name", "x")
+    assert not any(a["id"] == "x1" for a in _ok(settings, "accounts", "list")["accounts"])
+
+
+def test_a_cli_key_works_over_http_until_revoked_through_the_cli(
+    client: TestClient, settings: Settings
+) -> None:
+    account = f"cli-{uuid.uuid4().hex[:8]}"
+    _ok(settings, "accounts", "create", account)
+    key = _ok(settings, "keys", "create", "--account", account, "--scopes", "ingest,read",
+              "--name", "from the cli")  # fmt: skip
+    assert key["account_id"] == account and key["scopes"] == ["ingest", "read"]
+    assert key["key"].startswith(f"alk_{key['id']}_")
+    headers = {"Authorization": f"Bearer {key['key']}"}
+    sent = client.post("/v1/entries", json=entry(), headers=headers)
+    assert sent.status_code == 200 and sent.json()["created"] == 1
+    listed = _ok(settings, "keys", "list", "--account", account)["keys"]
+    assert [k["id"] for k in listed] == [key["id"]] and "key" not in listed[0]
+    assert "secret" not in json.dumps(listed)
+    revoked = _ok(settings, "keys", "revoke", key["id"])
+    assert revoked["id"] == key["id"] and revoked["revoked_at"]
+    time.sleep(settings.key_cache_s + 0.5)  # another process revoked it: the cache's bound
+    assert client.post("/v1/entries", json=entry(), headers=headers).status_code == 401
+    audit = client.get(
+        "/v1/entries", params={"account_id": account, "category": "audit", "range": "all"},
+        headers=ADMIN,
+    )  # fmt: skip
+    assert audit.status_code == 200, audit.text  # the CLI's actions are in the account's log
+    actions = {e["action"] for e in audit.json()["entries"]}
+    assert {"account.created", "keys.created", "keys.revoked"} <= actions
+
+
+def test_key_validation_like_the_api(settings: Settings) -> None:
+    account = f"cli-{uuid.uuid4().hex[:8]}"
+    _ok(settings, "accounts", "create", account)
+    assert "scope 'admin'" in _fails(settings, 2, "keys", "create", "--account", account,
+                                     "--scopes", "ingest,admin")  # fmt: skip
+    assert "scopes" in _fails(settings, 2, "keys", "create", "--platform", "--scopes", ",")
+    assert "no account" in _fails(settings, 2, "keys", "create", "--account", "no-such-acct",
+                                  "--scopes", "read")  # fmt: skip
+    _fails(settings, 2, "keys", "create", "--scopes", "read")  # neither --account nor --platform
+    platform = _ok(settings, "keys", "create", "--platform", "--scopes", "admin,read")
+    assert platform["account_id"] is None and platform["scopes"] == ["admin", "read"]
+    assert "no key" in _fails(settings, 2, "keys", "revoke", "0000000000000000")
+
+
+def test_the_cli_sets_up_a_fresh_prefix_first(engine_url: str, es: Elasticsearch) -> None:
+    prefix = f"c{uuid.uuid4().hex[:8]}"
+    try:
+        done = _cli(engine_url, prefix, "accounts", "list")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"accounts": []}
+        assert "setup: installed" in done.stderr
+        assert es.indices.exists(index=f"{prefix}-accounts")
+        again = _cli(engine_url, prefix, "accounts", "list")
+        assert again.returncode == 0 and "setup" not in again.stderr
+    finally:
+        delete_prefixed(es, prefix)
+
+
+def test_an_unreachable_engine_is_a_clear_error(settings: Settings) -> None:
+    done = _cli("http://127.0.0.1:9", settings.index_prefix, "accounts", "list")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: the engine") and "Traceback" not in done.stderr
