@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
