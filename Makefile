@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test check bench engine-stop clean
+.PHONY: install run test check bench engine-stop clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,21 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/auditlog run
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# The page's browser tests drive Debian's chromium (never a browser that playwright downloads).
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian chromium for the browser tests..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else \
+			echo "$(CHROMIUM) is missing and this is not root: the browser tests will fail" \
+				"(as root: apt-get install -y chromium)" >&2; \
+		fi; \
+	fi
 
 check: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from service import admin_api, export_api, health, ingest_api, openapi, search_api
+from service import admin_api, export_api, health, ingest_api, openapi, page, search_api, security
 from service.config import Settings, load_settings
 from service.errors import EXCEPTION_HANDLERS
 from service.export.jobs import sweep_jobs
@@ -106,9 +106,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/exports/{job_id}", export_api.get_export_job, methods=["GET"]),
         Route("/v1/exports/{job_id}/download", export_api.download_export_job, methods=["GET"]),
         Route("/v1/entries/_bulk", ingest_api.post_bulk, methods=["POST"]),
+        *page.routes(),
     ]
     return Starlette(
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=security.middleware(settings),
         lifespan=_lifespan(settings),
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from elasticsearch import ApiError, TransportError
@@ -58,21 +60,48 @@ async def record_export(runtime: Runtime, principal: Principal, plan: ExportPlan
     )  # fmt: skip
 
 
+def stream_export(runtime: Runtime, principal: Principal, plan: ExportPlan, how: str) -> Response:
+    """The file of ``plan`` as an attachment; the audit entry is written once it is complete."""
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in export_bytes(plan):
+            yield chunk
+        await record_export(runtime, principal, plan, how)
+
+    runtime.counters["exports"] += 1
+    headers = {"Content-Disposition": f'attachment; filename="{plan.filename()}"',
+               "X-Total-Count": str(plan.total)}  # fmt: skip
+    return StreamingResponse(body(), media_type=plan.writer.media_type, headers=headers)
+
+
+async def start_export_job(
+    runtime: Runtime, principal: Principal, plan: ExportPlan, how: str
+) -> dict[str, Any]:
+    """Record an export job of ``plan`` and run it in the background; return the job."""
+    store = JobStore(runtime.es, runtime.names)
+    job = new_job(plan, principal.key_id, runtime.settings.export_ttl_h)
+    try:
+        await store.create(job)
+    except (ApiError, TransportError) as e:
+        await plan.scan.close()
+        raise engine_unavailable() from e
+
+    async def run() -> None:
+        if await run_job(store, plan, job, runtime.settings.export_dir):
+            await record_export(runtime, principal, plan, how)
+
+    task = asyncio.create_task(run())
+    runtime.tasks.add(task)
+    task.add_done_callback(runtime.tasks.discard)
+    runtime.counters["export_jobs"] += 1
+    return job
+
+
 async def get_export(request: Request) -> Response:
     principal, filters, params = await read_request(request, "export", EXPORT_PARAMS)
     fmt, order = _format_and_order(params)
     plan = await _plan(request, fmt, order, filters)
-    runtime = runtime_of(request)
-    runtime.counters["exports"] += 1
-
-    async def body() -> Any:
-        async for chunk in export_bytes(plan):
-            yield chunk
-        await record_export(runtime, principal, plan, "download")
-
-    headers = {"Content-Disposition": f'attachment; filename="{plan.filename()}"',
-               "X-Total-Count": str(plan.total)}  # fmt: skip
-    return StreamingResponse(body(), media_type=plan.writer.media_type, headers=headers)
+    return stream_export(runtime_of(request), principal, plan, "download")
 
 
 async def _job_params(request: Request) -> dict[str, list[str]]:
@@ -102,23 +131,7 @@ async def post_export_job(request: Request) -> Response:
     _, filters, _ = await read_request(request, "export", EXPORT_PARAMS, principal, params)
     fmt, order = _format_and_order(params)
     plan = await _plan(request, fmt, order, filters)
-    runtime = runtime_of(request)
-    store = JobStore(runtime.es, runtime.names)
-    job = new_job(plan, principal.key_id, runtime.settings.export_ttl_h)
-    try:
-        await store.create(job)
-    except (ApiError, TransportError) as e:
-        await plan.scan.close()
-        raise engine_unavailable() from e
-
-    async def run() -> None:
-        if await run_job(store, plan, job, runtime.settings.export_dir):
-            await record_export(runtime, principal, plan, "export job")
-
-    task = asyncio.create_task(run())
-    runtime.tasks.add(task)
-    task.add_done_callback(runtime.tasks.discard)
-    runtime.counters["export_jobs"] += 1
+    job = await start_export_job(runtime_of(request), principal, plan, "export job")
     return JSONResponse(
         public(job), status_code=202, headers={"Location": f"/v1/exports/{job['id']}"}
     )
@@ -145,12 +158,17 @@ async def get_export_job(request: Request) -> Response:
 
 
 async def download_export_job(request: Request) -> Response:
-    job = public(await _own_job(request))
+    return job_file_response(runtime_of(request).settings.export_dir, await _own_job(request))
+
+
+def job_file_response(export_dir: Path, stored: dict[str, Any]) -> Response:
+    """The finished job's file; 409 while it runs or failed, 410 once it expired."""
+    job = public(stored)
     if job["status"] == "expired":
         raise ServiceError(410, "expired", "this export has expired; start a new one")
     if job["status"] != "done":
         raise ServiceError(409, "not_ready", f"the export is {job['status']}")
-    path = job_file(runtime_of(request).settings.export_dir, job)
+    path = job_file(export_dir, job)
     if not path.exists():
         raise ServiceError(410, "expired", "this export's file is gone; start a new one")
     return FileResponse(path, media_type=WRITERS[job["format"]].media_type,

@@ -1,0 +1,163 @@
+"""The date histogram above the table, drawn on the server as SVG.
+
+Stacked bars per bucket, one colour per category (CSS classes ``cat-<category>``), a legend with
+each category's count over the range, and axis labels in the view's timezone. The bars live in a
+nested ``<svg>`` stretched to the width of the card (``preserveAspectRatio="none"``), so the chart
+fills any screen while its text keeps its size. Each bucket carries a ``<title>`` (its date and
+counts), and the chart has an accessible name and description.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from math import ceil
+from zoneinfo import ZoneInfo
+
+from service.page.html import attrs, esc
+from service.search.histogram import Histogram
+from service.vocabulary import CATEGORIES, CATEGORY_LABELS
+
+PLOT_TOP = 6
+PLOT_HEIGHT = 140
+SVG_HEIGHT = 172
+BAR_UNITS = 10
+BAR_WIDTH = 8
+MAX_LABELS = 8
+INTERVAL_WORDS = {"minute": "minute", "hour": "hour", "day": "day", "week": "week",
+                  "month": "month"}  # fmt: skip
+
+
+def nice_ceiling(value: int) -> int:
+    """The smallest of 2, 4, 6, 8, 10, 20, 40... at least ``value`` (halves stay whole)."""
+    exponent = 0
+    while True:
+        for mantissa in (1, 2, 4, 6, 8):
+            candidate = int(mantissa * 10**exponent)
+            if candidate >= max(value, 2):
+                return candidate
+        exponent += 1
+
+
+def _short_label(start: datetime, interval: str, first: bool) -> str:
+    month_day = f"{start.strftime('%b')} {start.day}"
+    if interval in ("minute", "hour"):
+        if first or (start.hour == 0 and start.minute == 0):
+            return f"{month_day} {start.strftime('%H:%M')}" if first else month_day
+        return start.strftime("%H:%M")
+    if interval == "month":
+        return start.strftime("%b %Y") if first or start.month == 1 else start.strftime("%b")
+    return month_day
+
+
+def _long_label(start: datetime, interval: str) -> str:
+    day = f"{start.strftime('%a')}, {start.strftime('%b')} {start.day}, {start.year}"
+    if interval == "minute":
+        return f"{day} {start.strftime('%H:%M')}"
+    if interval == "hour":
+        return f"{day} {start.strftime('%H:00')}\N{EN DASH}{(start.hour + 1) % 24:02d}:00"
+    if interval == "week":
+        return f"Week of {day}"
+    if interval == "month":
+        return start.strftime("%B %Y")
+    return day
+
+
+def _category_counts(buckets: list[dict[str, object]]) -> dict[str, int]:
+    totals = dict.fromkeys(CATEGORIES, 0)
+    for bucket in buckets:
+        split = bucket.get("split") or {}
+        assert isinstance(split, dict)
+        for category, count in split.items():
+            totals[category] = totals.get(category, 0) + int(count)
+    return {c: n for c, n in totals.items() if n}
+
+
+def _bucket_group(index: int, bucket: dict[str, object], top: int, interval: str) -> str:
+    start = datetime.fromisoformat(str(bucket["start"]))
+    split = bucket.get("split") or {}
+    assert isinstance(split, dict)
+    count = int(str(bucket["count"]))
+    parts = [f"{CATEGORY_LABELS.get(c, c)} {split[c]:,}" for c in CATEGORIES if split.get(c)]
+    title = f"{_long_label(start, interval)}: {count:,} entr{'y' if count == 1 else 'ies'}"
+    title += f" ({', '.join(parts)})" if parts else ""
+    x = index * BAR_UNITS
+    rects = [f'<rect class="hit" x="{x}" y="0" width="{BAR_UNITS}" height="{top}"/>']
+    stacked = 0
+    for category in CATEGORIES:
+        n = int(split.get(category, 0))
+        if not n:
+            continue
+        stacked += n
+        rects.append(
+            f'<rect class="bar cat-{category}" x="{x + (BAR_UNITS - BAR_WIDTH) / 2:g}" '
+            f'y="{top - stacked}" width="{BAR_WIDTH}" height="{n}"/>'
+        )
+    return f'<g class="bucket"><title>{esc(title)}</title>{"".join(rects)}</g>'
+
+
+def _x_labels(buckets: list[dict[str, object]], interval: str) -> str:
+    n = len(buckets)
+    step = max(1, ceil(n / MAX_LABELS))
+    out = []
+    for shown, index in enumerate(range(0, n, step)):
+        start = datetime.fromisoformat(str(buckets[index]["start"]))
+        percent = (index + 0.5) / n * 100
+        anchor = "start" if percent < 5 else "end" if percent > 95 else "middle"
+        x = 0 if anchor == "start" else 100 if anchor == "end" else percent
+        label = _short_label(start, interval, index == 0)
+        klass = "x-label" + (" x-minor" if shown % 2 else "")
+        out.append(
+            f"<text{attrs({'class': klass, 'x': f'{x:.2f}%', 'y': SVG_HEIGHT - 6})}"
+            f' text-anchor="{anchor}">{esc(label)}</text>'
+        )
+    return "".join(out)
+
+
+def histogram_svg(histogram: Histogram, range_text: str) -> str:
+    """The chart card: heading, y-axis, the SVG and its legend."""
+    interval = histogram.interval
+    word = INTERVAL_WORDS.get(interval, interval)
+    heading = f"Entries per {word} by source"
+    tz = ZoneInfo(histogram.tz)
+    head = (
+        f'<div class="chart-head"><h2 id="chart-title">{esc(heading)}</h2>'
+        f'<p class="chart-range">{esc(range_text)} · {esc(tz.key)}</p></div>'
+    )
+    if not histogram.buckets or histogram.total == 0:
+        empty = '<p class="chart-empty">No entries in this range.</p>'
+        return f'<section class="card chart" aria-labelledby="chart-title">{head}{empty}</section>'
+    buckets = histogram.buckets
+    top = nice_ceiling(max(int(str(b["count"])) for b in buckets))
+    totals = _category_counts(buckets)
+    summary = ", ".join(f"{CATEGORY_LABELS[c]} {n:,}" for c, n in totals.items())
+    title = f"{heading}, {range_text} ({tz.key}): {histogram.total:,} entries"
+    grid = "".join(
+        f'<line class="grid{" grid-base" if y == PLOT_TOP + PLOT_HEIGHT else ""}" x1="0" '
+        f'x2="100%" y1="{y + 0.5}" y2="{y + 0.5}"/>'
+        for y in (PLOT_TOP, PLOT_TOP + PLOT_HEIGHT // 2, PLOT_TOP + PLOT_HEIGHT)
+    )
+    bars = "".join(_bucket_group(i, b, top, interval) for i, b in enumerate(buckets))
+    svg = (
+        f'<svg class="plot" role="img" aria-labelledby="chart-svg-title chart-svg-desc" '
+        f'width="100%" height="{SVG_HEIGHT}">'
+        f'<title id="chart-svg-title">{esc(title)}</title>'
+        f'<desc id="chart-svg-desc">By source: {esc(summary)}.</desc>{grid}'
+        f'<svg x="0" y="{PLOT_TOP}" width="100%" height="{PLOT_HEIGHT}" '
+        f'viewBox="0 0 {len(buckets) * BAR_UNITS} {top}" preserveAspectRatio="none">{bars}</svg>'
+        f"{_x_labels(buckets, interval)}</svg>"
+    )
+    y_axis = (
+        '<div class="y-axis" aria-hidden="true">'
+        f'<span class="y-top">{top:,}</span><span class="y-mid">{top // 2:,}</span>'
+        '<span class="y-zero">0</span></div>'
+    )
+    legend = "".join(
+        f'<li><span class="swatch cat-{c}" aria-hidden="true"></span>{esc(CATEGORY_LABELS[c])}'
+        f' <span class="legend-count">{n:,}</span></li>'
+        for c, n in totals.items()
+    )
+    return (
+        f'<section class="card chart" aria-labelledby="chart-title">{head}'
+        f'<div class="chart-body">{y_axis}{svg}</div>'
+        f'<ul class="legend" aria-label="Sources in the chart">{legend}</ul></section>'
+    )

@@ -1,0 +1,204 @@
+"""Export Logs from the page: the current view as CSV or XLSX, directly or as a job.
+
+``POST /settings/audit-logs/export`` takes the view's filters (hidden fields of the export form)
+and runs the export code of ``/v1/export``: :func:`~service.export.stream.plan_export` reads the
+first page before any byte is sent, :func:`~service.export.stream.export_bytes` streams the file,
+and :func:`service.export_api.record_export` writes the account's audit entry. Views of more than
+:data:`JOB_THRESHOLD` entries, or when the visitor asks for it, become an export job
+(:mod:`service.export.jobs`) whose page shows its progress and refreshes itself until the file is
+ready. Job pages and downloads check that the job belongs to the signed-in account.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from elasticsearch import ApiError, TransportError
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from service.errors import ServiceError, engine_unavailable
+from service.export.jobs import public
+from service.export.stream import plan_export
+from service.export_api import (
+    EXPORT_PARAMS,
+    job_file_response,
+    start_export_job,
+    stream_export,
+)
+from service.page.html import BASE_PATH, esc, html_page
+from service.page.layout import alert, format_local, plain_page
+from service.page.session import Refused, Session, read_session, same_origin, sign_in_response
+from service.page.view import parse_page_view
+from service.runtime import runtime_of
+from service.search.accounts import Account
+from service.search.jobs import JobStore
+from service.search_api import read_request
+
+JOB_THRESHOLD = 100_000
+"""Views with more entries than this are exported as a job."""
+JOB_REFRESH_S = 2
+PAGE_FORMATS = ("csv", "xlsx")
+
+
+def _problem(account: Account | None, status: int, title: str, message: str) -> Response:
+    return html_page(plain_page(account, title, alert(message)), status)
+
+
+async def _session(request: Request) -> Session | Response:
+    session = await read_session(request)
+    if isinstance(session, Session):
+        return session
+    return sign_in_response(request, session or Refused(401, "Sign in to continue."))
+
+
+async def export(request: Request) -> Response:
+    session = await _session(request)
+    if not isinstance(session, Session):
+        return session
+    account = session.account
+    if not same_origin(request):
+        return _problem(account, 403, "Export refused", "Export from the page itself.")
+    if not session.can_export:
+        return _problem(account, 403, "Export refused", "Your key lacks the export scope.")
+    form = await request.form(max_files=0, max_fields=500)
+    pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    view = parse_page_view(pairs)
+    fmt = next((v for k, v in reversed(pairs) if k == "format"), "csv")
+    if fmt not in PAGE_FORMATS:
+        return _problem(account, 400, "Export refused", "Choose CSV or Excel (XLSX).")
+    runtime = runtime_of(request)
+    try:
+        params = {**view.filter_params(), "format": [fmt], "order": ["desc"]}
+        _, filters, _ = await read_request(
+            request, "export", EXPORT_PARAMS, session.principal, params
+        )
+        plan = await plan_export(
+            runtime.es, runtime.names, filters, fmt, "desc", runtime.settings.templates_dir
+        )
+        if any(k == "as_job" for k, _ in pairs) or plan.total > JOB_THRESHOLD:
+            job = await start_export_job(
+                runtime, session.principal, plan, "export job from the Audit Logs page"
+            )
+            return RedirectResponse(f"{BASE_PATH}/exports/{job['id']}", status_code=303)
+    except ServiceError as e:
+        return _problem(account, e.status, "The export could not start", e.message)
+    return stream_export(runtime, session.principal, plan, "download from the Audit Logs page")
+
+
+async def _own_job(request: Request, session: Session) -> dict[str, Any] | None:
+    runtime = runtime_of(request)
+    try:
+        job = await JobStore(runtime.es, runtime.names).get(request.path_params["job_id"])
+    except (ApiError, TransportError) as e:
+        raise engine_unavailable() from e
+    if job is None or job["account_id"] != session.account.id:
+        return None
+    return job
+
+
+def _size(size: int | None) -> str:
+    if not size:
+        return ""
+    if size < 1024:
+        return f"{size:,} bytes"
+    amount = float(size)
+    for unit in ("KB", "MB", "GB"):
+        amount /= 1024
+        if amount < 1024 or unit == "GB":
+            break
+    return f"{amount:,.1f} {unit}"
+
+
+def _instant(text: str | None, tz: ZoneInfo, missing: str) -> str:
+    if not text:
+        return missing
+    return format_local(datetime.fromisoformat(text.replace("Z", "+00:00")), tz)
+
+
+def _job_facts(job: dict[str, Any], tz: ZoneInfo) -> str:
+    described = job.get("filters") or {}
+    window = (
+        f"{_instant(described.get('from'), tz, 'the first entry')} \N{EN DASH} "
+        f"{_instant(described.get('to'), tz, 'now')}"
+    )
+    chosen = [
+        f"{name}: {', '.join(value) if isinstance(value, list) else value}"
+        for name, value in described.items()
+        if name in ("q", "category", "type", "actor")
+    ]
+    status = job["status"]
+    return (
+        f'<dl class="facts"><div><dt>File</dt><dd>{esc(job["filename"])}</dd></div>'
+        f"<div><dt>Format</dt><dd>{esc(str(job['format']).upper())}</dd></div>"
+        f"<div><dt>Range</dt><dd>{esc(window)} ({esc(tz.key)})</dd></div>"
+        f"<div><dt>Filters</dt><dd>{esc('; '.join(chosen) or 'none')}</dd></div>"
+        f"<div><dt>Started</dt><dd>{esc(_instant(job['created_at'], tz, ''))}</dd></div>"
+        f'<div><dt>Status</dt><dd class="job-status" data-status="{esc(status)}">'
+        f"{esc(status.capitalize())}</dd></div></dl>"
+    )
+
+
+def _job_content(job: dict[str, Any], tz: ZoneInfo, ttl_h: float) -> str:
+    done, total = int(job.get("rows_done") or 0), int(job.get("rows_total") or 0)
+    percent = int(done * 100 / total) if total else 100
+    status = job["status"]
+    facts = _job_facts(job, tz)
+    progress = (
+        f'<div class="progress"><label for="job-progress">Rows written</label>'
+        f'<progress id="job-progress" max="{max(total, 1)}" value="{done if total else 1}">'
+        f'{percent}%</progress><p class="rows" aria-live="polite">{done:,} of {total:,} rows '
+        f"({percent}%)</p></div>"
+    )
+    if status in ("queued", "running"):
+        note = (f'<p class="help">This page refreshes itself every {JOB_REFRESH_S} seconds. You '
+                "may leave it: the export keeps running and its file is kept for "
+                f"{ttl_h:g} hours.</p>")  # fmt: skip
+        return facts + progress + note
+    if status == "done":
+        expires = _instant(job["expires_at"], tz, "")
+        link = (
+            f'<p><a class="button button-primary" id="job-download" '
+            f'href="{BASE_PATH}/exports/{esc(job["id"])}/download">Download {esc(job["filename"])}'
+            f'</a> <span class="muted">{esc(_size(job.get("size")))}</span></p>'
+            f'<p class="help">Available until {esc(expires)}.</p>'
+        )
+        return facts + progress + link
+    if status == "expired":
+        return facts + alert("This export has expired. Start a new one from the audit log.")
+    return facts + alert(str(job.get("error") or "The export failed."), title="Export failed.")
+
+
+async def job_page(request: Request) -> Response:
+    session = await _session(request)
+    if not isinstance(session, Session):
+        return session
+    try:
+        job = await _own_job(request, session)
+    except ServiceError as e:
+        return _problem(session.account, e.status, "Export", e.message)
+    if job is None:
+        return _problem(session.account, 404, "Export not found", "There is no such export.")
+    shown = public(job)
+    refresh = JOB_REFRESH_S if shown["status"] in ("queued", "running") else None
+    tz = ZoneInfo(session.account.timezone)
+    content = _job_content(shown, tz, runtime_of(request).settings.export_ttl_h)
+    return html_page(plain_page(session.account, "Export of the audit log", content, refresh))
+
+
+async def job_download(request: Request) -> Response:
+    session = await _session(request)
+    if not isinstance(session, Session):
+        return session
+    try:
+        job = await _own_job(request, session)
+    except ServiceError as e:
+        return _problem(session.account, e.status, "Export", e.message)
+    if job is None:
+        return _problem(session.account, 404, "Export not found", "There is no such export.")
+    try:
+        return job_file_response(runtime_of(request).settings.export_dir, job)
+    except ServiceError as e:
+        return _problem(session.account, e.status, "Export not available", e.message)

@@ -1,0 +1,42 @@
+"""The page's routes, each wrapped in the security headers, and its static files."""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from service.page import exports, handlers, session
+from service.page.html import BASE_PATH, STATIC_DIR, SecurityHeaders
+
+STATIC_TYPES = {"page.css": "text/css; charset=utf-8",
+                "page.js": "text/javascript; charset=utf-8"}  # fmt: skip
+
+
+async def static_file(request: Request) -> Response:
+    """One of the page's own static files (a fixed list: nothing else on disk is reachable)."""
+    name = request.path_params["name"]
+    if name not in STATIC_TYPES:
+        return PlainTextResponse("not found", status_code=404)
+    body = (STATIC_DIR / name).read_bytes()
+    return Response(body, media_type=STATIC_TYPES[name],
+                    headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
+
+
+def routes() -> list[Route]:
+    """Every route of the Audit Logs page, to add to the application's routes."""
+    secured = [Middleware(SecurityHeaders)]
+    table = [
+        (BASE_PATH, handlers.audit_logs, ["GET"]),
+        (f"{BASE_PATH}/sign-in", session.sign_in, ["POST"]),
+        (f"{BASE_PATH}/sign-out", session.sign_out, ["POST"]),
+        (f"{BASE_PATH}/export", exports.export, ["POST"]),
+        (f"{BASE_PATH}/exports/{{job_id}}", exports.job_page, ["GET"]),
+        (f"{BASE_PATH}/exports/{{job_id}}/download", exports.job_download, ["GET"]),
+        (f"{BASE_PATH}/static/{{name}}", static_file, ["GET"]),
+    ]
+    return [
+        Route(path, endpoint, methods=methods, middleware=secured, include_in_schema=False)
+        for path, endpoint, methods in table
+    ]

@@ -1,0 +1,116 @@
+"""The Audit Logs screen put together: title, filters, histogram, results and paging."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from zoneinfo import ZoneInfo
+
+from service.errors import ServiceError
+from service.page.chart import histogram_svg
+from service.page.controls import export_form, filter_panel
+from service.page.html import document, esc
+from service.page.layout import PRODUCT, alert, format_local, timezone_label, top_bar
+from service.page.session import Session
+from service.page.table import entries_table
+from service.page.view import PageView
+from service.search.entries import Page
+from service.search.filters import ViewFilters
+from service.search.histogram import Histogram
+
+FIELD_NAMES = {"q": "Search", "start": "Start date", "end": "End date", "from": "Start date",
+               "to": "End date", "range": "Date range", "cursor": "Older entries"}  # fmt: skip
+FIELD_ALIASES = {"q": "q", "start": "start", "from": "start", "end": "end", "to": "end"}
+
+
+@dataclass
+class Screen:
+    session: Session
+    view: PageView
+    filters: ViewFilters | None = None
+    page: Page | None = None
+    histogram: Histogram | None = None
+    error: ServiceError | None = None
+
+
+def window_text(filters: ViewFilters) -> str:
+    window, tz = filters.window, filters.tz
+    end = format_local(window.end, tz)
+    if window.start is None:
+        return f"everything up to {end}"
+    return f"{format_local(window.start, tz)} \N{EN DASH} {end}"
+
+
+def _error(error: ServiceError) -> str:
+    where = FIELD_NAMES.get(error.field or "", "")
+    title = f"{where}: this view cannot be shown." if where else "This view cannot be shown."
+    return alert(error.message, title=title).replace("<div ", '<div id="view-error" ', 1)
+
+
+def _pager(screen: Screen) -> str:
+    assert screen.page is not None
+    page, view = screen.page, screen.view
+    shown = len(page.entries)
+    total = f"{page.total:,}{'+' if page.total_relation == 'gte' else ''}"
+    if view.cursor:
+        status = f"Showing <span data-shown>{shown:,}</span> older entries of {total}"
+    else:
+        status = f"Showing <span data-shown>{shown:,}</span> of {total}"
+    links = []
+    if page.next_cursor:
+        older = replace(view, cursor=page.next_cursor)
+        links.append(
+            f'<a class="button load-more" href="{esc(older.url(with_cursor=True))}" '
+            'rel="next" data-load-more>Load older entries</a>'
+        )
+    if view.cursor:
+        links.append(f'<a class="button button-quiet" href="{esc(view.first_page().url())}">'
+                     "Back to the newest entries</a>")  # fmt: skip
+    return (
+        '<nav class="pager" aria-label="More entries">'
+        f'<p class="shown" aria-live="polite">{status}</p>{"".join(links)}</nav>'
+    )
+
+
+def _results(screen: Screen, job_threshold: int) -> str:
+    assert screen.page is not None and screen.filters is not None
+    page = screen.page
+    noun = "entry" if page.total == 1 else "entries"
+    plus = "+" if page.total_relation == "gte" else ""
+    return (
+        '<section class="results" aria-labelledby="results-title" id="results">'
+        '<div class="results-head"><div>'
+        f'<h2 id="results-title">{page.total:,}{plus} {noun}</h2>'
+        f'<p class="muted">Newest first · {esc(window_text(screen.filters))}</p></div>'
+        f"{export_form(screen.view, screen.session.can_export, page.total, job_threshold)}</div>"
+        f'<div class="card table-card">{entries_table(page.entries)}</div>'
+        f"{_pager(screen)}</section>"
+    )
+
+
+def render_screen(screen: Screen, job_threshold: int) -> str:
+    account = screen.session.account
+    tz = screen.filters.tz if screen.filters else ZoneInfo(account.timezone)
+    page = screen.page
+    facets = page.facets if page else None
+    timed_out = page.facets_timed_out if page else []
+    window = window_text(screen.filters) if screen.filters else None
+    invalid = FIELD_ALIASES.get(screen.error.field or "") if screen.error else None
+    parts = [
+        '<a class="skip" href="#results">Skip to the entries</a>',
+        top_bar(account),
+        '<main class="container" id="main"><div class="page-head">',
+        f"<h1>{PRODUCT}</h1>",
+        f'<p class="lead">Everything that happened in {esc(account.name)}: Signal runs, credit '
+        "usage, AI Agent runs, webhook deliveries, integrations, API requests and changes by "
+        "your team.</p></div>",
+    ]
+    if screen.error is not None:
+        parts.append(_error(screen.error))
+    parts.append(filter_panel(screen.view, facets, timed_out, timezone_label(tz), window, invalid))
+    if screen.histogram is not None and screen.filters is not None:
+        parts.append(histogram_svg(screen.histogram, window_text(screen.filters)))
+    if page is not None:
+        parts.append(_results(screen, job_threshold))
+    parts.append("</main>")
+    title = f"{PRODUCT} · {account.name}"
+    return document(title, "".join(parts), body_class="page-logs")

@@ -1,0 +1,54 @@
+// The Audit Logs page's only script: "Load older entries" appends the next page of rows in
+// place. Without script the same link opens the next page, so nothing depends on this file.
+(function () {
+  "use strict";
+
+  function loadMore(link) {
+    var href = link.getAttribute("href");
+    link.setAttribute("aria-busy", "true");
+    fetch(href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error("HTTP " + response.status);
+        }
+        return response.text();
+      })
+      .then(function (text) {
+        var doc = new DOMParser().parseFromString(text, "text/html");
+        var incoming = doc.getElementById("entry-rows");
+        var body = document.getElementById("entry-rows");
+        if (!incoming || !body) {
+          throw new Error("no rows in the response");
+        }
+        incoming.querySelectorAll("tr.entry").forEach(function (row) {
+          body.appendChild(document.importNode(row, true));
+        });
+        var shown = document.querySelector("[data-shown]");
+        if (shown) {
+          shown.textContent = body.querySelectorAll("tr.entry").length.toLocaleString("en-US");
+        }
+        var next = doc.querySelector("a[data-load-more]");
+        if (next) {
+          link.setAttribute("href", next.getAttribute("href"));
+          link.removeAttribute("aria-busy");
+        } else {
+          link.remove();
+        }
+      })
+      .catch(function () {
+        window.location.assign(href);
+      });
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    var link = target && target.closest ? target.closest("a[data-load-more]") : null;
+    if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) {
+      return;
+    }
+    event.preventDefault();
+    if (link.getAttribute("aria-busy") !== "true") {
+      loadMore(link);
+    }
+  });
+})();
