@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test check bench engine-stop clean chromium
+.PHONY: install run test check bench soak fuzz-long engine-stop clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# The long reliability runs (not part of `make test`): a 10-minute mixed load, and 10,000+
+# generated requests against the OpenAPI document.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --minutes 10
+
+fuzz-long: $(STAMP)
+	AUDITLOG_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest -s -p no:cacheprovider tests/fuzz
 
 engine-stop: $(STAMP)
 	$(BIN)/auditlog engine stop

@@ -14,6 +14,7 @@ import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 BASE_COLUMNS = ("id", "timestamp_local", "timestamp_utc", "category", "type", "actor_id",
@@ -26,43 +27,61 @@ def export_columns(metadata_columns: list[str]) -> list[str]:
 
 
 def local_timestamps(utc: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """``YYYY-MM-DDTHH:MM:SS.mmm+HH:MM`` in ``tz``, vectorised."""
-    local = pd.to_datetime(utc, utc=True, format="ISO8601").dt.tz_convert(tz)
-    millis = (local.dt.microsecond // 1000).astype(str).str.zfill(3)
-    offset = local.dt.strftime("%z")
-    return local.dt.strftime("%Y-%m-%dT%H:%M:%S.") + millis + offset.str[:3] + ":" + offset.str[3:]
-
-
-def _other(metadata: dict[str, Any], known: set[str]) -> str | None:
-    rest = {k: v for k, v in metadata.items() if k not in known}
-    return json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else None
+    """``YYYY-MM-DDTHH:MM:SS.mmm+HH:MM`` in ``tz``, vectorised (numpy formats the wall time)."""
+    instants = pd.to_datetime(utc, utc=True, format="ISO8601")
+    wall = instants.dt.tz_convert(tz).dt.tz_localize(None)
+    offsets = ((wall - instants.dt.tz_localize(None)).dt.total_seconds() // 60).astype(int)
+    text = np.datetime_as_string(wall.to_numpy(dtype="datetime64[ms]"), unit="ms")
+    names = {m: f"{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+             for m in offsets.unique()}  # fmt: skip
+    return pd.Series(text, index=utc.index, dtype=object) + offsets.map(names).astype(object)
 
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix formula-like text with an apostrophe, in every text column."""
+    """Prefix formula-like text with an apostrophe, in every column (numbers are left alone)."""
     for column in frame.columns:
         values = frame[column]
-        is_text = values.map(lambda v: isinstance(v, str))
-        if not is_text.any():
+        try:
+            risky = values.str.match(FORMULA_START, na=False)
+        except AttributeError:  # no text at all in this column
             continue
-        text = values[is_text].astype(str)
-        risky = text.str.contains(FORMULA_START, regex=True)
         if risky.any():
-            frame.loc[risky[risky].index, column] = "'" + text[risky]
+            frame.loc[risky, column] = "'" + values[risky]
     return frame
 
 
+def _split_metadata(
+    sources: list[dict[str, Any]], metadata_columns: list[str]
+) -> tuple[dict[str, list[Any]], list[str | None]]:
+    """One pass over each entry's own metadata: known keys by column, the rest as JSON."""
+    known = set(metadata_columns)
+    size = len(sources)
+    columns: dict[str, list[Any]] = {k: [None] * size for k in metadata_columns}
+    other: list[str | None] = [None] * size
+    for i, source in enumerate(sources):
+        rest: dict[str, Any] = {}
+        for key, value in (source.get("metadata") or {}).items():
+            if key in known:
+                columns[key][i] = _cell(value)
+            else:
+                rest[key] = value
+        if rest:
+            other[i] = json.dumps(rest, ensure_ascii=False, sort_keys=True)
+    return columns, other
+
+
 def shape_page(
-    sources: list[dict[str, Any]], metadata_columns: list[str], tz: ZoneInfo
+    sources: list[dict[str, Any]],
+    metadata_columns: list[str],
+    tz: ZoneInfo,
 ) -> pd.DataFrame:
     """One page of ``_source`` documents as export rows (object columns: ints stay ints)."""
-    known = set(metadata_columns)
     actors = [s.get("actor", {}) for s in sources]
-    metadata = [s.get("metadata") or {} for s in sources]
+    metadata, other = _split_metadata(sources, metadata_columns)
     utc = pd.Series([s["timestamp"] for s in sources], dtype=object)
     data: dict[str, pd.Series] = {
         "id": pd.Series([s["id"] for s in sources], dtype=object),
-        "timestamp_local": local_timestamps(utc, tz).astype(object) if sources else utc,
+        "timestamp_local": local_timestamps(utc, tz) if sources else utc,
         "timestamp_utc": utc,
         "category": pd.Series([s["category"] for s in sources], dtype=object),
         "type": pd.Series([s["type"] for s in sources], dtype=object),
@@ -73,9 +92,10 @@ def shape_page(
         "message": pd.Series([s.get("message", "") for s in sources], dtype=object),
     }
     for key in metadata_columns:
-        data[key] = pd.Series([_cell(m.get(key)) for m in metadata], dtype=object)
-    data["metadata_other"] = pd.Series([_other(m, known) for m in metadata], dtype=object)
-    return neutralise(pd.DataFrame(data, columns=export_columns(metadata_columns)))
+        data[key] = pd.Series(metadata[key], dtype=object)
+    data["metadata_other"] = pd.Series(other, dtype=object)
+    frame = pd.DataFrame(data, columns=export_columns(metadata_columns))
+    return neutralise(frame)
 
 
 def _cell(value: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
+from elasticsearch.serializer import OrjsonSerializer
 
 from service.config import Settings
 
@@ -15,6 +16,7 @@ def make_client(settings: Settings, url: str) -> AsyncElasticsearch:
         "request_timeout": 30,
         "retry_on_timeout": True,
         "max_retries": 2,
+        "serializer": OrjsonSerializer(),
     }
     if settings.es_username and settings.es_password is not None:
         options["basic_auth"] = (settings.es_username, str(settings.es_password))

@@ -127,15 +127,16 @@ async def compute_facets(
 
 async def _hits(
     es: AsyncElasticsearch, names: IndexNames, body: dict[str, Any], pit: str | None
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str | None]:
+    """The hits, and the point in time still in use (None once it expired)."""
     if pit is not None:
         try:
             resp = await es.search(**body, pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE})
-            return dict(resp.body)
+            return dict(resp.body), str(resp.get("pit_id", pit))
         except NotFoundError:
             pass  # the point in time expired: (timestamp, id) still orders exactly
     resp = await es.search(index=names.entries_alias, **body)
-    return dict(resp.body)
+    return dict(resp.body), None
 
 
 async def search_entries(
@@ -170,14 +171,18 @@ async def search_entries(
     if cursor is not None:
         body["search_after"] = cursor.after
     with engine_errors():
-        resp = await _hits(es, names, body, cursor.pit if cursor else None)
+        # The first page needs no point in time; the first use of a cursor opens one, so that
+        # the following pages see the same snapshot. The last page closes it.
+        pit = (cursor.pit or await _open_pit(es, names, query)) if cursor else None
+        resp, pit = await _hits(es, names, body, pit)
         if resp.get("timed_out"):
             raise ServiceError(504, "search_timeout", "the search took too long; narrow it")
         facets, timed_out = await compute_facets(es, names, query, timeout_s)
         hits = resp["hits"]["hits"]
         next_cursor = None
-        if len(hits) == size:
-            pit = cursor.pit if cursor else await _open_pit(es, names)
+        if len(hits) < size and pit is not None:
+            await es.options(ignore_status=404).close_point_in_time(id=pit)
+        elif len(hits) == size:
             next_cursor = encode_cursor(
                 EntryCursor(
                     filters.account_id, filters.fingerprint(), order,
@@ -196,6 +201,10 @@ async def search_entries(
     )
 
 
-async def _open_pit(es: AsyncElasticsearch, names: IndexNames) -> str:
-    resp = await es.open_point_in_time(index=names.entries_alias, keep_alive=PIT_KEEP_ALIVE)
+async def _open_pit(es: AsyncElasticsearch, names: IndexNames, query: EntryQuery) -> str:
+    """A point in time over the indices that can hold the view's window only."""
+    window = query.base_clauses()[1]
+    resp = await es.open_point_in_time(
+        index=names.entries_alias, keep_alive=PIT_KEEP_ALIVE, index_filter=window
+    )
     return str(resp["id"])

@@ -6,6 +6,7 @@ filter is still a 4xx), the rest streams. Memory holds one page at a time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -74,12 +75,26 @@ class ViewScan:
         return ScanPage(list(resp["hits"]["hits"]), total)
 
     async def rest(self, first: ScanPage) -> AsyncIterator[ScanPage]:
-        """The pages after ``first``; engine failures propagate (the download aborts)."""
-        page = first
-        while len(page.hits) == self.page_size:
-            page = await self._page(page.hits[-1]["sort"])
-            if page.hits:
-                yield page
+        """The pages after ``first``; engine failures propagate (the download aborts).
+
+        The next page is fetched while the caller works on the current one (two pages in memory
+        at most), so the engine's time and the shaping overlap.
+        """
+        ahead = self._fetch_after(first)
+        try:
+            while ahead is not None:
+                page = await ahead
+                ahead = self._fetch_after(page)
+                if page.hits:
+                    yield page
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+
+    def _fetch_after(self, page: ScanPage) -> asyncio.Task[ScanPage] | None:
+        if len(page.hits) < self.page_size:
+            return None
+        return asyncio.create_task(self._page(page.hits[-1]["sort"]))
 
     async def close(self) -> None:
         if self.pit is not None:

@@ -19,6 +19,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from service.search.indices import IndexNames
 
+BULK_FIELDS = "errors,items.*.status,items.*.error"
 RETRIES = 4
 BACKOFF_S = 0.5
 
@@ -69,7 +70,7 @@ async def _bulk_create(
             index, doc_id, doc = ops[i]
             body += [{"create": {"_index": index, "_id": doc_id}}, doc]
         try:
-            resp = await es.bulk(operations=body)
+            resp = await es.bulk(operations=body, filter_path=BULK_FIELDS)
         except (TransportError, ApiError) as e:
             if isinstance(e, ApiError) and not _overloaded(e):
                 raise

@@ -1,0 +1,222 @@
+"""Export: rows/s and peak RSS of ``GET /v1/export`` versus a raw scan and the bare writers.
+
+A tier of ``k`` rows is the main account's window ``[from, to)`` from its ``k``-th newest entry's
+timestamp to the data set's end (timestamps are unique, so the count is exact; it is verified from
+the file). Per tier: the service's CSV, XLSX and NDJSON downloads with the service's RSS sampled
+every 50 ms; a raw point-in-time + ``search_after`` scan of the same entries (the engine alone);
+and each bare writer fed pre-shaped pages from memory (the writer alone, with this process's
+own RSS growth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from xml.etree import ElementTree
+
+import pandas as pd
+from elasticsearch import AsyncElasticsearch
+
+from bench.dataset import MAIN_ACCOUNT
+from bench.measure import RssSampler, Stopwatch
+from bench.service import HttpClient
+from ingest.schema import known_metadata_columns
+from service.export.shaping import export_columns, shape_page
+from service.export.writers import WRITERS
+from service.search.entries import present
+from service.search.filters import ViewFilters, parse_view_filters
+from service.search.indices import IndexNames
+from service.search.queries import EntryQuery
+from service.search.scan import ViewScan, categories_in_view
+
+TIERS = (10_000, 100_000, 1_000_000)
+FORMATS = ("csv", "xlsx", "ndjson")
+SAMPLE_ROWS = 100_000
+ROLLOVER_ROWS = 1_100_000
+BLOCK = 1 << 20
+_NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+_REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+def tiers_for(main_count: int) -> list[int]:
+    return [t for t in TIERS if t <= main_count] or [main_count]
+
+
+def window(k: int, timestamps: list[str], end: str) -> tuple[str, str]:
+    """``from`` (inclusive) and ``to`` (exclusive) holding exactly the ``k`` newest entries."""
+    return timestamps[-k], end
+
+
+def view_filters(frm: str, to: str) -> ViewFilters:
+    params = {"from": [frm], "to": [to]}
+    return parse_view_filters(params, MAIN_ACCOUNT.id, MAIN_ACCOUNT.timezone, datetime.now(UTC))
+
+
+# --- the service --------------------------------------------------------------------------
+
+
+def service_export(client: HttpClient, pid: int, fmt: str, frm: str, to: str,
+                   workdir: Path) -> dict[str, Any]:  # fmt: skip
+    path = f"/v1/export?{urlencode({'format': fmt, 'from': frm, 'to': to})}"
+    size = newlines = 0
+    target = workdir / f"export.{fmt}"
+    with RssSampler(pid) as rss, Stopwatch() as watch, client.stream(path) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"export {fmt}: {resp.status} {resp.read()[:500]!r}")
+        header_total = int(resp.getheader("X-Total-Count") or -1)
+        with target.open("wb") as out:
+            while block := resp.read(BLOCK):
+                size += len(block)
+                if fmt == "xlsx":
+                    out.write(block)
+                else:
+                    newlines += block.count(b"\n")
+    if fmt == "xlsx":
+        sheets = xlsx_sheets(target)
+        rows = sum(s["rows"] - 1 for s in sheets if s["name"] != "Export info")
+    else:
+        rows = newlines - (1 if fmt == "csv" else 0)
+    target.unlink(missing_ok=True)
+    return {
+        "rows": rows, "header_total": header_total, "seconds": round(watch.seconds, 2),
+        "rows_per_s": round(rows / watch.seconds, 1), "mb": round(size / 1e6, 1),
+        "rss_before_mb": round(rss.before / 1e6, 1), "peak_rss_mb": round(rss.peak_mb, 1),
+    }  # fmt: skip
+
+
+# --- the engine alone ---------------------------------------------------------------------
+
+
+async def _scan(es_url: str, names: IndexNames, filters: ViewFilters) -> int:
+    es = AsyncElasticsearch(es_url, request_timeout=120)
+    try:
+        scan = ViewScan(es, names, EntryQuery(filters))
+        first = await scan.first_page()
+        rows = len(first.hits)
+        async for page in scan.rest(first):
+            rows += len(page.hits)
+        await scan.close()
+        return rows
+    finally:
+        await es.close()
+
+
+def raw_scan(es_url: str, names: IndexNames, frm: str, to: str) -> dict[str, Any]:
+    with Stopwatch() as watch:
+        rows = asyncio.run(_scan(es_url, names, view_filters(frm, to)))
+    return {"rows": rows, "seconds": round(watch.seconds, 2),
+            "rows_per_s": round(rows / watch.seconds, 1)}  # fmt: skip
+
+
+# --- the writers alone --------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """Pre-shaped pages of real entries: frames for CSV/XLSX, presented entries for NDJSON."""
+
+    columns: list[str]
+    frames: list[pd.DataFrame]
+    entries: list[list[dict[str, Any]]]
+
+
+async def _sample(es_url: str, names: IndexNames, filters: ViewFilters, tpl: Path) -> Sample:
+    es = AsyncElasticsearch(es_url, request_timeout=120)
+    try:
+        query = EntryQuery(filters)
+        categories = await categories_in_view(es, names, query)
+        columns = export_columns(known_metadata_columns(tpl, categories))
+        scan = ViewScan(es, names, query)
+        first = await scan.first_page()
+        pages = [first.hits]
+        async for page in scan.rest(first):
+            pages.append(page.hits)
+        await scan.close()
+    finally:
+        await es.close()
+    sources = [[h["_source"] for h in hits] for hits in pages]
+    frames = [shape_page(s, columns[10:-1], filters.tz) for s in sources]
+    entries = [[present(e, filters) for e in s] for s in sources]
+    return Sample(columns, frames, entries)
+
+
+def build_sample(es_url: str, names: IndexNames, timestamps: list[str], end: str,
+                 tpl: Path) -> Sample:  # fmt: skip
+    frm, to = window(min(SAMPLE_ROWS, len(timestamps)), timestamps, end)
+    return asyncio.run(_sample(es_url, names, view_filters(frm, to), tpl))
+
+
+def _feed(writer: Any, fmt: str, sample: Sample, rows: int) -> int:
+    """Write ``rows`` rows cycling through the sample's pages; return the bytes produced."""
+    size, done, i = len(writer.start(sample.columns)), 0, 0
+    while done < rows:
+        if fmt == "ndjson":
+            page = sample.entries[i % len(sample.entries)]
+            take = min(len(page), rows - done)
+            size += len(writer.write_entries(page[:take]))
+        else:
+            frame = sample.frames[i % len(sample.frames)]
+            take = min(len(frame), rows - done)
+            size += len(writer.write_frame(frame if take == len(frame) else frame.iloc[:take]))
+        done, i = done + take, i + 1
+    return size
+
+
+def bare_writer(fmt: str, sample: Sample, rows: int, keep: Path | None = None) -> dict[str, Any]:
+    """The writer alone; with ``keep``, the file is written there (else only counted)."""
+    writer = WRITERS[fmt]()
+    with RssSampler(os.getpid()) as rss, Stopwatch() as watch:
+        size = _feed(writer, fmt, sample, rows)
+        out = keep.open("wb") if keep else None
+        info = {"account": MAIN_ACCOUNT.id, "filters": {}, "timezone": MAIN_ACCOUNT.timezone,
+                "row count": rows, "generated at": datetime.now(UTC).isoformat()}  # fmt: skip
+        for tail in writer.finish(info):
+            size += len(tail)
+            if out:
+                out.write(tail)
+        if out:
+            out.close()
+    return {"rows": rows, "seconds": round(watch.seconds, 2),
+            "rows_per_s": round(rows / watch.seconds, 1), "mb": round(size / 1e6, 1),
+            "rss_delta_mb": round(rss.delta_mb, 1)}  # fmt: skip
+
+
+def rollover(sample: Sample, rows: int = ROLLOVER_ROWS) -> dict[str, Any]:
+    """The bare XLSX writer past Excel's row limit: the sheets it made and their rows."""
+    with tempfile.TemporaryDirectory(prefix="bench-xlsx-") as tmp:
+        path = Path(tmp) / "rollover.xlsx"
+        figures = bare_writer("xlsx", sample, rows, keep=path)
+        sheets = xlsx_sheets(path)
+    data_rows = sum(s["rows"] - 1 for s in sheets if s["name"] != "Export info")
+    return {**figures, "sheets": sheets, "data_rows": data_rows}
+
+
+def xlsx_sheets(path: Path) -> list[dict[str, Any]]:
+    """Each sheet's name and row count (header included), counted from the raw sheet XML."""
+    with zipfile.ZipFile(path) as zf:
+        book = ElementTree.fromstring(zf.read("xl/workbook.xml"))
+        rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+        targets = {r.get("Id"): str(r.get("Target")) for r in rels}
+        out = []
+        for sheet in book.iterfind("m:sheets/m:sheet", _NS):
+            target = targets[sheet.get(_REL_ID)].lstrip("/")
+            member = target if target.startswith("xl/") else f"xl/{target}"
+            out.append({"name": sheet.get("name"), "rows": _count_rows(zf, member)})
+    return out
+
+
+def _count_rows(zf: zipfile.ZipFile, member: str) -> int:
+    count, tail = 0, b""
+    with zf.open(member) as stream:
+        while block := stream.read(BLOCK):
+            buffer = tail + block
+            count += buffer.count(b"<row ") + buffer.count(b"<row>")
+            tail = buffer[-4:]
+    return count

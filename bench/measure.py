@@ -1,0 +1,131 @@
+"""Measuring: resident memory sampled from ``/proc``, percentiles, and the machine we ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+SAMPLE_INTERVAL_S = 0.05
+
+
+def rss_bytes(pid: int) -> int:
+    """``VmRSS`` of ``pid`` in bytes (0 once the process is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class RssSampler:
+    """Samples a process's RSS every 50 ms in a thread; ``peak`` is the largest sample seen."""
+
+    def __init__(self, pid: int, interval_s: float = SAMPLE_INTERVAL_S) -> None:
+        self.pid, self.interval_s = pid, interval_s
+        self.before = self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"rss-{pid}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes(self.pid))
+            self.samples += 1
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> RssSampler:
+        self.before = self.peak = rss_bytes(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes(self.pid))
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 1e6
+
+    @property
+    def delta_mb(self) -> float:
+        return (self.peak - self.before) / 1e6
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The ``pct`` percentile by linear interpolation between closest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = (len(ordered) - 1) * pct / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+class Stopwatch:
+    """Wall-clock seconds of a ``with`` block."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._start
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _mem_total_gb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 1024 / 1024, 1)
+    return 0.0
+
+
+def _packages() -> dict[str, str | None]:
+    """Versions of what sets the service's speed; None when not installed."""
+    out: dict[str, str | None] = {}
+    for name in ("uvicorn", "starlette", "elasticsearch", "pandas", "openpyxl", "uvloop",
+                 "httptools", "lxml", "orjson"):  # fmt: skip
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def machine_info(engine_version: str | None) -> dict[str, Any]:
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gb": _mem_total_gb(),
+        "cpu_model": _cpu_model(),
+        "engine_version": engine_version,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "packages": _packages(),
+    }

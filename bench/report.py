@@ -1,0 +1,127 @@
+"""The results as targets met or missed, and as markdown tables (the README carries the latest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+INGEST_MIN, SEARCH_MAX, CSV_MIN, XLSX_MIN, RSS_MAX_MB = 0.8, 1.3, 0.7, 0.8, 200.0
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
+def _target(measure: str, service: str, baseline: str, ratio: float | None, target: str,
+            met: bool | None) -> dict[str, Any]:  # fmt: skip
+    return {"measure": measure, "service": service, "baseline": baseline, "ratio": ratio,
+            "target": target, "met": met}  # fmt: skip
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target, with the figures it compares."""
+    rows: list[dict[str, Any]] = []
+    ingest = results.get("ingest")
+    if ingest:
+        svc, raw = ingest["service"]["entries_per_s"], ingest["raw"]["entries_per_s"]
+        r = _ratio(svc, raw)
+        met = r is not None and r >= INGEST_MIN
+        rows.append(_target("ingest, entries/s (service vs raw `_bulk`)", f"{svc:,.0f}",
+                            f"{raw:,.0f}", r, f">= {INGEST_MIN}x", met))  # fmt: skip
+    for kind in ("entries", "histogram"):
+        pooled = results["search"][kind]
+        r = pooled["p95_ratio"]
+        rows.append(_target(f"`GET /v1/{kind}` p95 ms, all filters (service vs raw)",
+                            f"{pooled['service_p95_ms']}", f"{pooled['raw_p95_ms']}", r,
+                            f"<= {SEARCH_MAX}x", r is not None and r <= SEARCH_MAX))  # fmt: skip
+    for tier in results["export"]["tiers"]:
+        k = tier["rows"]
+        csv, xlsx, nd = tier["service"]["csv"], tier["service"]["xlsx"], tier["service"]["ndjson"]
+        scan, bare = tier["raw_scan"], tier["bare_writer"]
+        r = _ratio(csv["rows_per_s"], scan["rows_per_s"])
+        rows.append(_target(f"CSV export {k:,} rows, rows/s (service vs raw scan)",
+                            f"{csv['rows_per_s']:,.0f}", f"{scan['rows_per_s']:,.0f}", r,
+                            f">= {CSV_MIN}x", r is not None and r >= CSV_MIN))  # fmt: skip
+        r = _ratio(xlsx["rows_per_s"], bare["xlsx"]["rows_per_s"])
+        rows.append(_target(f"XLSX export {k:,} rows, rows/s (service vs bare writer)",
+                            f"{xlsx['rows_per_s']:,.0f}", f"{bare['xlsx']['rows_per_s']:,.0f}", r,
+                            f">= {XLSX_MIN}x", r is not None and r >= XLSX_MIN))  # fmt: skip
+        r = _ratio(nd["rows_per_s"], scan["rows_per_s"])
+        rows.append(_target(f"NDJSON export {k:,} rows, rows/s (service vs raw scan)",
+                            f"{nd['rows_per_s']:,.0f}", f"{scan['rows_per_s']:,.0f}", r, "-",
+                            None))  # fmt: skip
+    largest = results["export"]["tiers"][-1]
+    for fmt in ("csv", "xlsx", "ndjson"):
+        peak = largest["service"][fmt]["peak_rss_mb"]
+        counts = largest["rows"] >= 1_000_000
+        rows.append(_target(f"service peak RSS during the {largest['rows']:,}-row {fmt.upper()} "
+                            "export, MB", f"{peak}", "-", None, f"< {RSS_MAX_MB:.0f} MB",
+                            (peak < RSS_MAX_MB) if counts else None))  # fmt: skip
+    return rows
+
+
+def _met(value: bool | None) -> str:
+    return "n/a" if value is None else ("**yes**" if value else "**NO**")
+
+
+def targets_table(targets: list[dict[str, Any]]) -> str:
+    lines = [
+        "| measure | service | baseline | ratio | target | met |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for t in targets:
+        ratio = "-" if t["ratio"] is None else f"{t['ratio']:.2f}x"
+        lines.append(f"| {t['measure']} | {t['service']} | {t['baseline']} | {ratio} | "
+                     f"{t['target']} | {_met(t['met'])} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def search_table(search: dict[str, Any]) -> str:
+    lines = ["| filter | total | entries p50 / p95 ms (service) | (raw) | p95 ratio "
+             "| histogram p50 / p95 ms (service) | (raw) | p95 ratio |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for e, h in zip(search["entries"]["filters"], search["histogram"]["filters"], strict=True):
+        lines.append(
+            f"| {e['filter']} | {e['total']:,} | {e['service_p50_ms']} / {e['service_p95_ms']} | "
+            f"{e['raw_p50_ms']} / {e['raw_p95_ms']} | {e['p95_ratio']}x | "
+            f"{h['service_p50_ms']} / {h['service_p95_ms']} | {h['raw_p50_ms']} / "
+            f"{h['raw_p95_ms']} | {h['p95_ratio']}x |"
+        )
+    return "\n".join(lines)
+
+
+def export_table(export: dict[str, Any]) -> str:
+    lines = ["| rows | format | service rows/s | service peak RSS MB | raw scan rows/s "
+             "| bare writer rows/s | bare writer RSS growth MB | file MB |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for tier in export["tiers"]:
+        for fmt in ("csv", "xlsx", "ndjson"):
+            s, b = tier["service"][fmt], tier["bare_writer"][fmt]
+            lines.append(
+                f"| {tier['rows']:,} | {fmt.upper()} | {s['rows_per_s']:,.0f} | "
+                f"{s['peak_rss_mb']} | {tier['raw_scan']['rows_per_s']:,.0f} | "
+                f"{b['rows_per_s']:,.0f} | {b['rss_delta_mb']} | {s['mb']} |"
+            )
+    return "\n".join(lines)
+
+
+def rollover_line(rollover: dict[str, Any] | None) -> str:
+    if not rollover:
+        return "XLSX rollover: not run."
+    sheets = ", ".join(f"`{s['name']}` ({s['rows']:,} rows)" for s in rollover["sheets"])
+    return (f"XLSX rollover: the bare `XlsxWriter` fed {rollover['rows']:,} rows wrote {sheets} "
+            f"(rows include each sheet's header) at {rollover['rows_per_s']:,.0f} rows/s, "
+            f"{rollover['data_rows']:,} data rows in all.")  # fmt: skip
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    return (f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), "
+            f"{machine['memory_gb']} GB RAM, Elasticsearch {machine['engine_version']} "
+            f"(heap 2g), Python {machine['python']}, Linux {machine['kernel']}; load average at "
+            f"start {machine['load_avg_at_start']}.")  # fmt: skip
+
+
+def markdown(results: dict[str, Any]) -> str:
+    parts = [machine_line(results["machine"]), "", targets_table(results["targets"]), "",
+             search_table(results["search"]), "", export_table(results["export"]), "",
+             rollover_line(results["export"].get("rollover"))]  # fmt: skip
+    return "\n".join(parts)

@@ -1,0 +1,263 @@
+"""``python -m bench.run``: every benchmark in one run against one throwaway local engine.
+
+A fresh Elasticsearch node (heap 2g) starts in a temporary directory and is stopped at the end,
+even on failure. The service runs as a separate ``uvicorn`` process. Steps: generate the entries;
+ingest them raw (second prefix, then deleted) and through the service; search and histogram
+latencies; exports at 10k/100k/1M rows against a raw scan and the bare writers; XLSX rollover;
+profiles of the missed targets. Prints a markdown table and writes the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, Elasticsearch
+from starlette.datastructures import Secret
+
+from bench import export_bench, profiles, report
+from bench.dataset import ACCOUNTS, MAIN_ACCOUNT, format_utc
+from bench.ingest_bench import IngestData, build_bodies, ingest_raw, ingest_service
+from bench.measure import machine_info
+from bench.search_bench import RawSearch, run_search
+from bench.service import HttpClient, ServiceProcess, create_account_key
+from service.config import Settings, load_settings
+from service.engine import EngineInstance
+from service.search.indices import IndexNames
+from service.search.setup import run_setup
+
+SERVICE_PREFIX, RAW_PREFIX = "bench", "rawbench"
+ADMIN_KEY = "bench-admin-key-0123456789abcdef0123"
+HEAP = "2g"
+_T0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S} +{time.monotonic() - _T0:6.0f}s] {message}",
+          file=sys.stderr, flush=True)  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--entries", type=int, default=1_000_000, help="entries of the main account")
+    p.add_argument("--large", action="store_true", help="10,000,000 entries")
+    p.add_argument("--skip-ingest", action="store_true",
+                   help="no ingest measurement: write the entries straight to the service's "
+                        "indices with _bulk (faster), then measure search and exports")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
+    p.add_argument("--repeats", type=int, default=50, help="timed requests per filter and side")
+    p.add_argument("--warmup", type=int, default=5, help="untimed requests per filter first")
+    p.add_argument("--rollover-rows", type=int, default=export_bench.ROLLOVER_ROWS,
+                   help="rows for the bare XLSX writer's sheet rollover (0: skip)")  # fmt: skip
+    p.add_argument("--no-profile", action="store_true", help="skip profiling missed targets")
+    return p.parse_args(argv)
+
+
+def _settings(es_url: str, prefix: str) -> Settings:
+    return load_settings(env_file=None, es_url=es_url, index_prefix=prefix,
+                         admin_key=Secret(ADMIN_KEY))  # fmt: skip
+
+
+def _templates_dir() -> Path:
+    return load_settings(env_file=None).templates_dir
+
+
+async def _setup(es_url: str, prefix: str) -> None:
+    es = AsyncElasticsearch(es_url)
+    try:
+        await run_setup(es, _settings(es_url, prefix))
+    finally:
+        await es.close()
+
+
+def _count(es: Elasticsearch, prefix: str, end: str) -> dict[str, int]:
+    """Generated entries stored per account (the admin API's own audit entries come after)."""
+    es.indices.refresh(index=f"{prefix}-*")
+    counts = {}
+    for account in ACCOUNTS:
+        query = {"bool": {"filter": [{"term": {"account_id": account.id}},
+                                     {"range": {"timestamp": {"lt": end}}}]}}  # fmt: skip
+        resp = es.count(index=IndexNames(prefix).entries_alias, query=query)
+        counts[account.id] = int(resp["count"])
+    return counts
+
+
+def _delete_indices(es: Elasticsearch, prefix: str) -> None:
+    found = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
+    for i in range(0, len(found), 50):
+        es.indices.delete(index=",".join(found[i : i + 50]))
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, n: int, es_url: str, workdir: Path) -> None:
+        self.args, self.n, self.es_url, self.workdir = args, n, es_url, workdir
+        self.es = Elasticsearch(es_url, request_timeout=300)
+        self.end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+        self.end_text = format_utc(self.end)
+        self.service = ServiceProcess(es_url, SERVICE_PREFIX, ADMIN_KEY, workdir)
+        self.results: dict[str, Any] = {}
+
+    def load(self) -> IngestData:
+        target = SERVICE_PREFIX if self.args.skip_ingest else RAW_PREFIX
+        log(f"generating {self.n:,} entries of {MAIN_ACCOUNT.id} (+ smaller accounts)")
+        asyncio.run(_setup(self.es_url, RAW_PREFIX))
+        data = build_bodies(self.n, self.end, IndexNames(target), _templates_dir())
+        log(f"{data.total:,} entries in {len(data.bodies)} bodies; starting the service")
+        self.service.start()
+        self.keys = {a.id: create_account_key(self.service, a.id, a.name, a.timezone)
+                     for a in ACCOUNTS}  # fmt: skip
+        if self.args.skip_ingest:
+            log("writing the entries straight to the service's indices (--skip-ingest)")
+            ingest_raw(self.es_url, data)
+        else:
+            self.ingest(data)
+        counts = _count(self.es, SERVICE_PREFIX, self.end_text)
+        if counts != data.counts:
+            raise RuntimeError(f"stored {counts}, expected {data.counts}")
+        log(f"stored and verified: {counts}")
+        return data
+
+    def ingest(self, data: IngestData) -> None:
+        log("ingest: raw _bulk")
+        raw = ingest_raw(self.es_url, data)
+        raw["verified_count"] = sum(_count(self.es, RAW_PREFIX, self.end_text).values())
+        _delete_indices(self.es, RAW_PREFIX)
+        log(f"ingest raw: {raw['entries_per_s']:,.0f}/s; now through the service")
+        service = ingest_service(self.service.url, self.keys, data, self.service.pid)
+        log(f"ingest service: {service['entries_per_s']:,.0f}/s")
+        self.results["ingest"] = {"raw": raw, "service": service}
+
+    def search(self) -> None:
+        log(f"search: entries and histogram, {self.args.repeats} timed requests per filter")
+        client = HttpClient(self.service.url, {"Authorization": f"Bearer {self.keys['acme']}"})
+        raw = RawSearch(self.es, IndexNames(SERVICE_PREFIX), MAIN_ACCOUNT.id, MAIN_ACCOUNT.timezone)
+        try:
+            self.results["search"] = run_search(client, raw, self.args.repeats, self.args.warmup)
+        finally:
+            client.close()
+        stats = self.es.nodes.stats(metric="indices", index_metric="search")
+        node = next(iter(stats["nodes"].values()))
+        self.results["search"]["engine_open_contexts_after"] = node["indices"]["search"][
+            "open_contexts"
+        ]
+
+    def export(self, timestamps: list[str]) -> None:
+        names = IndexNames(SERVICE_PREFIX)
+        client = HttpClient(self.service.url, {"Authorization": f"Bearer {self.keys['acme']}"})
+        tpl = _templates_dir()
+        log("export: shaping the sample pages for the bare writers")
+        sample = export_bench.build_sample(self.es_url, names, timestamps, self.end_text, tpl)
+        tiers = []
+        for k in export_bench.tiers_for(len(timestamps)):
+            frm, to = export_bench.window(k, timestamps, self.end_text)
+            tier: dict[str, Any] = {"rows": k, "from": frm, "to": to, "service": {},
+                                    "bare_writer": {}}  # fmt: skip
+            for fmt in export_bench.FORMATS:
+                log(f"export {k:,} rows {fmt}: service")
+                figures = export_bench.service_export(client, self.service.pid, fmt, frm, to,
+                                                      self.workdir)  # fmt: skip
+                if figures["rows"] != k or figures["header_total"] != k:
+                    raise RuntimeError(f"{fmt} export of {k} rows: got {figures}")
+                tier["service"][fmt] = figures
+            log(f"export {k:,} rows: raw scan and bare writers")
+            tier["raw_scan"] = export_bench.raw_scan(self.es_url, names, frm, to)
+            if tier["raw_scan"]["rows"] != k:
+                raise RuntimeError(f"raw scan of {k} rows: got {tier['raw_scan']}")
+            for fmt in export_bench.FORMATS:
+                tier["bare_writer"][fmt] = export_bench.bare_writer(fmt, sample, k)
+            tiers.append(tier)
+        client.close()
+        self.results["export"] = {"tiers": tiers}
+        if self.args.rollover_rows:
+            log(f"XLSX rollover: bare writer, {self.args.rollover_rows:,} rows")
+            self.results["export"]["rollover"] = export_bench.rollover(
+                sample, self.args.rollover_rows
+            )
+
+    def profile(self, data: IngestData, timestamps: list[str]) -> None:
+        out = self.args.out.parent
+        settings = _settings(self.es_url, SERVICE_PREFIX)
+        missed = {t["measure"].split(",")[0] for t in self.results["targets"] if t["met"] is False}
+        files: dict[str, str] = {}
+        if any(m.startswith("ingest") for m in missed):
+            log("profiling ingest")
+            files["ingest"] = profiles.profile_ingest(settings, data.bodies[:10],
+                                                      out / "profile-ingest.txt")  # fmt: skip
+        if any(m.startswith("`GET") for m in missed):
+            log("profiling search")
+            files["search"] = profiles.profile_search(settings, 5, out / "profile-search.txt")
+        k = min(100_000, len(timestamps))
+        filters = export_bench.view_filters(*export_bench.window(k, timestamps, self.end_text))
+        for fmt in ("csv", "xlsx"):
+            if any(m.startswith(fmt.upper()) for m in missed):
+                log(f"profiling the {fmt} export of {k:,} rows")
+                files[f"export-{fmt}"] = profiles.profile_export(
+                    settings, filters, fmt, out / f"profile-export-{fmt}.txt"
+                )
+        self.results["profiles"] = files
+
+    def run(self, engine_version: str | None) -> dict[str, Any]:
+        self.results["machine"] = machine_info(engine_version)
+        data = self.load()
+        timestamps = data.main_timestamps
+        profile_bodies = data.bodies[:10]
+        data.bodies = []  # free the pre-serialised bodies before measuring memory
+        self.search()
+        self.export(timestamps)
+        self.results["targets"] = report.evaluate(self.results)
+        if not self.args.no_profile:
+            self.profile(IngestData(profile_bodies, [], {}), timestamps)
+        return self.results
+
+    def close(self) -> None:
+        self.service.stop()
+        self.es.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    n = 10_000_000 if args.large else args.entries
+    started = datetime.now(UTC)
+    workdir = Path(tempfile.mkdtemp(prefix="auditlog-bench-"))
+    engine = EngineInstance(workdir / "engine")
+    bench: Bench | None = None
+    try:
+        log(f"starting a local engine in {workdir} (heap {HEAP})")
+        status = engine.start(heap=HEAP)
+        assert status.url is not None
+        bench = Bench(args, n, status.url, workdir)
+        results = bench.run(status.version)
+    except BaseException:
+        if bench is not None:
+            log(f"failed; the service's log ends with:\n{bench.service.log_tail()}")
+        raise
+    finally:
+        if bench is not None:
+            bench.close()
+        engine.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        log("engine stopped")
+    results = {
+        "command": " ".join(["python -m bench.run", *(sys.argv[1:] if argv is None else argv)]),
+        "started_at": started.isoformat(timespec="seconds"),
+        "seconds": round((datetime.now(UTC) - started).total_seconds()),
+        "entries_main_account": n,
+        **results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(report.markdown(results))
+    log(f"figures written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
