@@ -72,7 +72,12 @@ def parse_timestamp(value: object, field: str = "timestamp") -> datetime:
 
 
 def format_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (the stored form of every timestamp)."""
+    t = moment.astimezone(UTC)
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+        f".{t.microsecond // 1000:03d}Z"
+    )
 
 
 def _string(value: object, field: str, limit: int, required: bool = True) -> str | None:

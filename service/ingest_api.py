@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from elasticsearch import TransportError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -128,7 +129,7 @@ def parse_ndjson(body: bytes, max_line_bytes: int) -> list[Item]:
             items.append(Item(None, number, error))
             continue
         try:
-            items.append(Item(json.loads(line), number))
+            items.append(Item(orjson.loads(line), number))
         except (ValueError, UnicodeDecodeError) as e:
             items.append(Item(None, number, Rejected(None, f"line {number}: invalid JSON: {e}")))
     return items

@@ -48,8 +48,8 @@ class IndexNames:
         """The index an entry of ``category`` at ``timestamp`` is written to."""
         ts = timestamp.astimezone(UTC)
         if category in EXPIRING_CATEGORIES:
-            return f"{self.prefix}-{category}-{ts:%Y.%m.%d}"
-        return f"{self.prefix}-{category}-{ts:%Y.%m}"
+            return f"{self.prefix}-{category}-{ts.year:04d}.{ts.month:02d}.{ts.day:02d}"
+        return f"{self.prefix}-{category}-{ts.year:04d}.{ts.month:02d}"
 
     def daily_index_date(self, category: str, index: str) -> date | None:
         """The date in a daily index's name, or None when ``index`` is not one of its family."""

@@ -18,7 +18,7 @@ from service.errors import bad_request, engine_unavailable
 from service.search.indices import IndexNames
 from service.search.queries import EntryQuery
 
-PAGE_SIZE = 5000
+PAGE_SIZE = 2500
 KEEP_ALIVE = "5m"
 
 
