@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service import audit_trail
-from service.auth import ACCOUNT_ID, ACCOUNT_SCOPES, SCOPES, new_key, require
+from service.auth import ACCOUNT_ID, ACCOUNT_SCOPES, KEY_ID, SCOPES, new_key, require
 from service.errors import ServiceError, bad_request, engine_unavailable
 from service.ingest_api import ingest_context, read_body
 from service.runtime import runtime_of
@@ -78,6 +78,8 @@ async def create_account(request: Request) -> Response:
 async def update_account(request: Request) -> Response:
     principal = await require(request, "admin")
     account_id = request.path_params["account_id"]
+    if not ACCOUNT_ID.match(account_id):
+        raise ServiceError(404, "not_found", f"no account '{account_id}'")
     body = await _json_object(request)
     unknown = set(body) - {"name", "timezone"}
     if unknown:
@@ -129,7 +131,9 @@ async def create_key(request: Request) -> Response:
     principal = await require(request, "admin")
     body = await _json_object(request)
     account_id = body.get("account_id")
-    if account_id is not None and not isinstance(account_id, str):
+    if account_id is not None and (
+        not isinstance(account_id, str) or not ACCOUNT_ID.match(account_id)
+    ):
         raise bad_request("account_id must be an account id or null", field="account_id")
     scopes = validate_scopes(body.get("scopes"), account_id)
     name = validate_name(body.get("name", "key"))
@@ -154,6 +158,8 @@ async def create_key(request: Request) -> Response:
 async def revoke_key(request: Request) -> Response:
     principal = await require(request, "admin")
     key_id = request.path_params["key_id"]
+    if not KEY_ID.match(key_id):
+        raise ServiceError(404, "not_found", f"no key '{key_id}'")
     runtime = runtime_of(request)
     try:
         record = await _store(request).revoke_key(key_id)

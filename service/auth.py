@@ -26,6 +26,7 @@ SCOPES = ("ingest", "read", "export", "admin")
 ACCOUNT_SCOPES = ("ingest", "read", "export")
 ENV_ADMIN_ID = "env-admin"
 _KEY = re.compile(r"^alk_([a-z0-9]{16})_([A-Za-z0-9_-]{32,64})$")
+KEY_ID = re.compile(r"^[a-z0-9]{16}$")
 ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 

@@ -142,3 +142,13 @@ def test_wrong_methods_and_content_types(client: TestClient, headers: dict[str, 
     assert form.status_code == 415
     json_to_bulk = client.post("/v1/entries/_bulk", json=entry(), headers=headers)
     assert json_to_bulk.status_code == 415
+
+
+@pytest.mark.parametrize("account_id", ["", " ", "UPPER", "a/b", "x" * 64, 42])
+def test_key_for_a_malformed_account_id_is_400(client: TestClient, account_id: object) -> None:
+    from tests.conftest import ADMIN
+
+    body = {"account_id": account_id, "scopes": ["read"], "name": "k"}
+    resp = client.post("/v1/admin/keys", json=body, headers=ADMIN)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["field"] == "account_id"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from service.search.indices import IndexNames
+
+JOB_ID = re.compile(r"^exp_[0-9a-f]{24}$")
 
 
 def now_text() -> str:
@@ -29,6 +32,8 @@ class JobStore:
         )
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
+        if not JOB_ID.match(job_id):
+            return None
         try:
             resp = await self.es.get(index=self.names.export_jobs, id=job_id)
         except NotFoundError:
