@@ -192,12 +192,13 @@ def test_a_job_whose_service_died_reads_failed(
 ) -> None:
     account, headers, _ = data
     stale = (datetime.now(UTC) - timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
-    job = {"id": "exp_0000000000000000c0ffee01", "account_id": account, "status": "running", "format": "csv",
+    job_id = "exp_0000000000000000c0ffee01"
+    job = {"id": job_id, "account_id": account, "status": "running", "format": "csv",
            "filename": "x.csv", "filters": {}, "rows_done": 10, "rows_total": 100,
            "created_at": stale, "updated_at": stale,
            "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}  # fmt: skip
     es.index(index=f"{settings.index_prefix}-export-jobs", id=job["id"], document=job,
              refresh=True)  # a service killed mid-job leaves exactly this behind  # fmt: skip
-    seen = client.get("/v1/exports/exp_0000000000000000c0ffee01", headers=headers).json()
+    seen = client.get(f"/v1/exports/{job_id}", headers=headers).json()
     assert seen["status"] == "failed" and "interrupted" in seen["error"]
-    assert client.get("/v1/exports/exp_0000000000000000c0ffee01/download", headers=headers).status_code == 409
+    assert client.get(f"/v1/exports/{job_id}/download", headers=headers).status_code == 409
