@@ -7,6 +7,8 @@ than ``AUDITLOG_MAX_INFLIGHT`` concurrent API requests are answered 429 with ``R
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
@@ -15,29 +17,43 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.config import Settings
 
 
-class BaselineHeaders:
-    """Adds the baseline headers unless the response set them itself."""
+class DefaultHeaders:
+    """Adds ``headers`` to every response that did not set them itself.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``api_headers`` are added only under ``/v1/``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        headers: Mapping[str, str],
+        api_headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.api_headers = [
+            (k.lower().encode(), v.encode()) for k, v in (api_headers or {}).items()
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        wanted = self.headers + (self.api_headers if scope["path"].startswith("/v1/") else [])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                if b"x-content-type-options" not in present:
-                    headers.append((b"x-content-type-options", b"nosniff"))
-                if scope["path"].startswith("/v1/") and b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
+                headers += [(k, v) for k, v in wanted if k not in present]
                 message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+BASELINE = {"X-Content-Type-Options": "nosniff"}
+API_ONLY = {"Cache-Control": "no-store"}
 
 
 class InflightLimit:
@@ -66,7 +82,10 @@ class InflightLimit:
 
 
 def middleware(settings: Settings) -> list[Middleware]:
-    stack = [Middleware(BaselineHeaders), Middleware(InflightLimit, limit=settings.max_inflight)]
+    stack = [
+        Middleware(DefaultHeaders, headers=BASELINE, api_headers=API_ONLY),
+        Middleware(InflightLimit, limit=settings.max_inflight),
+    ]
     if settings.cors_origins:
         stack.append(
             Middleware(

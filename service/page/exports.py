@@ -171,7 +171,8 @@ def _job_content(job: dict[str, Any], tz: ZoneInfo, ttl_h: float) -> str:
     return facts + alert(str(job.get("error") or "The export failed."), title="Export failed.")
 
 
-async def job_page(request: Request) -> Response:
+async def _session_and_job(request: Request) -> tuple[Session, dict[str, Any]] | Response:
+    """The signed-in session and its account's job, or the page to show instead."""
     session = await _session(request)
     if not isinstance(session, Session):
         return session
@@ -181,6 +182,14 @@ async def job_page(request: Request) -> Response:
         return _problem(session.account, e.status, "Export", e.message)
     if job is None:
         return _problem(session.account, 404, "Export not found", "There is no such export.")
+    return session, job
+
+
+async def job_page(request: Request) -> Response:
+    found = await _session_and_job(request)
+    if isinstance(found, Response):
+        return found
+    session, job = found
     shown = public(job)
     refresh = JOB_REFRESH_S if shown["status"] in ("queued", "running") else None
     tz = ZoneInfo(session.account.timezone)
@@ -189,15 +198,10 @@ async def job_page(request: Request) -> Response:
 
 
 async def job_download(request: Request) -> Response:
-    session = await _session(request)
-    if not isinstance(session, Session):
-        return session
-    try:
-        job = await _own_job(request, session)
-    except ServiceError as e:
-        return _problem(session.account, e.status, "Export", e.message)
-    if job is None:
-        return _problem(session.account, 404, "Export not found", "There is no such export.")
+    found = await _session_and_job(request)
+    if isinstance(found, Response):
+        return found
+    session, job = found
     try:
         return job_file_response(runtime_of(request).settings.export_dir, job)
     except ServiceError as e:

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from starlette.responses import HTMLResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BASE_PATH = "/settings/audit-logs"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -79,28 +78,3 @@ def html_page(
 ) -> HTMLResponse:
     base = {"Cache-Control": "no-store"}
     return HTMLResponse(text, status_code=status, headers={**base, **(headers or {})})
-
-
-class SecurityHeaders:
-    """ASGI middleware: the page's security headers on every response it wraps."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [
-                    (name.lower().encode(), value.encode())
-                    for name, value in SECURITY_HEADERS.items()
-                    if name.lower().encode() not in present
-                ]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

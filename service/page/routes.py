@@ -8,7 +8,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from service.page import exports, handlers, session
-from service.page.html import BASE_PATH, STATIC_DIR, SecurityHeaders
+from service.page.html import BASE_PATH, SECURITY_HEADERS, STATIC_DIR
+from service.security import DefaultHeaders
 
 STATIC_TYPES = {"page.css": "text/css; charset=utf-8",
                 "page.js": "text/javascript; charset=utf-8"}  # fmt: skip
@@ -26,7 +27,7 @@ async def static_file(request: Request) -> Response:
 
 def routes() -> list[Route]:
     """Every route of the Audit Logs page, to add to the application's routes."""
-    secured = [Middleware(SecurityHeaders)]
+    secured = [Middleware(DefaultHeaders, headers=SECURITY_HEADERS)]
     table = [
         (BASE_PATH, handlers.audit_logs, ["GET"]),
         (f"{BASE_PATH}/sign-in", session.sign_in, ["POST"]),
