@@ -110,13 +110,16 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from service.search.retention import sweep_expired
+    from service.retention_runs import run_retention
+    from service.runtime import Runtime
+    from service.search.indices import IndexNames
     from service.search.setup import has_ilm
 
     async def run(es: AsyncElasticsearch, settings: Settings) -> Any:
         if await has_ilm(es) and not args.force:
             return {"ilm": True, "note": "the engine's ILM enforces retention; nothing to do"}
-        return asdict(await sweep_expired(es, settings))
+        runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
+        return asdict(await run_retention(runtime))  # recorded in each affected account
 
     print(json.dumps(_with_client(run), indent=2, default=str))
     return 0

@@ -115,3 +115,33 @@ def test_an_unreachable_engine_is_a_clear_error(settings: Settings) -> None:
     done = _cli("http://127.0.0.1:9", settings.index_prefix, "accounts", "list")
     assert done.returncode == 1
     assert done.stderr.startswith("error: the engine") and "Traceback" not in done.stderr
+
+
+def test_retention_run_deletes_expired_days_and_records_them(
+    engine_url: str, es: Elasticsearch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    prefix = f"c{uuid.uuid4().hex[:8]}"
+    try:
+        assert _cli(engine_url, prefix, "setup").returncode == 0
+        day = datetime.now(UTC) - timedelta(days=45)
+        index = f"{prefix}-integration-{day:%Y.%m.%d}"
+        doc = {**entry(category="integration", metadata={}), "account_id": "cli-ret",
+               "timestamp": day.strftime("%Y-%m-%dT%H:%M:%S.000Z")}  # fmt: skip
+        es.index(index=index, id="cli-ret/x", document=doc, refresh=True)
+        done = _cli(engine_url, prefix, "retention", "run")
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert [d["index"] for d in report["deleted"]] == [index]
+        assert not es.indices.exists(index=index)
+        es.indices.refresh(index=f"{prefix}-*")
+        audit = es.search(
+            index=f"{prefix}-entries", query={"term": {"action": "retention.deleted"}}
+        )
+        sources = [h["_source"] for h in audit["hits"]["hits"]]
+        assert [(s["account_id"], s["metadata"]["target_name"]) for s in sources] == [
+            ("cli-ret", index)
+        ]
+    finally:
+        delete_prefixed(es, prefix)
