@@ -19,6 +19,7 @@ from elasticsearch import ApiError, TransportError
 from starlette.requests import Request
 
 from service.errors import ServiceError, bad_request, engine_unavailable
+from service.key_cache import KeyCache as KeyCache
 from service.runtime import Runtime, runtime_of
 from service.search.accounts import Account, AccountStore, KeyRecord
 
@@ -52,28 +53,6 @@ def new_key(name: str, account_id: str | None, scopes: list[str]) -> tuple[KeyRe
     created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     record = KeyRecord(key_id, name, account_id, tuple(scopes), _digest(secret), created, None)
     return record, f"alk_{key_id}_{secret}"
-
-
-class KeyCache:
-    """Key id → (record or None, fetched at); entries live at most ``ttl`` seconds."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._entries: dict[str, tuple[KeyRecord | None, float]] = {}
-
-    def get(self, key_id: str) -> tuple[bool, KeyRecord | None]:
-        hit = self._entries.get(key_id)
-        if hit is None or time.monotonic() - hit[1] > self.ttl:
-            return False, None
-        return True, hit[0]
-
-    def put(self, key_id: str, record: KeyRecord | None) -> None:
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[key_id] = (record, time.monotonic())
-
-    def forget(self, key_id: str) -> None:
-        self._entries.pop(key_id, None)
 
 
 def _unauthorized(message: str) -> ServiceError:

@@ -8,17 +8,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from elasticsearch import AsyncElasticsearch
 from starlette.requests import Request
 
 from service.config import Settings
+from service.key_cache import KeyCache
 from service.search.accounts import Account
 from service.search.indices import IndexNames
-
-if TYPE_CHECKING:
-    from service.auth import KeyCache
 
 
 @dataclass
@@ -29,15 +26,12 @@ class Runtime:
     setup_done: bool = False
     ilm: bool = False
     counters: Counter[str] = field(default_factory=Counter)
-    key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
+    key_cache: KeyCache = field(init=False)
     account_cache: dict[str, tuple[Account | None, float]] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        from service.auth import KeyCache
-
-        if self.key_cache is None:
-            self.key_cache = KeyCache(self.settings.key_cache_s)
+        self.key_cache = KeyCache(self.settings.key_cache_s)
 
 
 def runtime_of(request: Request) -> Runtime:

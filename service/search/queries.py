@@ -8,6 +8,7 @@ Facet selections (category, type, actor, provider) are kept apart so that search
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from service.search.filters import ViewFilters
@@ -36,6 +37,10 @@ class EntryQuery:
 
     def base_clauses(self) -> list[dict[str, Any]]:
         """Account, time window, actions and search text: what every count shares."""
+        return list(self._base)
+
+    @functools.cached_property
+    def _base(self) -> list[dict[str, Any]]:
         f = self.filters
         window: dict[str, str] = {"lt": format_instant(f.window.end)}
         if f.window.start is not None:
