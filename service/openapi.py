@@ -65,8 +65,9 @@ FILTERS = [
 ]
 
 
-def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"200": ok}
+def _responses(ok: dict[str, Any], *codes: int, status: str = "200") -> dict[str, Any]:
+    """The success answer and a JSON error for each of ``codes``."""
+    out: dict[str, Any] = {status: ok}
     for code in codes:
         out[str(code)] = {
             "description": "error",
@@ -230,10 +231,9 @@ def document() -> dict[str, Any]:
                         ),
                         _param("order", "Sort order", {"type": "string", "enum": ["desc", "asc"]}),
                     ],
-                    "responses": {
-                        "202": _json({"type": "object"}, "the job"),
-                        **{str(c): {"description": "error"} for c in read_errors},
-                    },
+                    "responses": _responses(
+                        _json({"type": "object"}, "the job"), *read_errors, status="202"
+                    ),
                 }
             },
             "/v1/exports/{job_id}": {
@@ -287,13 +287,9 @@ def document() -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {
-                        "201": _json({"type": "object"}, "created"),
-                        "409": {"description": "exists"},
-                        "400": {"description": "invalid"},
-                        "401": {"description": "unauthorized"},
-                        "403": {"description": "forbidden"},
-                    },
+                    "responses": _responses(
+                        _json({"type": "object"}, "created"), 400, 401, 403, 409, status="201"
+                    ),
                 },
             },
             "/v1/admin/keys": {
@@ -328,13 +324,9 @@ def document() -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {
-                        "201": _json({"type": "object"}, "created"),
-                        "400": {"description": "invalid"},
-                        "401": {"description": "unauthorized"},
-                        "403": {"description": "forbidden"},
-                        "404": {"description": "no account"},
-                    },
+                    "responses": _responses(
+                        _json({"type": "object"}, "created"), 400, 401, 403, 404, status="201"
+                    ),
                 },
             },
             "/v1/admin/accounts/{account_id}": {
@@ -376,12 +368,9 @@ def document() -> dict[str, Any]:
                             "schema": {"type": "string"},
                         }
                     ],
-                    "responses": {
-                        "204": {"description": "revoked"},
-                        "401": {"description": "unauthorized"},
-                        "403": {"description": "forbidden"},
-                        "404": {"description": "no such key"},
-                    },
+                    "responses": _responses(
+                        {"description": "revoked"}, 401, 403, 404, status="204"
+                    ),
                 }
             },
             "/healthz": {
