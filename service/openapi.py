@@ -64,6 +64,12 @@ FILTERS = [
     ),
 ]
 
+EXPORT_PARAMETERS = [
+    *FILTERS,
+    _param("format", "File format", {"type": "string", "enum": ["csv", "xlsx", "ndjson"]}),
+    _param("order", "Sort order", {"type": "string", "enum": ["desc", "asc"]}),
+]
+
 
 def _responses(ok: dict[str, Any], *codes: int, status: str = "200") -> dict[str, Any]:
     """The success answer and a JSON error for each of ``codes``."""
@@ -207,30 +213,14 @@ def document() -> dict[str, Any]:
             "/v1/export": {
                 "get": {
                     "summary": "Stream the filtered view as a file",
-                    "parameters": [
-                        *FILTERS,
-                        _param(
-                            "format",
-                            "File format",
-                            {"type": "string", "enum": ["csv", "xlsx", "ndjson"]},
-                        ),
-                        _param("order", "Sort order", {"type": "string", "enum": ["desc", "asc"]}),
-                    ],
+                    "parameters": EXPORT_PARAMETERS,
                     "responses": _responses({"description": "the file"}, *read_errors),
                 }
             },
             "/v1/exports": {
                 "post": {
                     "summary": "Start an export job (same parameters as /v1/export)",
-                    "parameters": [
-                        *FILTERS,
-                        _param(
-                            "format",
-                            "File format",
-                            {"type": "string", "enum": ["csv", "xlsx", "ndjson"]},
-                        ),
-                        _param("order", "Sort order", {"type": "string", "enum": ["desc", "asc"]}),
-                    ],
+                    "parameters": EXPORT_PARAMETERS,
                     "responses": _responses(
                         _json({"type": "object"}, "the job"), *read_errors, status="202"
                     ),
