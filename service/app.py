@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from elasticsearch import ApiError, TransportError
@@ -31,6 +32,27 @@ from service.search.setup import run_setup
 
 log = logging.getLogger("auditlog")
 SETUP_RETRY_S = 5.0
+GC_THRESHOLDS = (50_000, 20, 20)
+"""The cyclic collector's thresholds while serving (Python's defaults: 700, 10, 10)."""
+
+
+@contextlib.contextmanager
+def _collector_tuned() -> Iterator[None]:
+    """Fewer cyclic garbage collections while serving.
+
+    An ingest request allocates millions of short-lived, acyclic dicts, freed by reference
+    counting; with the default young-generation threshold of 700 allocations the collector ran
+    thousands of times per request and took a fifth of the ingest CPU. Objects alive at start-up
+    (modules, templates, settings) are frozen out of the collector's scans. Restored on shutdown.
+    """
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
 
 
 async def _setup_until_done(runtime: Runtime) -> None:
@@ -70,7 +92,8 @@ def _lifespan(settings: Settings) -> Any:
             asyncio.create_task(_housekeeping_loop(runtime)),
         ]
         try:
-            yield {"runtime": runtime}
+            with _collector_tuned():
+                yield {"runtime": runtime}
         finally:
             for task in [*tasks, *runtime.tasks]:
                 task.cancel()
