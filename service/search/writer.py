@@ -11,10 +11,12 @@ with backoff; whatever the engine never acknowledged is reported ``failed`` (saf
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from service.search.indices import IndexNames
@@ -54,10 +56,22 @@ def _retryable(item: dict[str, Any]) -> bool:
     return status == 429 or status >= 500
 
 
-async def _bulk_create(
-    es: AsyncElasticsearch, ops: list[tuple[str, str, dict[str, Any]]]
-) -> list[dict[str, Any]]:
-    """``create`` each (index, id, doc); return each item's final result, retrying throttling."""
+def _json(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # an integer past 64 bits, a lone surrogate: as the client's serialiser
+        # would (a lone surrogate makes invalid UTF-8, which the engine rejects for that entry)
+        return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def create_op(index: str, doc_id: str, doc: dict[str, Any]) -> bytes:
+    """The two NDJSON lines of one bulk ``create``, serialised once (retries reuse them)."""
+    action = orjson.dumps({"create": {"_index": index, "_id": doc_id}})
+    return b"%b\n%b\n" % (action, _json(doc))
+
+
+async def _bulk_create(es: AsyncElasticsearch, ops: list[bytes]) -> list[dict[str, Any]]:
+    """Send each ``create`` op; return each item's final result, retrying throttling."""
     results: list[dict[str, Any]] = [{"status": 503} for _ in ops]
     pending = list(range(len(ops)))
     for attempt in range(RETRIES):
@@ -65,12 +79,10 @@ async def _bulk_create(
             break
         if attempt:
             await asyncio.sleep(BACKOFF_S * 2 ** (attempt - 1))
-        body: list[dict[str, Any]] = []
-        for i in pending:
-            index, doc_id, doc = ops[i]
-            body += [{"create": {"_index": index, "_id": doc_id}}, doc]
+        body = b"".join([ops[i] for i in pending])
         try:
-            resp = await es.bulk(operations=body, filter_path=BULK_FIELDS)
+            # the client sends bytes as they are (its NDJSON serialiser passes them through)
+            resp = await es.bulk(operations=body, filter_path=BULK_FIELDS)  # type: ignore[arg-type]
         except (TransportError, ApiError) as e:
             if isinstance(e, ApiError) and not _overloaded(e):
                 raise
@@ -132,9 +144,8 @@ async def _store_unique(
 ) -> list[Outcome]:
     outcomes = [Outcome() for _ in entries]
     now = datetime.now(UTC).isoformat()
-    claim_ops = [
-        (names.entry_ids, e.doc_id, {"index": e.index, "claimed_at": now}) for e in entries
-    ]
+    claim_ops = [create_op(names.entry_ids, e.doc_id, {"index": e.index, "claimed_at": now})
+                 for e in entries]  # fmt: skip
     claims = await _bulk_create(es, claim_ops)
     to_write: list[int] = []
     conflicts: list[int] = []
@@ -157,8 +168,9 @@ async def _store_unique(
         await _take_over(es, names, [entries[i] for i in orphans], now)
         to_write += orphans
     to_write.sort()
-    written = await _bulk_create(es, [(entries[i].index, entries[i].doc_id, entries[i].source)
-                                      for i in to_write])  # fmt: skip
+    written = await _bulk_create(
+        es, [create_op(entries[i].index, entries[i].doc_id, entries[i].source) for i in to_write]
+    )
     for i, result in zip(to_write, written, strict=True):
         status = int(result.get("status", 500))
         if status in (200, 201):
