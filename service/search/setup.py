@@ -139,7 +139,27 @@ async def run_setup(client: AsyncElasticsearch, settings: Settings) -> SetupRepo
         except ApiError as e:
             if e.error != "resource_already_exists_exception":
                 raise
+            await _follow_refresh_interval(client, index, index_templates)
     return report
+
+
+async def _follow_refresh_interval(
+    client: AsyncElasticsearch, index: str, index_templates: dict[str, dict[str, Any]]
+) -> None:
+    """Give an existing system index the refresh interval its template now names (a dynamic
+    setting; its mappings stay as they were created)."""
+    for body in index_templates.values():
+        if index in body.get("index_patterns", ()):
+            wanted = body["template"]["settings"]["index"].get("refresh_interval")
+            if wanted is None:
+                return
+            current = await client.indices.get_settings(index=index, name="index.refresh_interval")
+            have = current[index]["settings"].get("index", {}).get("refresh_interval")
+            if have != wanted:
+                await client.indices.put_settings(
+                    index=index, settings={"refresh_interval": wanted}
+                )
+            return
 
 
 async def ensure_setup(es: AsyncElasticsearch, settings: Settings) -> SetupReport | None:

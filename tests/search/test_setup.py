@@ -125,6 +125,23 @@ def test_editing_a_template_file_upgrades_it(
     assert props["region"] == {"type": "keyword"}
 
 
+def test_the_id_registry_is_never_refreshed_on_a_schedule_even_when_it_predates_that(
+    engine_url: str, own_prefix: str, es: Elasticsearch
+) -> None:
+    settings = make_settings(engine_url, own_prefix)
+    registry = f"{own_prefix}-entry-ids"
+    setup_with(settings)
+    assert _refresh_interval(es, registry) == "-1"
+    es.indices.put_settings(index=registry, settings={"refresh_interval": "1s"})  # the old default
+    setup_with(settings)
+    assert _refresh_interval(es, registry) == "-1"
+
+
+def _refresh_interval(es: Elasticsearch, index: str) -> str | None:
+    found = es.indices.get_settings(index=index, name="index.refresh_interval")
+    return found[index]["settings"].get("index", {}).get("refresh_interval")
+
+
 def test_ilm_path_installs_the_policy_and_links_the_integration_template(
     engine_url: str, own_prefix: str, es: Elasticsearch
 ) -> None:
