@@ -19,7 +19,7 @@ from service.search.indices import IndexNames
 from service.search.writer import PreparedEntry, doc_id_for, store_entries
 
 
-@dataclass
+@dataclass(slots=True)
 class EntryResult:
     id: str | None
     status: str
@@ -36,7 +36,7 @@ class EntryResult:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """One entry as received: its parsed JSON (or a parse error) and its NDJSON line."""
 

@@ -22,6 +22,15 @@ from service.errors import ServiceError, bad_request, engine_unavailable
 from service.runtime import Runtime, runtime_of
 
 JSON_TYPES = ("application/json",)
+
+
+class ResultsResponse(JSONResponse):
+    """The per-entry results (thousands of them) serialised by orjson."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 
 
@@ -94,7 +103,7 @@ async def _ingest(request: Request, principal: Principal, items: list[Item]) -> 
     summary = summarize(results)
     for status in ("created", "duplicates", "rejected", "failed"):
         runtime.counters[f"ingest_{status}"] += summary[status]
-    return JSONResponse(summary)
+    return ResultsResponse(summary)
 
 
 async def post_entries(request: Request) -> Response:
