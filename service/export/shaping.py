@@ -19,7 +19,7 @@ import pandas as pd
 
 BASE_COLUMNS = ("id", "timestamp_local", "timestamp_utc", "category", "type", "actor_id",
                 "actor_name", "actor_email", "action", "message")  # fmt: skip
-FORMULA_START = r"^[=+\-@\t\r]"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_columns(metadata_columns: list[str]) -> list[str]:
@@ -37,19 +37,6 @@ def local_timestamps(utc: pd.Series, tz: ZoneInfo) -> pd.Series:
     return pd.Series(text, index=utc.index, dtype=object) + offsets.map(names).astype(object)
 
 
-def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix formula-like text with an apostrophe, in every column (numbers are left alone)."""
-    for column in frame.columns:
-        values = frame[column]
-        try:
-            risky = values.str.match(FORMULA_START, na=False)
-        except AttributeError:  # no text at all in this column
-            continue
-        if risky.any():
-            frame.loc[risky, column] = "'" + values[risky]
-    return frame
-
-
 def _split_metadata(
     sources: list[dict[str, Any]], metadata_columns: list[str]
 ) -> tuple[dict[str, list[Any]], list[str | None]]:
@@ -62,7 +49,12 @@ def _split_metadata(
         rest: dict[str, Any] = {}
         for key, value in (source.get("metadata") or {}).items():
             if key in known:
-                columns[key][i] = _cell(value)
+                if type(value) is str:
+                    if value.startswith(FORMULA_START):
+                        value = "'" + value
+                elif isinstance(value, dict | list):  # unexpected in a known key: JSON text
+                    value = json.dumps(value, ensure_ascii=False)
+                columns[key][i] = value
             else:
                 rest[key] = value
         if rest:
@@ -80,26 +72,25 @@ def shape_page(
     metadata, other = _split_metadata(sources, metadata_columns)
     utc = pd.Series([s["timestamp"] for s in sources], dtype=object)
     data: dict[str, pd.Series] = {
-        "id": pd.Series([s["id"] for s in sources], dtype=object),
+        "id": _texts([s["id"] for s in sources]),
         "timestamp_local": local_timestamps(utc, tz) if sources else utc,
         "timestamp_utc": utc,
         "category": pd.Series([s["category"] for s in sources], dtype=object),
         "type": pd.Series([s["type"] for s in sources], dtype=object),
-        "actor_id": pd.Series([a.get("id") for a in actors], dtype=object),
-        "actor_name": pd.Series([a.get("name") for a in actors], dtype=object),
-        "actor_email": pd.Series([a.get("email") for a in actors], dtype=object),
-        "action": pd.Series([s["action"] for s in sources], dtype=object),
-        "message": pd.Series([s.get("message", "") for s in sources], dtype=object),
+        "actor_id": _texts([a.get("id") for a in actors]),
+        "actor_name": _texts([a.get("name") for a in actors]),
+        "actor_email": _texts([a.get("email") for a in actors]),
+        "action": _texts([s["action"] for s in sources]),
+        "message": _texts([s.get("message", "") for s in sources]),
     }
     for key in metadata_columns:
         data[key] = pd.Series(metadata[key], dtype=object)
-    data["metadata_other"] = pd.Series(other, dtype=object)
-    frame = pd.DataFrame(data, columns=export_columns(metadata_columns))
-    return neutralise(frame)
+    data["metadata_other"] = pd.Series(other, dtype=object)  # JSON: starts with "{"
+    return pd.DataFrame(data, columns=export_columns(metadata_columns))
 
 
-def _cell(value: Any) -> Any:
-    """Scalars as they are; lists and objects (unexpected in a known key) as JSON text."""
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return value
+def _texts(values: list[Any]) -> pd.Series:
+    """Formula-like text prefixed with an apostrophe, so that no spreadsheet evaluates it."""
+    risky = FORMULA_START
+    return pd.Series([("'" + v) if type(v) is str and v.startswith(risky) else v for v in values],
+                     dtype=object)  # fmt: skip
