@@ -20,6 +20,8 @@ from service.search.queries import EntryQuery
 
 PAGE_SIZE = 2500
 KEEP_ALIVE = "5m"
+PAGE_FIELDS = "pit_id,hits.total,hits.hits._source,hits.hits.sort"
+"""What a page needs from the answer (not ``_index``, ``_id``, ``_score``: less to parse)."""
 
 
 @dataclass
@@ -69,10 +71,11 @@ class ViewScan:
         }
         if after is not None:
             body["search_after"] = after
-        resp = await self.es.search(**body)
+        resp = await self.es.search(**body, filter_path=PAGE_FIELDS)
         self.pit = str(resp.get("pit_id", self.pit))
-        total = resp["hits"]["total"]["value"] if track_total else self.total
-        return ScanPage(list(resp["hits"]["hits"]), total)
+        found = resp.get("hits", {})  # filtered away entirely when empty
+        total = found["total"]["value"] if track_total else self.total
+        return ScanPage(list(found.get("hits", [])), total)
 
     async def rest(self, first: ScanPage) -> AsyncIterator[ScanPage]:
         """The pages after ``first``; engine failures propagate (the download aborts).
