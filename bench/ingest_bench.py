@@ -9,6 +9,7 @@ ids (``doc_id_for``) under a second prefix whose templates ``run_setup`` install
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dataset import ACCOUNTS, entry_counts, generate
-from bench.measure import RssSampler, Stopwatch
+from bench.measure import CpuMeter, RssSampler, Stopwatch
 from bench.service import HttpClient, Reply
 from ingest.validation import validate_entry
 from service.search.indices import IndexNames
@@ -141,7 +142,7 @@ def _post_with_retry(client: HttpClient, path: str, body: bytes, headers: dict[s
     return reply
 
 
-def ingest_raw(es_url: str, data: IngestData) -> dict[str, Any]:
+def ingest_raw(es_url: str, data: IngestData, engine_pid: int) -> dict[str, Any]:
     tally = Tally()
     headers = {"Content-Type": "application/x-ndjson"}
 
@@ -155,12 +156,13 @@ def ingest_raw(es_url: str, data: IngestData) -> dict[str, Any]:
         bad = next((i["create"] for i in items if i["create"]["status"] != 201), None)
         tally.add(ok, len(items) - ok, json.dumps(bad)[:300] if bad else None)
 
-    seconds = _send_all(data.bodies, send, es_url, tally)
-    return _figures(data, tally, seconds)
+    with CpuMeter({"engine": engine_pid, "client": os.getpid()}) as cpu:
+        seconds = _send_all(data.bodies, send, es_url, tally)
+    return {**_figures(data, tally, seconds), "cpu_s": cpu.seconds}
 
 
 def ingest_service(
-    base_url: str, keys: dict[str, str], data: IngestData, pid: int
+    base_url: str, keys: dict[str, str], data: IngestData, pid: int, engine_pid: int
 ) -> dict[str, Any]:
     tally = Tally()
 
@@ -176,9 +178,11 @@ def ingest_service(
         tally.add(summary["created"], body.entries - summary["created"],
                   json.dumps(bad)[:300] if bad else None)  # fmt: skip
 
-    with RssSampler(pid) as rss:
+    with RssSampler(pid) as rss, CpuMeter({"engine": engine_pid, "service": pid,
+                                           "client": os.getpid()}) as cpu:  # fmt: skip
         seconds = _send_all(data.bodies, send, base_url, tally)
-    return {**_figures(data, tally, seconds), "service_peak_rss_mb": round(rss.peak_mb, 1)}
+    return {**_figures(data, tally, seconds), "service_peak_rss_mb": round(rss.peak_mb, 1),
+            "cpu_s": cpu.seconds}  # fmt: skip
 
 
 def _figures(data: IngestData, tally: Tally, seconds: float) -> dict[str, Any]:

@@ -63,6 +63,32 @@ class RssSampler:
         return (self.peak - self.before) / 1e6
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far, all its threads (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each of some processes spent during a ``with`` block."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.seconds: dict[str, float] = {}
+        self._start: dict[str, float] = {}
+
+    def __enter__(self) -> CpuMeter:
+        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = {name: round(cpu_seconds(pid) - self._start[name], 2)
+                        for name, pid in self.pids.items()}  # fmt: skip
+
+
 def percentile(values: list[float], pct: float) -> float:
     """The ``pct`` percentile by linear interpolation between closest ranks."""
     ordered = sorted(values)

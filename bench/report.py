@@ -113,6 +113,23 @@ def rollover_line(rollover: dict[str, Any] | None) -> str:
             f"{rollover['data_rows']:,} data rows in all.")  # fmt: skip
 
 
+def ingest_cpu_line(ingest: dict[str, Any] | None) -> str:
+    """Where the ingest CPU went: every process's CPU per entry, and the ratio it allows."""
+    if not ingest or "cpu_s" not in ingest["raw"]:
+        return ""
+    raw, svc = ingest["raw"], ingest["service"]
+
+    def us(side: dict[str, Any], name: str) -> float:
+        return round(side["cpu_s"][name] / side["entries"] * 1e6, 1)
+
+    bound = _ratio(us(raw, "engine"), us(svc, "engine") + us(svc, "service"))
+    return (f"Ingest CPU per entry: raw `_bulk` — engine {us(raw, 'engine')} µs, benchmark client "
+            f"{us(raw, 'client')} µs; through the service — engine {us(svc, 'engine')} µs "
+            f"(entries and their id claims), service {us(svc, 'service')} µs, benchmark client "
+            f"{us(svc, 'client')} µs. When the engine alone keeps every CPU busy, the service can "
+            f"reach at most engine(raw) / (engine + service) = {bound}x of raw.")  # fmt: skip
+
+
 def machine_line(machine: dict[str, Any]) -> str:
     return (f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), "
             f"{machine['memory_gb']} GB RAM, Elasticsearch {machine['engine_version']} "
@@ -122,6 +139,7 @@ def machine_line(machine: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     parts = [machine_line(results["machine"]), "", targets_table(results["targets"]), "",
+             ingest_cpu_line(results.get("ingest")), "",
              search_table(results["search"]), "", export_table(results["export"]), "",
              rollover_line(results["export"].get("rollover"))]  # fmt: skip
     return "\n".join(parts)

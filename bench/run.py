@@ -97,8 +97,10 @@ def _delete_indices(es: Elasticsearch, prefix: str) -> None:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, n: int, es_url: str, workdir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, n: int, es_url: str, engine_pid: int,
+                 workdir: Path) -> None:  # fmt: skip
         self.args, self.n, self.es_url, self.workdir = args, n, es_url, workdir
+        self.engine_pid = engine_pid
         self.es = Elasticsearch(es_url, request_timeout=300)
         self.end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
         self.end_text = format_utc(self.end)
@@ -116,7 +118,7 @@ class Bench:
                      for a in ACCOUNTS}  # fmt: skip
         if self.args.skip_ingest:
             log("writing the entries straight to the service's indices (--skip-ingest)")
-            ingest_raw(self.es_url, data)
+            ingest_raw(self.es_url, data, self.engine_pid)
         else:
             self.ingest(data)
         counts = _count(self.es, SERVICE_PREFIX, self.end_text)
@@ -127,11 +129,12 @@ class Bench:
 
     def ingest(self, data: IngestData) -> None:
         log("ingest: raw _bulk")
-        raw = ingest_raw(self.es_url, data)
+        raw = ingest_raw(self.es_url, data, self.engine_pid)
         raw["verified_count"] = sum(_count(self.es, RAW_PREFIX, self.end_text).values())
         _delete_indices(self.es, RAW_PREFIX)
         log(f"ingest raw: {raw['entries_per_s']:,.0f}/s; now through the service")
-        service = ingest_service(self.service.url, self.keys, data, self.service.pid)
+        service = ingest_service(self.service.url, self.keys, data, self.service.pid,
+                                 self.engine_pid)  # fmt: skip
         log(f"ingest service: {service['entries_per_s']:,.0f}/s")
         self.results["ingest"] = {"raw": raw, "service": service}
 
@@ -232,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log(f"starting a local engine in {workdir} (heap {HEAP})")
         status = engine.start(heap=HEAP)
-        assert status.url is not None
-        bench = Bench(args, n, status.url, workdir)
+        assert status.url is not None and status.pid is not None
+        bench = Bench(args, n, status.url, status.pid, workdir)
         results = bench.run(status.version)
     except BaseException:
         if bench is not None:
