@@ -3,7 +3,8 @@
 A tier of ``k`` rows is the main account's window ``[from, to)`` from its ``k``-th newest entry's
 timestamp to the data set's end (timestamps are unique, so the count is exact; it is verified from
 the file). Per tier: the service's CSV, XLSX and NDJSON downloads with the service's RSS sampled
-every 50 ms; a raw point-in-time + ``search_after`` scan of the same entries (the engine alone);
+every 50 ms; a raw point-in-time + ``search_after`` scan of the same entries (the engine alone,
+read by the same paging code and the same orjson-backed client as the service's);
 and each bare writer fed pre-shaped pages from memory (the writer alone, with this process's
 own RSS growth).
 """
@@ -23,6 +24,7 @@ from xml.etree import ElementTree
 
 import pandas as pd
 from elasticsearch import AsyncElasticsearch
+from elasticsearch.serializer import OrjsonSerializer
 
 from bench.dataset import MAIN_ACCOUNT
 from bench.measure import RssSampler, Stopwatch
@@ -95,7 +97,7 @@ def service_export(client: HttpClient, pid: int, fmt: str, frm: str, to: str,
 
 
 async def _scan(es_url: str, names: IndexNames, filters: ViewFilters) -> int:
-    es = AsyncElasticsearch(es_url, request_timeout=120)
+    es = AsyncElasticsearch(es_url, request_timeout=120, serializer=OrjsonSerializer())
     try:
         scan = ViewScan(es, names, EntryQuery(filters))
         first = await scan.first_page()
