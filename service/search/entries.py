@@ -20,6 +20,7 @@ from service.search.engine_errors import engine_errors
 from service.search.filters import TimeWindow, ViewFilters
 from service.search.indices import IndexNames
 from service.search.queries import FACET_FIELDS, EntryQuery
+from service.search.scan import open_window_pit
 from service.search.search_text import format_instant
 
 FACET_SIZES = {"category": 20, "type": 10, "actor": 50, "provider": 10}
@@ -173,7 +174,11 @@ async def search_entries(
     with engine_errors():
         # The first page needs no point in time; the first use of a cursor opens one, so that
         # the following pages see the same snapshot. The last page closes it.
-        pit = (cursor.pit or await _open_pit(es, names, query)) if cursor else None
+        pit = (
+            (cursor.pit or await open_window_pit(es, names, query, PIT_KEEP_ALIVE))
+            if cursor
+            else None
+        )
         resp, pit = await _hits(es, names, body, pit)
         if resp.get("timed_out"):
             raise ServiceError(504, "search_timeout", "the search took too long; narrow it")
@@ -199,12 +204,3 @@ async def search_entries(
         next_cursor=next_cursor,
         facets_timed_out=timed_out,
     )
-
-
-async def _open_pit(es: AsyncElasticsearch, names: IndexNames, query: EntryQuery) -> str:
-    """A point in time over the indices that can hold the view's window only."""
-    window = query.base_clauses()[1]
-    resp = await es.open_point_in_time(
-        index=names.entries_alias, keep_alive=PIT_KEEP_ALIVE, index_filter=window
-    )
-    return str(resp["id"])

@@ -37,6 +37,18 @@ class ScanPage:
         return len(self.hits) < self.asked
 
 
+async def open_window_pit(
+    es: AsyncElasticsearch, names: IndexNames, query: EntryQuery, keep_alive: str
+) -> str:
+    """A point in time over the indices that can hold the view's window only (the engine drops
+    the others by their timestamp range, so no page searches them)."""
+    window = query.base_clauses()[1]
+    resp = await es.open_point_in_time(
+        index=names.entries_alias, keep_alive=keep_alive, index_filter=window
+    )
+    return str(resp["id"])
+
+
 class ViewScan:
     """All entries of a view in ``order``; close it to release the point in time."""
 
@@ -51,10 +63,7 @@ class ViewScan:
 
     async def first_page(self) -> ScanPage:
         try:
-            resp = await self.es.open_point_in_time(
-                index=self.names.entries_alias, keep_alive=KEEP_ALIVE
-            )
-            self.pit = str(resp["id"])
+            self.pit = await open_window_pit(self.es, self.names, self.query, KEEP_ALIVE)
             page = await self._page(None, min(FIRST_PAGE_SIZE, self.page_size), track_total=True)
         except ApiError as e:
             await self.close()

@@ -141,6 +141,13 @@ def test_empty_result_is_the_header_only(data: Any, client: TestClient, tmp_path
     assert _export(client, headers, "ndjson", q="nothingmatchesthis").content == b""
 
 
+def test_a_window_without_any_index_is_the_header_only(data: Any, client: TestClient) -> None:
+    _, headers, _ = data
+    resp = _export(client, headers, "csv", **{"from": "2001-01-01", "to": "2001-02-01"})
+    assert resp.status_code == 200 and resp.headers["x-total-count"] == "0"
+    assert resp.text.splitlines() == [",".join([*COLUMNS[:10], "metadata_other"])]
+
+
 def test_bad_export_parameters_are_4xx(data: Any, client: TestClient) -> None:
     _, headers, _ = data
     for params, field in [({"format": "pdf"}, "format"), ({"q": "type:fatal"}, "q"),
