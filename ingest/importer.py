@@ -22,7 +22,6 @@ import csv
 import gzip
 import hashlib
 import io
-import json
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from typing import Any, BinaryIO, cast
 
 from elasticsearch import TransportError
 
+from ingest import json_input
 from ingest.pipeline import EntryResult, IngestContext, Item, ingest_items
 from ingest.schema import INT_BOUNDS, metadata_rules
 from ingest.validation import Rejected
@@ -191,8 +191,8 @@ def ndjson_items(stream: BinaryIO, limit: int, ids: IdSource) -> Iterator[Item]:
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
-        except ValueError as e:  # UnicodeDecodeError is a ValueError
+            raw = json_input.loads(line)  # as POST /v1/entries/_bulk reads a line
+        except ValueError as e:  # not JSON, invalid UTF-8, an integer past 64 bits
             yield Item(None, number, Rejected(None, f"line {number}: invalid JSON: {e}"))
             continue
         if isinstance(raw, dict):
@@ -254,7 +254,7 @@ def csv_row_to_entry(cells: dict[str, str], templates_dir: Path) -> dict[str, An
     metadata: dict[str, Any] = {}
     if "metadata_other" in row:
         try:
-            metadata = json.loads(row["metadata_other"])
+            metadata = json_input.loads(row["metadata_other"])
         except ValueError as e:
             raise Rejected("metadata_other", f"is not valid JSON: {e}") from e
         if not isinstance(metadata, dict):

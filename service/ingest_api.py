@@ -7,7 +7,6 @@ with one result per entry, in order.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
@@ -15,6 +14,7 @@ from elasticsearch import TransportError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ingest import json_input
 from ingest.pipeline import IngestContext, Item, ingest_items, summarize
 from ingest.validation import Rejected
 from service.auth import Principal, forbidden_account, get_account_cached, require
@@ -112,8 +112,8 @@ async def post_entries(request: Request) -> Response:
     runtime = runtime_of(request)
     body = await read_body(request, runtime.settings.max_body_bytes)
     try:
-        parsed: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+        parsed: Any = json_input.loads(body)
+    except ValueError as e:  # not JSON, invalid UTF-8, an integer past 64 bits
         raise bad_request(f"the body is not valid JSON: {e}", field="body") from e
     if isinstance(parsed, dict) and "entries" in parsed:
         entries = parsed["entries"]
@@ -138,7 +138,7 @@ def parse_ndjson(body: bytes, max_line_bytes: int) -> list[Item]:
             items.append(Item(None, number, error))
             continue
         try:
-            items.append(Item(orjson.loads(line), number))
+            items.append(Item(json_input.loads(line), number))
         except (ValueError, UnicodeDecodeError) as e:
             items.append(Item(None, number, Rejected(None, f"line {number}: invalid JSON: {e}")))
     return items

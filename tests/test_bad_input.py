@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
-from tests.conftest import entry, new_account
+from tests.conftest import entry, new_account, refresh
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
@@ -134,6 +135,32 @@ def test_ndjson_of_non_objects_and_bad_utf8(client: TestClient, headers: dict[st
     resp = client.post("/v1/entries/_bulk", content=body, headers={**headers, **NDJSON})
     assert resp.status_code == 200
     assert [r["status"] for r in resp.json()["results"]] == ["rejected"] * 4
+
+
+def test_numbers_that_would_change_are_refused_not_rounded(
+    client: TestClient, headers: dict[str, str], es: Elasticsearch, prefix: str
+) -> None:
+    exact = entry(
+        timestamp="2026-11-21T03:04:05.678Z",
+        metadata={"order": 18446744073709551615, "low": -9223372036854775808},
+    )
+    too_long = json.dumps(entry(metadata={"order": 123456789012345678901234567890}))
+    not_json = json.dumps(entry(metadata={"ratio": float("nan")}))  # "NaN" is not JSON
+    body = "\n".join([json.dumps(exact), too_long, not_json]).encode()
+    resp = client.post("/v1/entries/_bulk", content=body, headers={**headers, **NDJSON})
+    results = resp.json()["results"]
+    assert [r["status"] for r in results] == ["created", "rejected", "rejected"]
+    assert "does not fit in 64 bits" in results[1]["error"]["message"]
+    assert results[1]["line"] == 2 and results[2]["line"] == 3
+    for bad in (too_long, not_json):
+        single = client.post("/v1/entries", content=bad.encode(),
+                             headers={**headers, "Content-Type": "application/json"})  # fmt: skip
+        assert single.status_code == 400 and single.json()["error"]["field"] == "body"
+    refresh(es, prefix)
+    window = {"from": "2026-11-21T03:04:05.678Z", "to": "2026-11-21T03:04:05.679Z"}
+    found = client.get("/v1/entries", params=window, headers=headers).json()["entries"]
+    assert [e["id"] for e in found] == [exact["id"]]
+    assert found[0]["metadata"] == {"order": 18446744073709551615, "low": -9223372036854775808}
 
 
 def test_wrong_methods_and_content_types(client: TestClient, headers: dict[str, str]) -> None:

@@ -11,7 +11,6 @@ with backoff; whatever the engine never acknowledged is reported ``failed`` (saf
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,18 +55,13 @@ def _retryable(item: dict[str, Any]) -> bool:
     return status == 429 or status >= 500
 
 
-def _json(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # an integer past 64 bits, a lone surrogate: as the client's serialiser
-        # would (a lone surrogate makes invalid UTF-8, which the engine rejects for that entry)
-        return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
-
-
 def create_op(index: str, doc_id: str, doc: dict[str, Any]) -> bytes:
-    """The two NDJSON lines of one bulk ``create``, serialised once (retries reuse them)."""
+    """The two NDJSON lines of one bulk ``create``, serialised once (retries reuse them).
+
+    Documents come from :mod:`ingest.json_input` (or the service itself), so orjson can write
+    every value in them."""
     action = orjson.dumps({"create": {"_index": index, "_id": doc_id}})
-    return b"%b\n%b\n" % (action, _json(doc))
+    return b"%b\n%b\n" % (action, orjson.dumps(doc))
 
 
 async def _bulk_create(es: AsyncElasticsearch, ops: list[bytes]) -> list[dict[str, Any]]:

@@ -1,0 +1,32 @@
+"""Client JSON is read exactly or refused: never a rounded integer, never a NaN."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from ingest.json_input import TooLongInteger, loads
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["18446744073709551615", "-9223372036854775808", "9999999999999999999", "1234567890123456789",
+     '"123456789012345678901234567890"', "1.2345678901234567890123e5"],
+)  # fmt: skip
+def test_read_exactly(text: str) -> None:
+    assert loads(f'{{"v": {text}}}'.encode()) == {"v": ast.literal_eval(text)}
+
+
+@pytest.mark.parametrize("text", ["18446744073709551616", "-9223372036854775809",
+                                  "123456789012345678901234567890"])  # fmt: skip
+def test_integers_past_64_bits_are_refused(text: str) -> None:
+    with pytest.raises(TooLongInteger, match="does not fit in 64 bits"):
+        loads(f'{{"v": [1, {text}]}}')
+
+
+@pytest.mark.parametrize("data", [b'{"v": NaN}', b'{"v": Infinity}', b'{"v": "\\ud800"}',
+                                  b'{"v": "\xff"}', b"{"])  # fmt: skip
+def test_what_is_not_json_is_refused(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        loads(data)
