@@ -99,18 +99,24 @@ class ViewScan:
         """The pages after ``first``; engine failures propagate (the download aborts).
 
         The next page is fetched while the caller works on the current one (two pages in memory
-        at most), so the engine's time and the shaping overlap.
+        at most), so the engine's time and the shaping overlap; once the last page is in, the
+        point in time is released while the caller works on that page.
         """
         ahead = self._fetch_after(first)
+        closing = None if ahead else asyncio.create_task(self.close())
         try:
             while ahead is not None:
                 page = await ahead
                 ahead = self._fetch_after(page)
+                if ahead is None:
+                    closing = asyncio.create_task(self.close())
                 if page.hits:
                     yield page
         finally:
             if ahead is not None:
                 ahead.cancel()
+            if closing is not None:
+                await closing
 
     def _fetch_after(self, page: ScanPage) -> asyncio.Task[ScanPage] | None:
         if page.is_last:
@@ -118,10 +124,10 @@ class ViewScan:
         return asyncio.create_task(self._page(page.hits[-1]["sort"], self.page_size))
 
     async def close(self) -> None:
-        if self.pit is not None:
+        pit, self.pit = self.pit, None
+        if pit is not None:
             with contextlib.suppress(ApiError, TransportError):  # it expires by itself anyway
-                await self.es.close_point_in_time(id=self.pit)
-            self.pit = None
+                await self.es.close_point_in_time(id=pit)
 
 
 async def categories_in_view(
