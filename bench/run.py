@@ -27,6 +27,7 @@ from bench import export_bench, profiles, report
 from bench.dataset import ACCOUNTS, MAIN_ACCOUNT, format_utc
 from bench.ingest_bench import IngestData, build_bodies, ingest_raw, ingest_service
 from bench.measure import machine_info
+from bench.pinned import ingest_on_separate_cpus
 from bench.search_bench import RawSearch, run_search
 from bench.service import HttpClient, ServiceProcess, create_account_key
 from service.config import Settings, load_settings
@@ -137,6 +138,15 @@ class Bench:
                                  self.engine_pid)  # fmt: skip
         log(f"ingest service: {service['entries_per_s']:,.0f}/s")
         self.results["ingest"] = {"raw": raw, "service": service}
+        log("ingest again, a fifth of the bodies, engine and service on separate CPUs")
+        separate = ingest_on_separate_cpus(
+            self.es_url, self.engine_pid, data, ADMIN_KEY, self.workdir,
+            lambda prefix: _delete_indices(self.es, prefix), RAW_PREFIX,
+        )  # fmt: skip
+        if "raw" in separate:
+            log(f"raw {separate['raw']['entries_per_s']:,.0f}/s, "
+                f"service {separate['service']['entries_per_s']:,.0f}/s")  # fmt: skip
+        self.results["ingest"]["separate_cpus"] = separate
 
     def search(self) -> None:
         log(f"search: entries and histogram, {self.args.repeats} timed requests per filter")

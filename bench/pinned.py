@@ -1,0 +1,58 @@
+"""Ingest again with the engine and the service on separate CPUs: where the service's own CPU goes.
+
+On a machine where the engine's ``_bulk`` alone keeps every CPU busy, any CPU the service spends
+is taken from the engine, so the shared-CPU ratio measures the machine as much as the service.
+This run pins the engine to every CPU but the last and a second service process (its own index
+prefix) to the last CPU, then sends a fifth of the bodies (every fifth one, so every category and
+month is in it) raw and through that service. Both prefixes are deleted afterwards and the
+engine gets all CPUs back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.dataset import ACCOUNTS
+from bench.ingest_bench import IngestData, ingest_raw, ingest_service
+from bench.service import ServiceProcess, create_account_key
+
+PIN_PREFIX = "benchpin"
+SHARE = 5
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` (threads started later inherit their creator's CPUs)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def ingest_on_separate_cpus(
+    es_url: str, engine_pid: int, data: IngestData, admin_key: str, workdir: Path,
+    clear: Callable[[str], None], raw_prefix: str,
+) -> dict[str, Any]:  # fmt: skip
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return {"skipped": "one CPU only"}
+    engine_cpus, service_cpus = set(cpus[:-1]), {cpus[-1]}
+    bodies = data.bodies[::SHARE]
+    subset = IngestData(bodies, [], {"all": sum(b.entries for b in bodies)})
+    service = ServiceProcess(es_url, PIN_PREFIX, admin_key, workdir)
+    service.start()
+    try:
+        keys = {a.id: create_account_key(service, a.id, a.name, a.timezone) for a in ACCOUNTS}
+        pin(engine_pid, engine_cpus)
+        pin(service.pid, service_cpus)
+        raw = ingest_raw(es_url, subset, engine_pid)
+        clear(raw_prefix)
+        through = ingest_service(service.url, keys, subset, service.pid, engine_pid)
+    finally:
+        pin(engine_pid, set(cpus))
+        service.stop()
+        clear(PIN_PREFIX)
+    return {"engine_cpus": sorted(engine_cpus), "service_cpus": sorted(service_cpus),
+            "raw": raw, "service": through}  # fmt: skip
