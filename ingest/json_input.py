@@ -3,7 +3,7 @@
 orjson reads every body, NDJSON line and imported record. It refuses what is not JSON (``NaN``,
 ``Infinity``, invalid UTF-8, lone surrogates), but reads an integer beyond 64 bits as a rounded
 double; such an integer is refused instead, naming the problem (send it as a string). The exact
-check runs only where a long run of digits appears at all, so ordinary input pays one scan.
+check runs only where a long number appears at all; ordinary input pays one fast scan.
 """
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ from typing import Any
 
 import orjson
 
-_LONG_DIGITS = re.compile(rb"\d{19}")
-"""Every integer with fewer digits fits in 64 bits, so orjson reads it exactly."""
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
+"""Translated, any run of 19 digits is a run of 19 zeros: found far faster than by a pattern."""
+_LONG_NUMBER = re.compile(rb"[:\[,]\s*-?\d{19,}(?=[\s,\]}]|$)")
+"""A number of 19 digits or more where a value starts (every integer with fewer digits fits in
+64 bits, so orjson reads it exactly). Digits inside text, such as a LinkedIn URN, do not match."""
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 
 
@@ -36,6 +40,6 @@ def loads(data: bytes | str) -> Any:
     holds an integer that does not fit in 64 bits."""
     value = orjson.loads(data)
     raw = data.encode() if isinstance(data, str) else data
-    if _LONG_DIGITS.search(raw):
+    if _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZERO) and _LONG_NUMBER.search(raw):
         json.loads(raw, parse_int=_exact_int)  # raises only for an integer orjson rounded
     return value

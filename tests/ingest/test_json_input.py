@@ -12,7 +12,8 @@ from ingest.json_input import TooLongInteger, loads
 @pytest.mark.parametrize(
     "text",
     ["18446744073709551615", "-9223372036854775808", "9999999999999999999", "1234567890123456789",
-     '"123456789012345678901234567890"', "1.2345678901234567890123e5"],
+     '"123456789012345678901234567890"', '"urn:li:activity:72638293847564738291"',
+     "1.2345678901234567890123e5"],
 )  # fmt: skip
 def test_read_exactly(text: str) -> None:
     assert loads(f'{{"v": {text}}}'.encode()) == {"v": ast.literal_eval(text)}
@@ -22,7 +23,9 @@ def test_read_exactly(text: str) -> None:
                                   "123456789012345678901234567890"])  # fmt: skip
 def test_integers_past_64_bits_are_refused(text: str) -> None:
     with pytest.raises(TooLongInteger, match="does not fit in 64 bits"):
-        loads(f'{{"v": [1, {text}]}}')
+        loads(f'{{"urn": "urn:li:activity:72638293847564738291", "v": [1, {text}]}}')
+    with pytest.raises(TooLongInteger):
+        loads(f'{{"v":{text}}}'.encode())
 
 
 @pytest.mark.parametrize("data", [b'{"v": NaN}', b'{"v": Infinity}', b'{"v": "\\ud800"}',
