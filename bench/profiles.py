@@ -21,6 +21,7 @@ from bench.dataset import MAIN_ACCOUNT
 from bench.ingest_bench import Body
 from bench.search_bench import SEARCH_MIX, _as_dict
 from ingest.pipeline import IngestContext, ingest_items, summarize
+from service.app import collector_tuned
 from service.config import Settings
 from service.export.stream import _page_bytes, plan_export
 from service.ingest_api import parse_ndjson
@@ -47,10 +48,11 @@ def _profile(settings: Settings, work: Callable[[AsyncElasticsearch], Awaitable[
         assert settings.es_url is not None
         es = make_client(settings, settings.es_url)
         try:
-            profiler = Profiler(interval=0.0005, async_mode="enabled")
-            profiler.start()
-            await work(es)
-            profiler.stop()
+            with collector_tuned():  # as the service runs
+                profiler = Profiler(interval=0.0005, async_mode="enabled")
+                profiler.start()
+                await work(es)
+                profiler.stop()
         finally:
             await es.close()
         return _write(profiler, path, title)

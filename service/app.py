@@ -37,7 +37,7 @@ GC_THRESHOLDS = (50_000, 20, 20)
 
 
 @contextlib.contextmanager
-def _collector_tuned() -> Iterator[None]:
+def collector_tuned() -> Iterator[None]:
     """Fewer cyclic garbage collections while serving.
 
     An ingest request allocates millions of short-lived, acyclic dicts, freed by reference
@@ -92,7 +92,7 @@ def _lifespan(settings: Settings) -> Any:
             asyncio.create_task(_housekeeping_loop(runtime)),
         ]
         try:
-            with _collector_tuned():
+            with collector_tuned():
                 yield {"runtime": runtime}
         finally:
             for task in [*tasks, *runtime.tasks]:
