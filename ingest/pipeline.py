@@ -109,7 +109,6 @@ async def ingest_items(
                 doc_id_for(e.account_id, e.id),
                 ctx.names.entry_index_for(e.source["category"], e.timestamp),
                 e.source,
-                claim=not e.id_generated,
             )
             for _, e in batch
         ]

@@ -52,8 +52,6 @@ class ValidEntry:
     account_id: str
     timestamp: datetime
     source: dict[str, Any]
-    id_generated: bool = False
-    """A random id given here (none was sent): unique by construction, it needs no claim."""
 
 
 def parse_timestamp(value: object, field: str = "timestamp") -> datetime:
@@ -191,7 +189,6 @@ def validate_entry(
         unknown = set(raw) - TOP_LEVEL
         raise Rejected(sorted(unknown)[0], "is not a field of an entry")
     entry_id = raw.get("id")
-    id_generated = entry_id is None
     if entry_id is None:
         entry_id = uuid.uuid4().hex
     elif not isinstance(entry_id, str) or not ENTRY_ID.match(entry_id):
@@ -221,4 +218,4 @@ def validate_entry(
         "metadata": _metadata(raw.get("metadata"), str(category), templates_dir),
         "ingested_at": _received_at(now),
     }
-    return ValidEntry(entry_id, account_id, timestamp, source, id_generated)
+    return ValidEntry(entry_id, account_id, timestamp, source)

@@ -4,10 +4,8 @@
 atomic ``create``; the claim records the index the entry goes to. A claim that exists already
 means a duplicate — unless the entry it points at is missing (an earlier attempt died between
 claim and write), in which case the claim is taken over and the entry written. Entries are then
-``create``d in their routed index. An id the service generated at random (none was sent) is
-unique by construction and not claimed. Items the engine throttles (429) or fails (5xx) are
-retried with backoff; whatever the engine never acknowledged is reported ``failed`` (safe to
-retry).
+``create``d in their routed index. Items the engine throttles (429) or fails (5xx) are retried
+with backoff; whatever the engine never acknowledged is reported ``failed`` (safe to retry).
 """
 
 from __future__ import annotations
@@ -32,8 +30,6 @@ class PreparedEntry:
     doc_id: str
     index: str
     source: dict[str, Any]
-    claim: bool = True
-    """False for an id the service generated at random: unique by construction, not claimed."""
 
 
 @dataclass
@@ -142,14 +138,12 @@ async def _store_unique(
 ) -> list[Outcome]:
     outcomes = [Outcome() for _ in entries]
     now = datetime.now(UTC).isoformat()
-    claiming = [i for i, e in enumerate(entries) if e.claim]
-    claim_ops = [create_op(names.entry_ids, entries[i].doc_id,
-                           {"index": entries[i].index, "claimed_at": now})
-                 for i in claiming]  # fmt: skip
+    claim_ops = [create_op(names.entry_ids, e.doc_id, {"index": e.index, "claimed_at": now})
+                 for e in entries]  # fmt: skip
     claims = await _bulk_create(es, claim_ops)
-    to_write = [i for i, e in enumerate(entries) if not e.claim]
+    to_write: list[int] = []
     conflicts: list[int] = []
-    for i, result in zip(claiming, claims, strict=True):
+    for i, result in enumerate(claims):
         status = int(result.get("status", 500))
         if status in (200, 201):
             to_write.append(i)

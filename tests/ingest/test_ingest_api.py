@@ -78,20 +78,6 @@ def test_retry_with_the_same_id_is_a_duplicate_even_in_another_index(
     assert [h["_index"] for h in hits] == [f"{settings.index_prefix}-signal-2026.10"]
 
 
-def test_a_sent_id_is_claimed_and_a_generated_one_is_not(
-    client: TestClient, es: Elasticsearch, settings: Settings
-) -> None:
-    account, headers = new_account(client)
-    sent, anonymous = entry(), {k: v for k, v in entry().items() if k != "id"}
-    body = client.post("/v1/entries", json={"entries": [sent, anonymous]}, headers=headers).json()
-    assert [r["status"] for r in body["results"]] == ["created", "created"]
-    generated = body["results"][1]["id"]
-    assert len(generated) == 32 and len(_stored(es, settings, account, generated)) == 1
-    registry = f"{settings.index_prefix}-entry-ids"  # read by id, in real time
-    assert es.exists(index=registry, id=f"{account}/{sent['id']}")
-    assert not es.exists(index=registry, id=f"{account}/{generated}")
-
-
 def test_same_id_in_two_accounts_is_two_entries(client: TestClient) -> None:
     _, headers_a = new_account(client)
     _, headers_b = new_account(client)
