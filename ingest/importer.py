@@ -228,12 +228,18 @@ def _unescape(cell: str) -> str:
     return cell[1:] if SPREADSHEET_ESCAPED.match(cell) else cell
 
 
-def _typed(value: str, rule_type: str | None) -> object:
-    """A numeric string as int or float where the metadata rule is numeric; else the string."""
+def _typed(value: str, rule_type: str | None, field: str) -> object:
+    """A numeric string as int or float where the metadata rule is numeric; else the string.
+    An integer outside 64 bits is refused, as the JSON ways in refuse it."""
     if rule_type in INT_BOUNDS and INTEGER.match(value):
         return int(value)
     if rule_type == "double" and NUMBER.match(value):
-        return int(value) if INTEGER.match(value) else float(value)
+        if not INTEGER.match(value):
+            return float(value)
+        number = int(value)
+        if not -(2**63) <= number < 2**64:
+            raise Rejected(field, "is an integer that does not fit in 64 bits")
+        return number
     return value
 
 
@@ -263,7 +269,7 @@ def csv_row_to_entry(cells: dict[str, str], templates_dir: Path) -> dict[str, An
     rules = metadata_rules(templates_dir).get(category, {}) if isinstance(category, str) else {}
     for key in _metadata_columns(templates_dir) & row.keys():
         rule = rules.get(key)
-        metadata[key] = _typed(row[key], rule.type if rule else None)
+        metadata[key] = _typed(row[key], rule.type if rule else None, f"metadata.{key}")
     entry["metadata"] = metadata
     return entry
 

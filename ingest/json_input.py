@@ -21,6 +21,7 @@ _LONG_NUMBER = re.compile(rb"[:\[,]\s*-?\d{19,}(?=[\s,\]}]|$)")
 """A number of 19 digits or more where a value starts (every integer with fewer digits fits in
 64 bits, so orjson reads it exactly). Digits inside text, such as a LinkedIn URN, do not match."""
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+_BOM = b"\xef\xbb\xbf"
 
 
 class TooLongInteger(ValueError):
@@ -36,10 +37,14 @@ def _exact_int(text: str) -> int:
 
 
 def loads(data: bytes | str) -> Any:
-    """The JSON value of ``data``; ``ValueError`` (with the reason) when it is not valid JSON or
-    holds an integer that does not fit in 64 bits."""
-    value = orjson.loads(data)
+    """The JSON value of ``data`` (a leading UTF-8 byte-order mark is skipped); ``ValueError``
+    (with the reason) when it is not valid JSON or holds an integer that does not fit in 64 bits."""
     raw = data.encode() if isinstance(data, str) else data
+    raw = raw.removeprefix(_BOM)
+    value = orjson.loads(raw)
     if _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZERO) and _LONG_NUMBER.search(raw):
-        json.loads(raw, parse_int=_exact_int)  # raises only for an integer orjson rounded
+        try:
+            json.loads(raw, parse_int=_exact_int)  # raises only for an integer orjson rounded
+        except RecursionError as e:  # orjson reads deeper nesting than the standard library
+            raise ValueError("nested too deeply") from e
     return value

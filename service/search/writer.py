@@ -56,10 +56,8 @@ def _retryable(item: dict[str, Any]) -> bool:
 
 
 def create_op(index: str, doc_id: str, doc: dict[str, Any]) -> bytes:
-    """The two NDJSON lines of one bulk ``create``, serialised once (retries reuse them).
-
-    Documents come from :mod:`ingest.json_input` (or the service itself), so orjson can write
-    every value in them."""
+    """The two NDJSON lines of one bulk ``create``, serialised once (retries reuse them);
+    ``TypeError`` for a value JSON cannot carry (an integer outside 64 bits)."""
     action = orjson.dumps({"create": {"_index": index, "_id": doc_id}})
     return b"%b\n%b\n" % (action, orjson.dumps(doc))
 
@@ -137,13 +135,21 @@ async def _store_unique(
     es: AsyncElasticsearch, names: IndexNames, entries: list[PreparedEntry]
 ) -> list[Outcome]:
     outcomes = [Outcome() for _ in entries]
+    entry_ops: dict[int, bytes] = {}
+    for i, e in enumerate(entries):
+        try:
+            entry_ops[i] = create_op(e.index, e.doc_id, e.source)
+        except TypeError as error:  # a value JSON cannot carry: refused before anything is written
+            outcomes[i] = Outcome("rejected", f"cannot be stored: {error}")
+    storable = list(entry_ops)
     now = datetime.now(UTC).isoformat()
-    claim_ops = [create_op(names.entry_ids, e.doc_id, {"index": e.index, "claimed_at": now})
-                 for e in entries]  # fmt: skip
+    claim_ops = [create_op(names.entry_ids, entries[i].doc_id,
+                           {"index": entries[i].index, "claimed_at": now})
+                 for i in storable]  # fmt: skip
     claims = await _bulk_create(es, claim_ops)
     to_write: list[int] = []
     conflicts: list[int] = []
-    for i, result in enumerate(claims):
+    for i, result in zip(storable, claims, strict=True):
         status = int(result.get("status", 500))
         if status in (200, 201):
             to_write.append(i)
@@ -162,9 +168,7 @@ async def _store_unique(
         await _take_over(es, names, [entries[i] for i in orphans], now)
         to_write += orphans
     to_write.sort()
-    written = await _bulk_create(
-        es, [create_op(entries[i].index, entries[i].doc_id, entries[i].source) for i in to_write]
-    )
+    written = await _bulk_create(es, [entry_ops[i] for i in to_write])
     for i, result in zip(to_write, written, strict=True):
         status = int(result.get("status", 500))
         if status in (200, 201):

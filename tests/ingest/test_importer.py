@@ -262,3 +262,23 @@ def test_the_import_command_prints_progress_and_a_summary_and_exits_by_outcome(
     header.write_text("category,action,colour\nwebhook,x.y,red\n")
     bad = _cli(settings, "import", str(header), "--account", account)
     assert bad.returncode == 2 and "colour" in bad.stderr
+
+
+def test_numbers_that_would_change_and_a_byte_order_mark(
+    client: TestClient, es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
+    account, _ = new_account(client)
+    csv_path = tmp_path / "credits.csv"
+    base = {"timestamp_utc": "2026-11-21T08:00:00.000Z", "category": "credits", "type": "notice",
+            "actor_id": "billing", "action": "credits.consumed", "message": "m"}  # fmt: skip
+    rows = [{**base, "id": "big", "credits_used": "100000000000000000000"},
+            {**base, "id": "fits", "credits_used": "18446744073709551615"}]  # fmt: skip
+    _export_csv(csv_path, rows)
+    summary = _import(settings, csv_path, account=account)
+    assert (summary.created, summary.rejected, summary.failed) == (1, 1, 0), summary.to_dict()
+    assert summary.rejections[0]["field"] == "metadata.credits_used"
+    ndjson = tmp_path / "bom.ndjson"  # as Windows tools write it
+    ndjson.write_bytes(b"\xef\xbb\xbf" + json.dumps(entry(id="after-bom")).encode() + b"\n")
+    summary = _import(settings, ndjson, account=account)
+    assert (summary.created, summary.rejected) == (1, 0), summary.to_dict()
+    assert set(_stored(es, settings, account)) == {"fits", "after-bom"}

@@ -33,3 +33,10 @@ def test_integers_past_64_bits_are_refused(text: str) -> None:
 def test_what_is_not_json_is_refused(data: bytes) -> None:
     with pytest.raises(ValueError):
         loads(data)
+
+
+def test_a_byte_order_mark_is_skipped_and_deep_nesting_is_a_value_error() -> None:
+    assert loads(b'\xef\xbb\xbf{"v": 1}') == {"v": 1}
+    deep = b"[" * 1000 + b"12345678901234567890123" + b"]" * 1000  # orjson reads 1,024 levels
+    with pytest.raises(ValueError, match="nested too deeply"):
+        loads(deep)
