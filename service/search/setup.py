@@ -154,7 +154,10 @@ async def _follow_refresh_interval(
             if wanted is None:
                 return
             current = await client.indices.get_settings(index=index, name="index.refresh_interval")
-            have = current[index]["settings"].get("index", {}).get("refresh_interval")
+            # an index without the setting of its own is left out of the answer
+            have = (
+                current.get(index, {}).get("settings", {}).get("index", {}).get("refresh_interval")
+            )
             if have != wanted:
                 await client.indices.put_settings(
                     index=index, settings={"refresh_interval": wanted}

@@ -132,14 +132,16 @@ def test_the_id_registry_is_never_refreshed_on_a_schedule_even_when_it_predates_
     registry = f"{own_prefix}-entry-ids"
     setup_with(settings)
     assert _refresh_interval(es, registry) == "-1"
-    es.indices.put_settings(index=registry, settings={"refresh_interval": "1s"})  # the old default
-    setup_with(settings)
-    assert _refresh_interval(es, registry) == "-1"
+    for before in ("1s", None):  # set to another interval; not set at all, as created before
+        es.indices.put_settings(index=registry, settings={"refresh_interval": before})
+        assert _refresh_interval(es, registry) == before
+        setup_with(settings)
+        assert _refresh_interval(es, registry) == "-1"
 
 
 def _refresh_interval(es: Elasticsearch, index: str) -> str | None:
     found = es.indices.get_settings(index=index, name="index.refresh_interval")
-    return found[index]["settings"].get("index", {}).get("refresh_interval")
+    return found.get(index, {}).get("settings", {}).get("index", {}).get("refresh_interval")
 
 
 def test_ilm_path_installs_the_policy_and_links_the_integration_template(
