@@ -34,6 +34,8 @@ TOP_LEVEL = {"id", "account_id", "timestamp", "category", "type", "actor", "acti
 ACTOR_FIELDS = {"type", "id", "name", "email"}
 MAX_MESSAGE = 10_000
 MAX_ACTOR_FIELD = 256
+MAX_IP_TEXT = 64
+"""Longer than any address (and only short texts go into the cache of checked addresses)."""
 EXPIRY = timedelta(days=30)
 
 
@@ -143,7 +145,7 @@ def _check_metadata_value(key: str, value: object, rule: FieldRule) -> None:
         if not math.isfinite(value):
             raise Rejected(field, "must be a finite number")
     elif rule.type == "ip":
-        if not isinstance(value, str) or not _is_ip(value):
+        if not isinstance(value, str) or len(value) > MAX_IP_TEXT or not _is_ip(value):
             raise Rejected(field, "must be an IPv4 or IPv6 address")
     else:
         if not isinstance(value, str):
