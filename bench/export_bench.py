@@ -22,7 +22,6 @@ from typing import Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
-import pandas as pd
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 
@@ -30,7 +29,7 @@ from bench.dataset import MAIN_ACCOUNT
 from bench.measure import RssSampler, Stopwatch
 from bench.service import HttpClient
 from ingest.schema import known_metadata_columns
-from service.export.shaping import export_columns, shape_page
+from service.export.shaping import export_columns, shape_rows
 from service.export.writers import WRITERS
 from service.search.entries import present
 from service.search.filters import ViewFilters, parse_view_filters
@@ -122,10 +121,10 @@ def raw_scan(es_url: str, names: IndexNames, frm: str, to: str) -> dict[str, Any
 
 @dataclass
 class Sample:
-    """Pre-shaped pages of real entries: frames for CSV/XLSX, presented entries for NDJSON."""
+    """Pre-shaped pages of real entries: rows for CSV/XLSX, presented entries for NDJSON."""
 
     columns: list[str]
-    frames: list[pd.DataFrame]
+    rows: list[list[tuple[Any, ...]]]
     entries: list[list[dict[str, Any]]]
 
 
@@ -144,9 +143,9 @@ async def _sample(es_url: str, names: IndexNames, filters: ViewFilters, tpl: Pat
     finally:
         await es.close()
     sources = [[h["_source"] for h in hits] for hits in pages]
-    frames = [shape_page(s, columns[10:-1], filters.tz) for s in sources]
+    rows = [shape_rows(s, columns[10:-1], filters.tz) for s in sources]
     entries = [[present(e, filters) for e in s] for s in sources]
-    return Sample(columns, frames, entries)
+    return Sample(columns, rows, entries)
 
 
 def build_sample(es_url: str, names: IndexNames, timestamps: list[str], end: str,
@@ -164,9 +163,9 @@ def _feed(writer: Any, fmt: str, sample: Sample, rows: int) -> int:
             take = min(len(page), rows - done)
             size += len(writer.write_entries(page[:take]))
         else:
-            frame = sample.frames[i % len(sample.frames)]
-            take = min(len(frame), rows - done)
-            size += len(writer.write_frame(frame if take == len(frame) else frame.iloc[:take]))
+            shaped = sample.rows[i % len(sample.rows)]
+            take = min(len(shaped), rows - done)
+            size += len(writer.write_rows(shaped[:take]))
         done, i = done + take, i + 1
     return size
 

@@ -1,8 +1,9 @@
 """Profiles (pyinstrument) of the service-side hot paths, run in this process on the same engine.
 
-Each runs the service's own functions the way its endpoint does, on the main thread (an
-export's ``run_in_threadpool`` steps are called directly so that the profiler sees them), and
-writes the call tree (wall-clock seconds; awaiting the engine shows as ``epoll.poll``) to a file.
+Each runs the service's own functions the way its endpoint does (an export's pages are shaped
+and written on the event loop; only a workbook's final zipping runs in a worker thread and shows
+as waiting), and writes the call tree (wall-clock seconds; awaiting the engine shows as
+``epoll.poll``) to a file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bench.search_bench import SEARCH_MIX, _as_dict
 from ingest.pipeline import IngestContext, ingest_items, summarize
 from service.app import collector_tuned
 from service.config import Settings
-from service.export.stream import _page_bytes, plan_export
+from service.export.stream import export_bytes, plan_export
 from service.ingest_api import parse_ndjson
 from service.search.client import make_client
 from service.search.entries import search_entries
@@ -82,15 +83,8 @@ def profile_export(settings: Settings, filters: ViewFilters, fmt: str, path: Pat
     async def work(es: AsyncElasticsearch) -> None:
         names = IndexNames(settings.index_prefix)
         plan = await plan_export(es, names, filters, fmt, "desc", settings.templates_dir)
-        try:
-            plan.writer.start(plan.columns)
-            _page_bytes(plan, plan.first)
-            async for page in plan.scan.rest(plan.first):
-                _page_bytes(plan, page)
-            for _ in plan.writer.finish(plan.info()):
-                pass
-        finally:
-            await plan.scan.close()
+        async for _ in export_bytes(plan):
+            pass
 
     return _profile(settings, work, path, f"{fmt} export of the window {filters.window}")
 

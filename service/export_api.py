@@ -65,7 +65,8 @@ def stream_export(runtime: Runtime, principal: Principal, plan: ExportPlan, how:
 
     async def body() -> AsyncIterator[bytes]:
         async for chunk in export_bytes(plan):
-            yield chunk
+            if chunk:
+                yield chunk
         await record_export(runtime, principal, plan, how)
 
     runtime.counters["exports"] += 1

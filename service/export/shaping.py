@@ -1,4 +1,4 @@
-"""Shaping a page of entries into export rows with pandas, one bounded chunk at a time.
+"""Shaping entries into export rows (tuples in the columns' order), one bounded slice at a time.
 
 Columns (the contract's order): ``id``, ``timestamp_local`` (ISO 8601 with the offset of the
 export's timezone — the same text as ``local_time`` in the API), ``timestamp_utc``, ``category``,
@@ -6,6 +6,10 @@ export's timezone — the same text as ``local_time`` in the API), ``timestamp_u
 metadata keys of the categories in the export, then ``metadata_other`` (JSON of the other keys).
 Text cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return are prefixed with an
 apostrophe so that no spreadsheet evaluates them.
+
+Rows are built column by column from plain lists (pandas converts the timestamps, vectorised);
+the writers take them as they are (CSV through the standard library's C writer): a pandas frame
+per page cost more to build and to write than the rows themselves.
 """
 
 from __future__ import annotations
@@ -26,15 +30,17 @@ def export_columns(metadata_columns: list[str]) -> list[str]:
     return [*BASE_COLUMNS, *metadata_columns, "metadata_other"]
 
 
-def local_timestamps(utc: pd.Series, tz: ZoneInfo) -> pd.Series:
+def local_timestamps(utc: list[str], tz: ZoneInfo) -> list[str]:
     """``YYYY-MM-DDTHH:MM:SS.mmm+HH:MM`` in ``tz``, vectorised (numpy formats the wall time)."""
-    instants = pd.to_datetime(utc, utc=True, format="ISO8601")
+    if not utc:
+        return []
+    instants = pd.to_datetime(pd.Series(utc, dtype=object), utc=True, format="ISO8601")
     wall = instants.dt.tz_convert(tz).dt.tz_localize(None)
     offsets = ((wall - instants.dt.tz_localize(None)).dt.total_seconds() // 60).astype(int)
     text = np.datetime_as_string(wall.to_numpy(dtype="datetime64[ms]"), unit="ms")
     names = {m: f"{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
              for m in offsets.unique()}  # fmt: skip
-    return pd.Series(text, index=utc.index, dtype=object) + offsets.map(names).astype(object)
+    return [t + names[m] for t, m in zip(text.tolist(), offsets.tolist(), strict=True)]
 
 
 def _split_metadata(
@@ -62,35 +68,33 @@ def _split_metadata(
     return columns, other
 
 
-def shape_page(
+def shape_rows(
     sources: list[dict[str, Any]],
     metadata_columns: list[str],
     tz: ZoneInfo,
-) -> pd.DataFrame:
-    """One page of ``_source`` documents as export rows (object columns: ints stay ints)."""
+) -> list[tuple[Any, ...]]:
+    """``_source`` documents as export rows (numbers stay numbers, a missing value is None)."""
     actors = [s.get("actor", {}) for s in sources]
     metadata, other = _split_metadata(sources, metadata_columns)
-    utc = pd.Series([s["timestamp"] for s in sources], dtype=object)
-    data: dict[str, pd.Series] = {
-        "id": _texts([s["id"] for s in sources]),
-        "timestamp_local": local_timestamps(utc, tz) if sources else utc,
-        "timestamp_utc": utc,
-        "category": pd.Series([s["category"] for s in sources], dtype=object),
-        "type": pd.Series([s["type"] for s in sources], dtype=object),
-        "actor_id": _texts([a.get("id") for a in actors]),
-        "actor_name": _texts([a.get("name") for a in actors]),
-        "actor_email": _texts([a.get("email") for a in actors]),
-        "action": _texts([s["action"] for s in sources]),
-        "message": _texts([s.get("message", "") for s in sources]),
-    }
-    for key in metadata_columns:
-        data[key] = pd.Series(metadata[key], dtype=object)
-    data["metadata_other"] = pd.Series(other, dtype=object)  # JSON: starts with "{"
-    return pd.DataFrame(data, columns=export_columns(metadata_columns))
+    utc = [s["timestamp"] for s in sources]
+    columns: list[list[Any]] = [
+        _texts([s["id"] for s in sources]),
+        local_timestamps(utc, tz),
+        utc,
+        [s["category"] for s in sources],
+        [s["type"] for s in sources],
+        _texts([a.get("id") for a in actors]),
+        _texts([a.get("name") for a in actors]),
+        _texts([a.get("email") for a in actors]),
+        _texts([s["action"] for s in sources]),
+        _texts([s.get("message", "") for s in sources]),
+        *(metadata[key] for key in metadata_columns),
+        other,  # JSON: starts with "{"
+    ]
+    return list(zip(*columns, strict=True))
 
 
-def _texts(values: list[Any]) -> pd.Series:
+def _texts(values: list[Any]) -> list[Any]:
     """Formula-like text prefixed with an apostrophe, so that no spreadsheet evaluates it."""
     risky = FORMULA_START
-    return pd.Series([("'" + v) if type(v) is str and v.startswith(risky) else v for v in values],
-                     dtype=object)  # fmt: skip
+    return [("'" + v) if type(v) is str and v.startswith(risky) else v for v in values]

@@ -17,7 +17,7 @@ from elasticsearch import AsyncElasticsearch
 from starlette.concurrency import run_in_threadpool
 
 from ingest.schema import known_metadata_columns
-from service.export.shaping import export_columns, shape_page
+from service.export.shaping import export_columns, shape_rows
 from service.export.writers import WRITERS, CsvWriter, NdjsonWriter, XlsxWriter
 from service.search.entries import present
 from service.search.filters import ViewFilters
@@ -88,29 +88,59 @@ async def plan_export(
     return ExportPlan(filters, fmt, order, columns, scan, first, writer)
 
 
-def _page_bytes(plan: ExportPlan, page: ScanPage) -> bytes:
+SHAPE_ROWS = 500
+"""Entries shaped at once (the timestamp conversion is vectorised over them)."""
+
+
+async def _page_chunks(plan: ExportPlan, page: ScanPage) -> AsyncIterator[bytes]:
+    """The bytes of one page, written a slice of ``writer.slice_rows`` rows at a time.
+
+    Shaping and writing run on the event loop (a worker thread cost more in hand-offs and lock
+    contention with the page reads than the work itself); between two slices the loop serves
+    other requests and reads the next page, so no request waits more than a few milliseconds.
+    """
+    step = plan.writer.slice_rows
     sources = [h["_source"] for h in page.hits]
-    plan.rows += len(sources)
+    for start in range(0, len(sources), SHAPE_ROWS):
+        shaped = _shape(plan, sources[start : start + SHAPE_ROWS])
+        for i in range(0, len(shaped), step):
+            part = shaped[i : i + step]
+            chunk = _write(plan.writer, part)
+            plan.rows += len(part)
+            yield chunk  # empty for a workbook: progress all the same
+            await asyncio.sleep(0)
+
+
+def _shape(plan: ExportPlan, sources: list[dict[str, Any]]) -> list[Any]:
+    """Entries as the API returns them (NDJSON) or export rows (CSV, XLSX)."""
     if isinstance(plan.writer, NdjsonWriter):
-        return plan.writer.write_entries([present(s, plan.filters) for s in sources])
-    metadata_columns = plan.columns[10:-1]
-    return plan.writer.write_frame(shape_page(sources, metadata_columns, plan.filters.tz))
+        return [present(s, plan.filters) for s in sources]
+    return shape_rows(sources, plan.columns[10:-1], plan.filters.tz)
+
+
+def _write(writer: CsvWriter | XlsxWriter | NdjsonWriter, shaped: list[Any]) -> bytes:
+    if isinstance(writer, NdjsonWriter):
+        return writer.write_entries(shaped)
+    return writer.write_rows(shaped)
 
 
 async def export_bytes(plan: ExportPlan) -> AsyncIterator[bytes]:
-    """Every byte of the export file, page by page; releases the point in time at the end."""
+    """Every byte of the export file, page by page; releases the point in time at the end.
+
+    A chunk may be empty (a workbook's rows go to its file until the end): it marks progress,
+    ``plan.rows`` having grown."""
     try:
         head = plan.writer.start(plan.columns)
-        if plan.first.hits:
-            head += await run_in_threadpool(_page_bytes, plan, plan.first)
         if head:
             yield head
-        async for page in plan.scan.rest(plan.first):
-            chunk = await run_in_threadpool(_page_bytes, plan, page)
-            if chunk:
+        if plan.first.hits:
+            async for chunk in _page_chunks(plan, plan.first):
                 yield chunk
-        tails = await run_in_threadpool(plan.writer.finish, plan.info())
-        for tail in tails:
+        async for page in plan.scan.rest(plan.first):
+            async for chunk in _page_chunks(plan, page):
+                yield chunk
+        # a workbook is zipped here (seconds for a million rows): off the event loop
+        for tail in await run_in_threadpool(plan.writer.finish, plan.info()):
             yield tail
     finally:
         await plan.scan.close()

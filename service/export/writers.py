@@ -1,10 +1,13 @@
 """Export writers behind one interface: CSV, XLSX (openpyxl write-only) and NDJSON.
 
-A writer receives the column list once, then shaped chunks, and returns the bytes to send after
-each call; ``finish`` returns the tail. CSV and NDJSON stream as they go. XLSX is written by
-openpyxl's write-only workbook to a temporary file (rows never accumulate in memory) and sent when
-the workbook is closed; it moves to a new sheet before Excel's 1,048,576-row limit and ends with an
-``Export info`` sheet. Every writer stores text as text: no formula, URL or date conversion.
+A writer receives the column list once, then slices of rows (CSV, XLSX: shaped tuples; NDJSON:
+entries as the API returns them), and returns the bytes to send after each call; ``finish``
+returns the tail. ``slice_rows`` is how many rows a call should take for it to last a few
+milliseconds (the caller lets other requests run between two calls). CSV and NDJSON stream as
+they go. XLSX is written by openpyxl's write-only workbook to a temporary file (rows never
+accumulate in memory) and sent when the workbook is closed; it moves to a new sheet before
+Excel's 1,048,576-row limit and ends with an ``Export info`` sheet. Every writer stores text as
+text: no formula, URL or date conversion.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any, Protocol
 
-import pandas as pd
 from openpyxl import Workbook
 
 EXCEL_MAX_ROWS = 1_048_576
@@ -27,10 +29,12 @@ _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 class ExportWriter(Protocol):
     media_type: str
     extension: str
+    shaped: bool
+    slice_rows: int
 
     def start(self, columns: list[str]) -> bytes: ...
 
-    def write_frame(self, frame: pd.DataFrame) -> bytes: ...
+    def write_rows(self, rows: list[tuple[Any, ...]]) -> bytes: ...
 
     def write_entries(self, entries: list[dict[str, Any]]) -> bytes: ...
 
@@ -41,18 +45,19 @@ class CsvWriter:
     media_type = "text/csv; charset=utf-8"
     extension = "csv"
     shaped = True
+    slice_rows = 500
 
     def start(self, columns: list[str]) -> bytes:
+        return self.write_rows([tuple(columns)])
+
+    def write_rows(self, rows: list[tuple[Any, ...]]) -> bytes:
+        """RFC 4180 lines (CRLF; quoted only where needed); None is an empty cell."""
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\r\n").writerow(columns)
+        csv.writer(buffer, lineterminator="\r\n").writerows(rows)
         return buffer.getvalue().encode()
 
-    def write_frame(self, frame: pd.DataFrame) -> bytes:
-        text = frame.to_csv(index=False, header=False, lineterminator="\r\n")
-        return text.encode()
-
     def write_entries(self, entries: list[dict[str, Any]]) -> bytes:
-        raise NotImplementedError("CSV is written from shaped frames")
+        raise NotImplementedError("CSV is written from shaped rows")
 
     def finish(self, info: dict[str, Any]) -> Iterator[bytes]:
         return iter(())
@@ -62,11 +67,12 @@ class NdjsonWriter:
     media_type = "application/x-ndjson"
     extension = "ndjson"
     shaped = False
+    slice_rows = 500
 
     def start(self, columns: list[str]) -> bytes:
         return b""
 
-    def write_frame(self, frame: pd.DataFrame) -> bytes:
+    def write_rows(self, rows: list[tuple[Any, ...]]) -> bytes:
         raise NotImplementedError("NDJSON is written from entries as the API returns them")
 
     def write_entries(self, entries: list[dict[str, Any]]) -> bytes:
@@ -88,6 +94,7 @@ class XlsxWriter:
     media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     extension = "xlsx"
     shaped = True
+    slice_rows = 50
 
     def __init__(self, rows_per_sheet: int = EXCEL_MAX_ROWS - 1) -> None:
         self.rows_per_sheet = rows_per_sheet
@@ -109,8 +116,8 @@ class XlsxWriter:
         self._new_sheet()
         return b""
 
-    def write_frame(self, frame: pd.DataFrame) -> bytes:
-        for row in frame.itertuples(index=False, name=None):
+    def write_rows(self, rows: list[tuple[Any, ...]]) -> bytes:
+        for row in rows:
             if self.sheet_rows >= self.rows_per_sheet:
                 self._new_sheet()
             self.sheet.append([_xlsx_value(v) for v in row])
@@ -118,7 +125,7 @@ class XlsxWriter:
         return b""
 
     def write_entries(self, entries: list[dict[str, Any]]) -> bytes:
-        raise NotImplementedError("XLSX is written from shaped frames")
+        raise NotImplementedError("XLSX is written from shaped rows")
 
     def finish(self, info: dict[str, Any]) -> Iterator[bytes]:
         sheet = self.workbook.create_sheet("Export info")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from zoneinfo import ZoneInfo
 
-from service.export.shaping import export_columns, shape_page
+from service.export.shaping import export_columns, shape_rows
 
 SOURCE = {
     "id": "-first", "timestamp": "2026-11-26T10:15:00.123Z", "category": "audit", "type": "notice",
@@ -18,8 +18,8 @@ SOURCE = {
 
 def test_formula_like_text_is_escaped_in_every_text_column() -> None:
     columns = ["target_type", "target_id", "target_name", "ip"]
-    frame = shape_page([SOURCE], columns, ZoneInfo("Europe/Paris"))
-    row = dict(zip(export_columns(columns), frame.iloc[0].tolist(), strict=True))
+    [shaped] = shape_rows([SOURCE], columns, ZoneInfo("Europe/Paris"))
+    row = dict(zip(export_columns(columns), shaped, strict=True))
     assert row["id"] == "'-first"
     assert (row["actor_id"], row["actor_name"], row["actor_email"]) == (
         "'+u_42",
@@ -37,7 +37,6 @@ def test_safe_text_and_numbers_are_left_as_they_are() -> None:
     source = {**SOURCE, "id": "e1", "action": "x.changed", "message": "a - b = c",
               "actor": {"type": "system", "id": "billing"}, "category": "credits",
               "metadata": {"credits_used": -0.0, "credits_balance": -12.5}}  # fmt: skip
-    frame = shape_page([source], ["credits_used", "credits_balance"], ZoneInfo("UTC"))
-    row = frame.iloc[0].tolist()
-    assert row[0] == "e1" and row[8:10] == ["x.changed", "a - b = c"]
-    assert row[10:12] == [-0.0, -12.5] and row[5:8] == ["billing", None, None]
+    [row] = shape_rows([source], ["credits_used", "credits_balance"], ZoneInfo("UTC"))
+    assert row[0] == "e1" and row[8:10] == ("x.changed", "a - b = c")
+    assert row[10:12] == (-0.0, -12.5) and row[5:8] == ("billing", None, None)

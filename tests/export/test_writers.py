@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 from openpyxl import load_workbook
 
 from service.export.writers import EXCEL_MAX_ROWS, XlsxWriter
@@ -17,10 +16,8 @@ def test_default_sheet_limit_is_excels_minus_the_header() -> None:
 def test_rollover_to_new_sheets_with_headers(tmp_path: Path) -> None:
     writer = XlsxWriter(rows_per_sheet=10)
     writer.start(["n", "text"])
-    for start in (0, 12):
-        frame = pd.DataFrame({"n": range(start, start + 12 + (start // 12)),
-                              "text": ["https://x.test/?q=1"] * (12 + start // 12)})  # fmt: skip
-        writer.write_frame(frame.astype(object))
+    for numbers in (range(0, 12), range(12, 25)):
+        writer.write_rows([(n, "https://x.test/?q=1") for n in numbers])
     path = tmp_path / "out.xlsx"
     path.write_bytes(b"".join(writer.finish({"row count": 25})))
     book = load_workbook(path, read_only=True)
