@@ -1,0 +1,58 @@
+"""Reading a whole view page by page (exports): every entry once, in the view's order, ties too."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from elasticsearch import AsyncElasticsearch, Elasticsearch
+from starlette.testclient import TestClient
+
+from service.config import Settings
+from service.search.filters import parse_view_filters
+from service.search.indices import IndexNames
+from service.search.queries import EntryQuery
+from service.search.scan import ViewScan
+from tests.conftest import entry, new_account, refresh
+
+# Runs of equal timestamps, longer than a page, across a month boundary (two indices).
+STAMPS = (
+    ["2026-09-30T23:59:59.999Z"] * 9
+    + ["2026-10-01T00:00:00.000Z"] * 3
+    + [f"2026-10-01T00:00:0{s}.000Z" for s in range(1, 6)]
+    + ["2026-10-01T00:00:07.500Z"] * 6
+)
+WINDOW = {"from": ["2026-09-01T00:00:00Z"], "to": ["2026-11-01T00:00:00Z"]}
+
+
+async def _scan_ids(engine_url: str, prefix: str, account: str, order: str) -> list[str]:
+    es = AsyncElasticsearch(engine_url)
+    try:
+        filters = parse_view_filters(WINDOW, account, "UTC", datetime.now(UTC))
+        scan = ViewScan(es, IndexNames(prefix), EntryQuery(filters), order, page_size=4)
+        first = await scan.first_page()
+        ids = [h["_source"]["id"] for h in first.hits]
+        async for page in scan.rest(first):
+            ids += [h["_source"]["id"] for h in page.hits]
+        return ids
+    finally:
+        await es.close()
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_every_entry_once_in_timestamp_then_id_order(
+    client: TestClient, es: Elasticsearch, settings: Settings, engine_url: str, order: str
+) -> None:
+    account, headers = new_account(client)
+    entries = [entry(id=f"t{n:02d}", timestamp=ts) for n, ts in enumerate(reversed(STAMPS))]
+    resp = client.post("/v1/entries", json={"entries": entries}, headers=headers)
+    assert resp.status_code == 200 and resp.json()["created"] == len(STAMPS), resp.text
+    refresh(es, settings.index_prefix)
+    expected = [e["id"] for e in sorted(entries, key=lambda e: (e["timestamp"], e["id"]),
+                                        reverse=order == "desc")]  # fmt: skip
+    ids = asyncio.run(_scan_ids(engine_url, settings.index_prefix, account, order))
+    assert ids == expected
+    page = client.get("/v1/entries", params={**WINDOW, "size": 100, "order": order},
+                      headers=headers)  # fmt: skip
+    assert [e["id"] for e in page.json()["entries"]] == expected  # the view's order
