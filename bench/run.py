@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -171,21 +172,27 @@ class Bench:
         tiers = []
         for k in export_bench.tiers_for(len(timestamps)):
             frm, to = export_bench.window(k, timestamps, self.end_text)
-            tier: dict[str, Any] = {"rows": k, "from": frm, "to": to, "service": {},
-                                    "bare_writer": {}}  # fmt: skip
+            runs = export_bench.runs_for(k)
+            tier: dict[str, Any] = {"rows": k, "from": frm, "to": to, "runs": runs,
+                                    "service": {}, "bare_writer": {}}  # fmt: skip
             for fmt in export_bench.FORMATS:
-                log(f"export {k:,} rows {fmt}: service")
-                figures = export_bench.service_export(client, self.service.pid, fmt, frm, to,
-                                                      self.workdir)  # fmt: skip
+                log(f"export {k:,} rows {fmt}: service ({runs} run(s))")
+                figures = export_bench.median_run(partial(
+                    export_bench.service_export, client, self.service.pid, fmt, frm, to,
+                    self.workdir), runs)  # fmt: skip
                 if figures["rows"] != k or figures["header_total"] != k:
                     raise RuntimeError(f"{fmt} export of {k} rows: got {figures}")
                 tier["service"][fmt] = figures
-            log(f"export {k:,} rows: raw scan and bare writers")
-            tier["raw_scan"] = export_bench.raw_scan(self.es_url, names, frm, to)
+            log(f"export {k:,} rows: raw scan and bare writers ({runs} run(s))")
+            tier["raw_scan"] = export_bench.median_run(
+                partial(export_bench.raw_scan, self.es_url, names, frm, to), runs
+            )
             if tier["raw_scan"]["rows"] != k:
                 raise RuntimeError(f"raw scan of {k} rows: got {tier['raw_scan']}")
             for fmt in export_bench.FORMATS:
-                tier["bare_writer"][fmt] = export_bench.bare_writer(fmt, sample, k)
+                tier["bare_writer"][fmt] = export_bench.median_run(
+                    partial(export_bench.bare_writer, fmt, sample, k), runs
+                )
             tiers.append(tier)
         client.close()
         self.results["export"] = {"tiers": tiers}

@@ -53,21 +53,24 @@ async def record_export(runtime: Runtime, principal: Principal, plan: ExportPlan
     await audit_trail.record(
         ingest_context(runtime), plan.filters.account_id, audit_trail.key_actor(principal.key_id),
         "export.completed",
-        f"Exported {plan.rows} entries as {plan.fmt.upper()} ({how}) from {info['from']} to "
+        f"Exported {plan.read} entries as {plan.fmt.upper()} ({how}) from {info['from']} to "
         f"{info['to']}",
         {"target_type": "export", "target_name": plan.filename(), "format": plan.fmt,
-         "rows": plan.rows, "filters": info["filters"], "from": info["from"], "to": info["to"]},
+         "rows": plan.read, "filters": info["filters"], "from": info["from"], "to": info["to"]},
     )  # fmt: skip
 
 
 def stream_export(runtime: Runtime, principal: Principal, plan: ExportPlan, how: str) -> Response:
-    """The file of ``plan`` as an attachment; the audit entry is written once it is complete."""
+    """The file of ``plan`` as an attachment; its last bytes wait for the audit entry (written
+    while the last page is, once every entry is read)."""
+
+    async def record() -> None:
+        await record_export(runtime, principal, plan, how)
 
     async def body() -> AsyncIterator[bytes]:
-        async for chunk in export_bytes(plan):
+        async for chunk in export_bytes(plan, record):
             if chunk:
                 yield chunk
-        await record_export(runtime, principal, plan, how)
 
     runtime.counters["exports"] += 1
     headers = {"Content-Disposition": f'attachment; filename="{plan.filename()}"',

@@ -8,7 +8,8 @@ propagate and abort the download, never an error message inside a 200 body.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,9 @@ class ExportPlan:
     first: ScanPage
     writer: CsvWriter | XlsxWriter | NdjsonWriter
     rows: int = 0
+    """Rows written so far."""
+    read: int = 0
+    """Entries read from the engine so far (the file's row count once the last page is in)."""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -85,7 +89,7 @@ async def plan_export(
     assert isinstance(first, ScanPage) and isinstance(categories, list)
     columns = export_columns(known_metadata_columns(templates_dir, categories))
     writer = writer_factory() if writer_factory else WRITERS[fmt]()
-    return ExportPlan(filters, fmt, order, columns, scan, first, writer)
+    return ExportPlan(filters, fmt, order, columns, scan, first, writer, read=len(first.hits))
 
 
 SHAPE_ROWS = 500
@@ -124,23 +128,50 @@ def _write(writer: CsvWriter | XlsxWriter | NdjsonWriter, shaped: list[Any]) -> 
     return writer.write_rows(shaped)
 
 
-async def export_bytes(plan: ExportPlan) -> AsyncIterator[bytes]:
+async def _next_page(pages: AsyncIterator[ScanPage]) -> ScanPage | None:
+    return await anext(pages, None)
+
+
+async def export_bytes(
+    plan: ExportPlan, when_read: Callable[[], Coroutine[Any, Any, None]] | None = None
+) -> AsyncIterator[bytes]:
     """Every byte of the export file, page by page; releases the point in time at the end.
 
-    A chunk may be empty (a workbook's rows go to its file until the end): it marks progress,
-    ``plan.rows`` having grown."""
+    Each page is asked for while the one before it is written. ``when_read`` starts once the
+    last page is in (``plan.read`` is then the file's row count) and runs alongside the writing;
+    the last bytes wait for it, and its failure aborts the download. A chunk may be empty (a
+    workbook's rows go to its file until the end): it marks progress, ``plan.rows`` having grown.
+    """
+    pages = plan.scan.rest(plan.first)
+    upcoming = asyncio.create_task(_next_page(pages))
+    closing: asyncio.Task[None] | None = None
     try:
         head = plan.writer.start(plan.columns)
         if head:
             yield head
-        if plan.first.hits:
-            async for chunk in _page_chunks(plan, plan.first):
-                yield chunk
-        async for page in plan.scan.rest(plan.first):
+        page: ScanPage | None = plan.first
+        while page is not None:
+            if page.is_last and when_read is not None and closing is None:
+                closing = asyncio.create_task(when_read())
             async for chunk in _page_chunks(plan, page):
                 yield chunk
+            page = await upcoming
+            if page is not None:
+                plan.read += len(page.hits)
+                upcoming = asyncio.create_task(_next_page(pages))
+        if when_read is not None and closing is None:  # the last page was full
+            closing = asyncio.create_task(when_read())
         # a workbook is zipped here (seconds for a million rows): off the event loop
-        for tail in await run_in_threadpool(plan.writer.finish, plan.info()):
+        tails = await run_in_threadpool(plan.writer.finish, plan.info())
+        if closing is not None:
+            await closing
+        for tail in tails:
             yield tail
     finally:
+        for task in (upcoming, closing):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await pages.aclose()
         await plan.scan.close()

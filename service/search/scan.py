@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +105,7 @@ class ViewScan:
         total = found["total"]["value"] if track_total else self.total
         return ScanPage(list(found.get("hits", [])), total, size)
 
-    async def rest(self, first: ScanPage) -> AsyncIterator[ScanPage]:
+    async def rest(self, first: ScanPage) -> AsyncGenerator[ScanPage, None]:
         """The pages after ``first``; engine failures propagate (the download aborts).
 
         The next page is fetched while the caller works on the current one (two pages in memory

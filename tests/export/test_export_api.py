@@ -16,6 +16,7 @@ from openpyxl import load_workbook
 from starlette.testclient import TestClient
 
 from service.config import Settings
+from service.search.scan import FIRST_PAGE_SIZE
 from tests.conftest import new_account, refresh
 from tests.search.dataset import ingest, make_entries
 
@@ -158,15 +159,31 @@ def test_bad_export_parameters_are_4xx(data: Any, client: TestClient) -> None:
 
 def test_export_is_recorded_in_the_audit_log(data: Any, client: TestClient, es: Elasticsearch,
                                              settings: Settings) -> None:  # fmt: skip
-    _, headers, _ = data
-    _export(client, headers, "csv", category="integration")
+    _, headers, entries = data
+    text = _export(client, headers, "csv", category="integration").text
     refresh(es, settings.index_prefix)
     found = client.get("/v1/entries", params={"q": "action:export.completed", "range": "1h"},
                        headers=headers).json()  # fmt: skip
     assert found["total"] >= 1
     meta = found["entries"][0]["metadata"]
     assert meta["format"] == "csv" and meta["filters"]["category"] == "integration"
-    assert meta["rows"] > 0 and meta["from"].startswith(START.strftime("%Y-%m-%dT%H:%M"))
+    rows = sum(e["category"] == "integration" for e in entries)
+    assert meta["rows"] == rows == len(list(csv.reader(io.StringIO(text)))) - 1 > 500
+    assert meta["from"].startswith(START.strftime("%Y-%m-%dT%H:%M"))
+
+
+def test_an_export_of_exactly_one_first_page_is_recorded_with_its_rows(
+    client: TestClient, es: Elasticsearch, settings: Settings
+) -> None:
+    _, headers = new_account(client)
+    ingest(client, headers, make_entries(8, FIRST_PAGE_SIZE, START, NOW - timedelta(minutes=5)))
+    refresh(es, settings.index_prefix)
+    text = _export(client, headers, "csv").text
+    assert len(text.splitlines()) == FIRST_PAGE_SIZE + 1
+    refresh(es, settings.index_prefix)
+    found = client.get("/v1/entries", params={"q": "action:export.completed", "range": "1h"},
+                       headers=headers).json()  # fmt: skip
+    assert [e["metadata"]["rows"] for e in found["entries"]] == [FIRST_PAGE_SIZE]
 
 
 def test_async_job_reports_progress_and_matches_the_download(data: Any, client: TestClient) -> None:
