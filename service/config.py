@@ -98,7 +98,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         max_entries=config("AUDITLOG_MAX_ENTRIES", cast=int, default=5000),
         max_line_bytes=config("AUDITLOG_MAX_LINE_BYTES", cast=int, default=256 * 1024),
         max_future_skew_s=config("AUDITLOG_MAX_FUTURE_SKEW_S", cast=int, default=300),
-        bulk_batch_size=config("AUDITLOG_BULK_BATCH_SIZE", cast=int, default=1000),
+        bulk_batch_size=config("AUDITLOG_BULK_BATCH_SIZE", cast=int, default=5000),
         search_timeout_s=config("AUDITLOG_SEARCH_TIMEOUT_S", cast=float, default=10.0),
         export_dir=config("AUDITLOG_EXPORT_DIR", cast=Path, default=Path("/tmp/auditlog-exports")),
         export_ttl_h=config("AUDITLOG_EXPORT_TTL_H", cast=float, default=24.0),

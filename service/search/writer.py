@@ -22,6 +22,9 @@ from service.search.indices import IndexNames
 
 BULK_FIELDS = "errors,items.*.status,items.*.error"
 RETRIES = 4
+BULK_MAX_BYTES = 16 * 1024 * 1024
+"""A bulk request's body at most (the engine refuses more than 100 MB; a batch of entries of
+the largest size allowed would pass that)."""
 BACKOFF_S = 0.5
 
 
@@ -62,8 +65,40 @@ def create_op(index: str, doc_id: str, doc: dict[str, Any]) -> bytes:
     return b"%b\n%b\n" % (action, orjson.dumps(doc))
 
 
-async def _bulk_create(es: AsyncElasticsearch, ops: list[bytes]) -> list[dict[str, Any]]:
-    """Send each ``create`` op; return each item's final result, retrying throttling."""
+def _groups(ops: list[bytes], max_bytes: int) -> list[list[int]]:
+    """Positions of ``ops`` in consecutive groups of at most ``max_bytes`` (one op at least)."""
+    groups: list[list[int]] = []
+    size = max_bytes
+    for i, op in enumerate(ops):
+        if size + len(op) > max_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(i)
+        size += len(op)
+    return groups
+
+
+async def _bulk_create(
+    es: AsyncElasticsearch, ops: list[bytes], max_bytes: int = BULK_MAX_BYTES
+) -> list[dict[str, Any]]:
+    """Send each ``create`` op, in requests of at most ``max_bytes``; return each item's final
+    result, retrying throttling. Once the engine refuses a whole request, the ops not yet sent
+    are not sent (reported 503); when nothing at all was acknowledged, the engine is unavailable.
+    """
+    results: list[dict[str, Any]] = [{"status": 503} for _ in ops]
+    for n, group in enumerate(_groups(ops, max_bytes)):
+        try:
+            for i, result in zip(group, await _bulk_group(es, [ops[i] for i in group]),
+                                 strict=True):  # fmt: skip
+                results[i] = result
+        except EngineUnavailable:
+            if n == 0:
+                raise
+            break
+    return results
+
+
+async def _bulk_group(es: AsyncElasticsearch, ops: list[bytes]) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = [{"status": 503} for _ in ops]
     pending = list(range(len(ops)))
     for attempt in range(RETRIES):

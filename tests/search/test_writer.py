@@ -1,4 +1,5 @@
-"""The bulk writer, called directly: a document JSON cannot carry is refused before any write."""
+"""The bulk writer, called directly: a document JSON cannot carry is refused before any write;
+bulk requests stay under a size bound."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from starlette.testclient import TestClient
 from service.config import Settings
 from service.search.client import make_client
 from service.search.indices import IndexNames
-from service.search.writer import Outcome, PreparedEntry, store_entries
+from service.search.writer import (
+    Outcome,
+    PreparedEntry,
+    _bulk_create,
+    _groups,
+    create_op,
+    store_entries,
+)
 
 
 def test_an_unwritable_document_is_rejected_and_leaves_no_claim(
@@ -42,3 +50,40 @@ def test_an_unwritable_document_is_rejected_and_leaves_no_claim(
     assert not es.exists(index=names.entry_ids, id="writer-test/w1")
     assert es.exists(index=names.entry_ids, id="writer-test/w2")
     assert not es.exists(index=index, id="writer-test/w1")
+
+
+def test_ops_are_grouped_under_the_size_bound() -> None:
+    assert _groups([b"x" * 10] * 5, 25) == [[0, 1], [2, 3], [4]]
+    assert _groups([b"x" * 30, b"y", b"z" * 30], 25) == [[0], [1], [2]]  # a big op goes alone
+    assert _groups([], 25) == []
+
+
+def test_a_batch_larger_than_the_bound_is_sent_in_several_requests_and_stored(
+    client: TestClient, es: Elasticsearch, settings: Settings
+) -> None:
+    del client  # the service is up: setup has installed the templates
+    names = IndexNames(settings.index_prefix)
+    index = names.entry_index_for("api", datetime(2026, 11, 4, tzinfo=UTC))
+    ops = [create_op(index, f"writer-test/s{n}", {"id": f"s{n}", "account_id": "writer-test",
+                                                   "timestamp": "2026-11-04T00:00:00.000Z",
+                                                   "category": "api", "message": "x" * 100})
+           for n in range(7)]  # fmt: skip
+
+    async def send() -> list[dict[str, object]]:
+        assert settings.es_url
+        client = make_client(settings, settings.es_url)
+        try:
+            return await _bulk_create(client, ops, max_bytes=2 * len(ops[0]) + 1)
+        finally:
+            await client.close()
+
+    bulks_before = _shard_bulks(es)
+    results = asyncio.run(send())
+    assert _shard_bulks(es) - bulks_before >= 4  # 2 + 2 + 2 + 1 ops
+    assert [r["status"] for r in results] == [201] * 7
+    assert all(es.exists(index=index, id=f"writer-test/s{n}") for n in range(7))
+
+
+def _shard_bulks(es: Elasticsearch) -> int:
+    stats = es.nodes.stats(metric="indices", index_metric="bulk")
+    return sum(n["indices"]["bulk"]["total_operations"] for n in stats["nodes"].values())
