@@ -61,14 +61,18 @@ def runs_for(k: int) -> int:
 
 
 def median_run(measure: Callable[[], dict[str, Any]], runs: int) -> dict[str, Any]:
-    """The figures of the median of ``runs`` runs (by seconds), every run's seconds, and the
-    highest peak RSS of them all."""
+    """The figures of the median of ``runs`` runs (by seconds), with every run's seconds and the
+    highest memory figures of them all; every run must have produced the same rows."""
     figures = sorted((measure() for _ in range(runs)), key=lambda f: float(f["seconds"]))
+    counts = {(f["rows"], f.get("header_total")) for f in figures}
+    if len(counts) > 1:
+        raise RuntimeError(f"runs of the same measure produced different rows: {counts}")
     chosen = dict(figures[len(figures) // 2])
     if runs > 1:
         chosen["runs_s"] = [f["seconds"] for f in figures]
-        if "peak_rss_mb" in chosen:
-            chosen["peak_rss_mb"] = max(f["peak_rss_mb"] for f in figures)
+        for memory in ("peak_rss_mb", "rss_delta_mb"):
+            if memory in chosen:
+                chosen[memory] = max(f[memory] for f in figures)
     return chosen
 
 

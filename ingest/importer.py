@@ -41,6 +41,9 @@ FORMATS = ("ndjson", "csv")
 SUFFIX_FORMATS = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson", ".csv": "csv"}
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_REPORTED = 20
+CHUNK_MAX_BYTES = 16 * 1024 * 1024
+"""Input read per chunk at most (besides ``AUDITLOG_BULK_BATCH_SIZE`` entries): memory stays
+bounded even when every line is near the 256 KB limit."""
 OUTPUT_ONLY_FIELDS = ("local_time", "ingested_at")
 """Fields the API adds to entries it returns: dropped so an NDJSON export imports as is."""
 
@@ -200,7 +203,7 @@ def ndjson_items(stream: BinaryIO, limit: int, ids: IdSource) -> Iterator[Item]:
                 raw.pop(name, None)
             if raw.get("id") is None:
                 raw["id"] = ids.for_line(number)
-        yield Item(raw, number)
+        yield Item(raw, number, size=len(line))
 
 
 # --- CSV --------------------------------------------------------------------------------------
@@ -298,7 +301,7 @@ def csv_items(stream: BinaryIO, templates_dir: Path, ids: IdSource) -> Iterator[
                 yield Item(None, line, e)
                 continue
             raw.setdefault("id", ids.for_line(line))
-            yield Item(raw, line)
+            yield Item(raw, line, size=sum(map(len, record)))
     except (csv.Error, UnicodeDecodeError) as e:
         raise ImportUsageError(f"line {reader.line_num}: unreadable CSV: {e}") from e
 
@@ -378,7 +381,7 @@ async def import_file(
             if fmt == "ndjson"
             else csv_items(stream, ctx.templates_dir, ids)
         )
-        for chunk in _chunks(items, ctx.batch_size):
+        for chunk in _chunks(items, ctx.batch_size, CHUNK_MAX_BYTES):
             if not await _ingest_chunk(ctx, accounts, chunk, summary):
                 summary.stopped_at_line = chunk[-1].line
                 break
@@ -387,14 +390,17 @@ async def import_file(
     return summary
 
 
-def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+def _chunks(items: Iterator[Item], size: int, max_bytes: int) -> Iterator[list[Item]]:
+    """Lists of ``size`` items, or fewer when they took ``max_bytes`` of input."""
     chunk: list[Item] = []
+    taken = 0
     try:
         for item in items:
             chunk.append(item)
-            if len(chunk) >= size:
+            taken += item.size
+            if len(chunk) >= size or taken >= max_bytes:
                 yield chunk
-                chunk = []
+                chunk, taken = [], 0
     except (OSError, EOFError, zlib.error) as e:  # a truncated or corrupt gzip stream
         raise ImportUsageError(f"cannot read the file further: {e}") from e
     if chunk:

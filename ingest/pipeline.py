@@ -38,11 +38,13 @@ class EntryResult:
 
 @dataclass(slots=True)
 class Item:
-    """One entry as received: its parsed JSON (or a parse error) and its NDJSON line."""
+    """One entry as received: its parsed JSON (or a parse error), its line, and the bytes it took
+    in the input (imports bound their chunks by them)."""
 
     raw: object
     line: int | None = None
     error: Rejected | None = None
+    size: int = 0
 
 
 @dataclass(frozen=True)

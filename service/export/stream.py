@@ -8,12 +8,12 @@ propagate and abort the download, never an error message inside a 200 body.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 from elasticsearch import AsyncElasticsearch
 from starlette.concurrency import run_in_threadpool
 
@@ -137,13 +137,14 @@ async def export_bytes(
 ) -> AsyncIterator[bytes]:
     """Every byte of the export file, page by page; releases the point in time at the end.
 
-    Each page is asked for while the one before it is written. ``when_read`` starts once the
-    last page is in (``plan.read`` is then the file's row count) and runs alongside the writing;
-    the last bytes wait for it, and its failure aborts the download. A chunk may be empty (a
-    workbook's rows go to its file until the end): it marks progress, ``plan.rows`` having grown.
+    The second page is asked for before the first is written, then each page while the one
+    before it is written (two pages in memory). ``when_read`` starts once the last page is in
+    (``plan.read`` is then the file's row count) and runs alongside the writing; the last bytes
+    wait for it, and its failure aborts the download. A chunk may be empty (a workbook's rows go
+    to its file until the end): it marks progress, ``plan.rows`` having grown.
     """
     pages = plan.scan.rest(plan.first)
-    upcoming = asyncio.create_task(_next_page(pages))
+    second = asyncio.create_task(_next_page(pages))
     closing: asyncio.Task[None] | None = None
     try:
         head = plan.writer.start(plan.columns)
@@ -155,10 +156,8 @@ async def export_bytes(
                 closing = asyncio.create_task(when_read())
             async for chunk in _page_chunks(plan, page):
                 yield chunk
-            page = await upcoming
-            if page is not None:
-                plan.read += len(page.hits)
-                upcoming = asyncio.create_task(_next_page(pages))
+            page = await (second if page is plan.first else _next_page(pages))
+            plan.read += len(page.hits) if page is not None else 0
         if when_read is not None and closing is None:  # the last page was full
             closing = asyncio.create_task(when_read())
         # a workbook is zipped here (seconds for a million rows): off the event loop
@@ -168,10 +167,20 @@ async def export_bytes(
         for tail in tails:
             yield tail
     finally:
-        for task in (upcoming, closing):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await pages.aclose()
-        await plan.scan.close()
+        # also when the download was cancelled (client gone): release the point in time now
+        with anyio.CancelScope(shield=True):
+            await _settle(second)
+            await _settle(closing)
+            await pages.aclose()
+            await plan.scan.close()
+
+
+async def _settle(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` unless done, wait for it, and take its outcome (no longer needed)."""
+    if task is None:
+        return
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()

@@ -15,8 +15,8 @@ from typing import Any
 from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
-from ingest.importer import ImportSummary, import_file
-from ingest.pipeline import IngestContext
+from ingest.importer import IdSource, ImportSummary, _chunks, import_file, ndjson_items
+from ingest.pipeline import IngestContext, Item
 from service.config import Settings
 from service.search.client import make_client
 from service.search.indices import IndexNames
@@ -282,3 +282,22 @@ def test_numbers_that_would_change_and_a_byte_order_mark(
     summary = _import(settings, ndjson, account=account)
     assert (summary.created, summary.rejected) == (1, 0), summary.to_dict()
     assert set(_stored(es, settings, account)) == {"fits", "after-bom"}
+
+
+def test_chunks_end_at_the_entry_count_or_the_input_bytes() -> None:
+    items = [Item({"n": n}, n, size=10) for n in range(7)]
+    by_count = [[i.line for i in c] for c in _chunks(iter(items), 3, 1000)]
+    assert by_count == [[0, 1, 2], [3, 4, 5], [6]]
+    by_bytes = [[i.line for i in c] for c in _chunks(iter(items), 100, 25)]
+    assert by_bytes == [[0, 1, 2], [3, 4, 5], [6]]
+    by_bytes = [[i.line for i in c] for c in _chunks(iter(items), 100, 20)]
+    assert by_bytes == [[0, 1], [2, 3], [4, 5], [6]]
+
+
+def test_an_ndjson_item_carries_the_size_of_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "two.ndjson"
+    lines = [b'{"category":"api","action":"a"}', b'{"category":"api","action":"bb"}']
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with path.open("rb") as stream:
+        items = list(ndjson_items(stream, 1024, IdSource(path)))
+    assert [i.size for i in items] == [len(line) + 1 for line in lines]  # with its newline
