@@ -48,7 +48,7 @@ class Rejected(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ValidEntry:
     id: str
     account_id: str
@@ -165,18 +165,29 @@ def _metadata(value: object, category: str, templates_dir: Path) -> dict[str, An
         raise Rejected("metadata", "must be an object")
     rules = metadata_rules(templates_dir)[category]
     for key, item in value.items():
-        if key in rules:
-            _check_metadata_value(key, item, rules[key])
+        rule = rules.get(key)
+        if rule is None or (  # unknown key, or the common case of a plain short text
+            rule.type == "keyword" and type(item) is str and len(item) <= KEYWORD_MAX
+            and rule.enum is None
+        ):  # fmt: skip
+            continue
+        _check_metadata_value(key, item, rule)
     return value
 
 
-def _when(raw: dict[str, Any], now: datetime, max_skew_s: int) -> datetime:
-    if raw.get("timestamp") is None:
+@functools.lru_cache(maxsize=8)
+def _latest(now: datetime, max_skew_s: int) -> datetime:
+    """The latest timestamp accepted at ``now`` (once per request rather than once per entry)."""
+    return now + timedelta(seconds=max_skew_s)
+
+
+def _when(sent: object, now: datetime, max_skew_s: int) -> datetime:
+    if sent is None:
         return now
-    timestamp = parse_timestamp(raw["timestamp"])
+    timestamp = parse_timestamp(sent)
     if timestamp.year < 1970:
         raise Rejected("timestamp", "must not be before 1970")
-    if timestamp - now > timedelta(seconds=max_skew_s):
+    if timestamp > _latest(now, max_skew_s):
         raise Rejected("timestamp", f"is more than {max_skew_s} s in the future")
     return timestamp
 
@@ -201,7 +212,8 @@ def validate_entry(
     entry_type = raw.get("type", "notice")
     if entry_type not in TYPES:
         raise Rejected("type", f"must be one of {', '.join(TYPES)}")
-    timestamp = _when(raw, now, max_skew_s)
+    sent = raw.get("timestamp")
+    timestamp = _when(sent, now, max_skew_s)
     if category in EXPIRING_CATEGORIES and now - timestamp > EXPIRY:
         raise Rejected("timestamp", f"expired: {category} entries are kept 30 days")
     action = raw.get("action")
@@ -211,7 +223,7 @@ def validate_entry(
     source = {
         "id": entry_id,
         "account_id": account_id,
-        "timestamp": _stored_form(raw.get("timestamp"), timestamp),
+        "timestamp": _stored_form(sent, timestamp),
         "category": category,
         "type": entry_type,
         "actor": _actor(raw.get("actor")),

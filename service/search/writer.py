@@ -28,7 +28,7 @@ the largest size allowed would pass that)."""
 BACKOFF_S = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PreparedEntry:
     doc_id: str
     index: str
@@ -178,9 +178,14 @@ async def _store_unique(
             outcomes[i] = Outcome("rejected", f"cannot be stored: {error}")
     storable = list(entry_ops)
     now = datetime.now(UTC).isoformat()
-    claim_ops = [create_op(names.entry_ids, entries[i].doc_id,
-                           {"index": entries[i].index, "claimed_at": now})
-                 for i in storable]  # fmt: skip
+    claim_sources: dict[str, bytes] = {}  # the same for every entry of an index
+    claim_ops = []
+    for i in storable:
+        index = entries[i].index
+        if index not in claim_sources:
+            claim_sources[index] = orjson.dumps({"index": index, "claimed_at": now})
+        action = orjson.dumps({"create": {"_index": names.entry_ids, "_id": entries[i].doc_id}})
+        claim_ops.append(b"%b\n%b\n" % (action, claim_sources[index]))
     claims = await _bulk_create(es, claim_ops)
     to_write: list[int] = []
     conflicts: list[int] = []
