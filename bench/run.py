@@ -207,6 +207,8 @@ class Bench:
         settings = _settings(self.es_url, SERVICE_PREFIX)
         missed = {t["measure"].split(",")[0] for t in self.results["targets"] if t["met"] is False}
         files: dict[str, str] = {}
+        for stale in out.glob("profile-*.txt"):  # of targets missed in an earlier run
+            stale.unlink()
         if any(m.startswith("ingest") for m in missed):
             log("profiling ingest")
             files["ingest"] = profiles.profile_ingest(settings, data.bodies[:10],
