@@ -4,9 +4,11 @@ bulk requests stay under a size bound."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from elasticsearch import Elasticsearch
+from elasticsearch import AsyncElasticsearch, Elasticsearch
 from starlette.testclient import TestClient
 
 from service.config import Settings
@@ -20,6 +22,22 @@ from service.search.writer import (
     create_op,
     store_entries,
 )
+
+T = TypeVar("T")
+
+
+def _with_engine(settings: Settings, call: Callable[[AsyncElasticsearch], Awaitable[T]]) -> T:
+    """``call`` with a client of the service's kind, closed afterwards."""
+
+    async def run() -> T:
+        assert settings.es_url
+        client = make_client(settings, settings.es_url)
+        try:
+            return await call(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
 
 
 def test_an_unwritable_document_is_rejected_and_leaves_no_claim(
@@ -36,15 +54,7 @@ def test_an_unwritable_document_is_rejected_and_leaves_no_claim(
         PreparedEntry("writer-test/w2", index, {**source, "id": "w2", "metadata": {"n": 1}}),
     ]
 
-    async def store() -> list[Outcome]:
-        assert settings.es_url
-        client = make_client(settings, settings.es_url)
-        try:
-            return await store_entries(client, names, entries)
-        finally:
-            await client.close()
-
-    outcomes = asyncio.run(store())
+    outcomes: list[Outcome] = _with_engine(settings, lambda es: store_entries(es, names, entries))
     assert [o.status for o in outcomes] == ["rejected", "created"]
     assert "64-bit" in outcomes[0].message
     assert not es.exists(index=names.entry_ids, id="writer-test/w1")
@@ -69,16 +79,8 @@ def test_a_batch_larger_than_the_bound_is_sent_in_several_requests_and_stored(
                                                    "category": "api", "message": "x" * 100})
            for n in range(7)]  # fmt: skip
 
-    async def send() -> list[dict[str, object]]:
-        assert settings.es_url
-        client = make_client(settings, settings.es_url)
-        try:
-            return await _bulk_create(client, ops, max_bytes=2 * len(ops[0]) + 1)
-        finally:
-            await client.close()
-
     bulks_before = _shard_bulks(es)
-    results = asyncio.run(send())
+    results = _with_engine(settings, lambda es: _bulk_create(es, ops, 2 * len(ops[0]) + 1))
     assert _shard_bulks(es) - bulks_before >= 4  # 2 + 2 + 2 + 1 ops
     assert [r["status"] for r in results] == [201] * 7
     assert all(es.exists(index=index, id=f"writer-test/s{n}") for n in range(7))
