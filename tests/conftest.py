@@ -7,21 +7,24 @@ when it cannot start, every test that needs it errors.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
-from elasticsearch import Elasticsearch
+from elasticsearch import AsyncElasticsearch, Elasticsearch
 from starlette.datastructures import Secret
 from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings, load_settings
 from service.engine import EngineInstance
+from service.search.client import make_client
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 
@@ -154,3 +157,20 @@ def entry(**fields: object) -> dict[str, object]:
     }
     base.update(fields)
     return base
+
+
+T = TypeVar("T")
+
+
+def with_engine(settings: Settings, call: Callable[[AsyncElasticsearch], Awaitable[T]]) -> T:
+    """``call`` with an engine client made as the service makes it, closed afterwards."""
+
+    async def run() -> T:
+        assert settings.es_url
+        client = make_client(settings, settings.es_url)
+        try:
+            return await call(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(run())

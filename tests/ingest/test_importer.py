@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import gzip
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import AsyncElasticsearch, Elasticsearch
 from starlette.testclient import TestClient
 
 from ingest.importer import IdSource, ImportSummary, _chunks, import_file, ndjson_items
 from ingest.pipeline import IngestContext, Item
 from service.config import Settings
-from service.search.client import make_client
 from service.search.indices import IndexNames
-from tests.conftest import entry, new_account, refresh
+from tests.conftest import entry, new_account, refresh, with_engine
 
 EXPORT_COLUMNS = [
     "id", "timestamp_local", "timestamp_utc", "category", "type", "actor_id", "actor_name",
@@ -31,19 +30,14 @@ EXPORT_COLUMNS = [
 
 
 def _import(settings: Settings, path: Path, batch_size: int = 1000, **kw: Any) -> ImportSummary:
-    async def run() -> ImportSummary:
-        assert settings.es_url
-        es = make_client(settings, settings.es_url)
+    def run(es: AsyncElasticsearch) -> Awaitable[ImportSummary]:
         ctx = IngestContext(
             es, IndexNames(settings.index_prefix), settings.templates_dir,
             settings.max_future_skew_s, batch_size,
         )  # fmt: skip
-        try:
-            return await import_file(ctx, path, max_line_bytes=settings.max_line_bytes, **kw)
-        finally:
-            await es.close()
+        return import_file(ctx, path, max_line_bytes=settings.max_line_bytes, **kw)
 
-    return asyncio.run(run())
+    return with_engine(settings, run)
 
 
 def _imported(account: str) -> dict[str, Any]:

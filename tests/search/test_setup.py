@@ -16,7 +16,7 @@ from elasticsearch import Elasticsearch
 from service.config import Settings
 from service.search.client import make_client
 from service.search.setup import SetupReport, has_ilm, run_setup
-from tests.conftest import delete_prefixed, make_settings
+from tests.conftest import delete_prefixed, make_settings, with_engine
 
 KW, TEXT, DATE, IP = "keyword", "text", "date", "ip"
 COMMON = {
@@ -43,15 +43,7 @@ SEARCHABLE = {"signal_name", "contact_name", "url", "target_name", "agent_name",
 
 
 def setup_with(settings: Settings) -> SetupReport:
-    async def go() -> SetupReport:
-        assert settings.es_url
-        es = make_client(settings, settings.es_url)
-        try:
-            return await run_setup(es, settings)
-        finally:
-            await es.close()
-
-    return asyncio.run(go())
+    return with_engine(settings, lambda es: run_setup(es, settings))
 
 
 @pytest.fixture

@@ -3,16 +3,13 @@ bulk requests stay under a size bound."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
-from elasticsearch import AsyncElasticsearch, Elasticsearch
+import pytest
+from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from service.search.client import make_client
 from service.search.indices import IndexNames
 from service.search.writer import (
     Outcome,
@@ -22,29 +19,19 @@ from service.search.writer import (
     create_op,
     store_entries,
 )
+from tests.conftest import with_engine
 
-T = TypeVar("T")
 
-
-def _with_engine(settings: Settings, call: Callable[[AsyncElasticsearch], Awaitable[T]]) -> T:
-    """``call`` with a client of the service's kind, closed afterwards."""
-
-    async def run() -> T:
-        assert settings.es_url
-        client = make_client(settings, settings.es_url)
-        try:
-            return await call(client)
-        finally:
-            await client.close()
-
-    return asyncio.run(run())
+@pytest.fixture
+def names(client: TestClient, settings: Settings) -> IndexNames:
+    """The service's index names (the service is up: setup has installed the templates)."""
+    del client
+    return IndexNames(settings.index_prefix)
 
 
 def test_an_unwritable_document_is_rejected_and_leaves_no_claim(
-    client: TestClient, es: Elasticsearch, settings: Settings
+    names: IndexNames, es: Elasticsearch, settings: Settings
 ) -> None:
-    del client  # the service is up: setup has installed the templates
-    names = IndexNames(settings.index_prefix)
     index = names.entry_index_for("api", datetime(2026, 11, 3, tzinfo=UTC))
     source = {"id": "w1", "account_id": "writer-test", "timestamp": "2026-11-03T00:00:00.000Z",
               "category": "api", "type": "notice", "actor": {"type": "system", "id": "s"},
@@ -54,7 +41,7 @@ def test_an_unwritable_document_is_rejected_and_leaves_no_claim(
         PreparedEntry("writer-test/w2", index, {**source, "id": "w2", "metadata": {"n": 1}}),
     ]
 
-    outcomes: list[Outcome] = _with_engine(settings, lambda es: store_entries(es, names, entries))
+    outcomes: list[Outcome] = with_engine(settings, lambda es: store_entries(es, names, entries))
     assert [o.status for o in outcomes] == ["rejected", "created"]
     assert "64-bit" in outcomes[0].message
     assert not es.exists(index=names.entry_ids, id="writer-test/w1")
@@ -69,10 +56,8 @@ def test_ops_are_grouped_under_the_size_bound() -> None:
 
 
 def test_a_batch_larger_than_the_bound_is_sent_in_several_requests_and_stored(
-    client: TestClient, es: Elasticsearch, settings: Settings
+    names: IndexNames, es: Elasticsearch, settings: Settings
 ) -> None:
-    del client  # the service is up: setup has installed the templates
-    names = IndexNames(settings.index_prefix)
     index = names.entry_index_for("api", datetime(2026, 11, 4, tzinfo=UTC))
     ops = [create_op(index, f"writer-test/s{n}", {"id": f"s{n}", "account_id": "writer-test",
                                                    "timestamp": "2026-11-04T00:00:00.000Z",
@@ -80,7 +65,7 @@ def test_a_batch_larger_than_the_bound_is_sent_in_several_requests_and_stored(
            for n in range(7)]  # fmt: skip
 
     bulks_before = _shard_bulks(es)
-    results = _with_engine(settings, lambda es: _bulk_create(es, ops, 2 * len(ops[0]) + 1))
+    results = with_engine(settings, lambda es: _bulk_create(es, ops, 2 * len(ops[0]) + 1))
     assert _shard_bulks(es) - bulks_before >= 4  # 2 + 2 + 2 + 1 ops
     assert [r["status"] for r in results] == [201] * 7
     assert all(es.exists(index=index, id=f"writer-test/s{n}") for n in range(7))
