@@ -1,4 +1,4 @@
-"""Shaping entries into export rows (tuples in the columns' order), one bounded slice at a time.
+"""Shaping entries into export rows (lists in the columns' order), one bounded slice at a time.
 
 Columns (the contract's order): ``id``, ``timestamp_local`` (ISO 8601 with the offset of the
 export's timezone — the same text as ``local_time`` in the API), ``timestamp_utc``, ``category``,
@@ -7,9 +7,9 @@ metadata keys of the categories in the export, then ``metadata_other`` (JSON of 
 Text cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return are prefixed with an
 apostrophe so that no spreadsheet evaluates them.
 
-Rows are built column by column from plain lists (pandas converts the timestamps, vectorised);
-the writers take them as they are (CSV through the standard library's C writer): a pandas frame
-per page cost more to build and to write than the rows themselves.
+Rows are plain lists built in one pass per entry; pandas converts the timestamps, vectorised over
+a whole page at once. The writers take the rows as they are (CSV through the standard library's
+C writer): a pandas frame per page cost more to build and to write than the rows themselves.
 """
 
 from __future__ import annotations
@@ -43,58 +43,65 @@ def local_timestamps(utc: list[str], tz: ZoneInfo) -> list[str]:
     return [t + names[m] for t, m in zip(text.tolist(), offsets.tolist(), strict=True)]
 
 
-def _split_metadata(
-    sources: list[dict[str, Any]], metadata_columns: list[str]
-) -> tuple[dict[str, list[Any]], list[str | None]]:
-    """One pass over each entry's own metadata: known keys by column, the rest as JSON."""
-    known = set(metadata_columns)
-    size = len(sources)
-    columns: dict[str, list[Any]] = {k: [None] * size for k in metadata_columns}
-    other: list[str | None] = [None] * size
-    for i, source in enumerate(sources):
-        rest: dict[str, Any] = {}
-        for key, value in (source.get("metadata") or {}).items():
-            if key in known:
-                if type(value) is str:
-                    if value.startswith(FORMULA_START):
-                        value = "'" + value
+class RowShaper:
+    """Shapes ``_source`` documents into export rows for a fixed list of metadata columns.
+
+    One pass per entry: each value goes straight to its cell (a known metadata key to its column,
+    the other keys into ``metadata_other``); numbers stay numbers, a missing value is None.
+    """
+
+    def __init__(self, metadata_columns: list[str]) -> None:
+        self.slots = {key: i for i, key in enumerate(metadata_columns, len(BASE_COLUMNS))}
+        self.other = len(BASE_COLUMNS) + len(metadata_columns)
+        self.blank: list[Any] = [None] * (self.other + 1)
+
+    def rows(self, sources: list[dict[str, Any]], local: list[str]) -> list[list[Any]]:
+        """The rows of ``sources``; ``local`` holds their ``local_timestamps``, in order."""
+        slots, other, blank, risky = self.slots, self.other, self.blank, _RISKY
+        rows = []
+        for source, when in zip(sources, local, strict=True):
+            actor = source.get("actor") or {}
+            row = blank.copy()
+            row[0] = _text(source["id"])
+            row[1] = when
+            row[2] = source["timestamp"]
+            row[3] = source["category"]
+            row[4] = source["type"]
+            row[5] = _text(actor.get("id"))
+            row[6] = _text(actor.get("name"))
+            row[7] = _text(actor.get("email"))
+            row[8] = _text(source["action"])
+            row[9] = _text(source.get("message", ""))
+            rest: dict[str, Any] = {}
+            for key, value in (source.get("metadata") or {}).items():
+                slot = slots.get(key)
+                if slot is None:
+                    rest[key] = value
+                elif type(value) is str:
+                    row[slot] = ("'" + value) if value[:1] in risky else value
                 elif isinstance(value, dict | list):  # unexpected in a known key: JSON text
-                    value = json.dumps(value, ensure_ascii=False)
-                columns[key][i] = value
-            else:
-                rest[key] = value
-        if rest:
-            other[i] = json.dumps(rest, ensure_ascii=False, sort_keys=True)
-    return columns, other
+                    row[slot] = json.dumps(value, ensure_ascii=False)
+                else:
+                    row[slot] = value
+            if rest:  # JSON: starts with "{"
+                row[other] = json.dumps(rest, ensure_ascii=False, sort_keys=True)
+            rows.append(row)
+        return rows
 
 
 def shape_rows(
     sources: list[dict[str, Any]],
     metadata_columns: list[str],
     tz: ZoneInfo,
-) -> list[tuple[Any, ...]]:
-    """``_source`` documents as export rows (numbers stay numbers, a missing value is None)."""
-    actors = [s.get("actor", {}) for s in sources]
-    metadata, other = _split_metadata(sources, metadata_columns)
-    utc = [s["timestamp"] for s in sources]
-    columns: list[list[Any]] = [
-        _texts([s["id"] for s in sources]),
-        local_timestamps(utc, tz),
-        utc,
-        [s["category"] for s in sources],
-        [s["type"] for s in sources],
-        _texts([a.get("id") for a in actors]),
-        _texts([a.get("name") for a in actors]),
-        _texts([a.get("email") for a in actors]),
-        _texts([s["action"] for s in sources]),
-        _texts([s.get("message", "") for s in sources]),
-        *(metadata[key] for key in metadata_columns),
-        other,  # JSON: starts with "{"
-    ]
-    return list(zip(*columns, strict=True))
+) -> list[list[Any]]:
+    """``_source`` documents as export rows, in the columns' order."""
+    local = local_timestamps([s["timestamp"] for s in sources], tz)
+    return RowShaper(metadata_columns).rows(sources, local)
 
 
-def _texts(values: list[Any]) -> list[Any]:
+_RISKY = frozenset(FORMULA_START)
+
+
+def _text(value: Any) -> Any:
     """Formula-like text prefixed with an apostrophe, so that no spreadsheet evaluates it."""
-    risky = FORMULA_START
-    return [("'" + v) if type(v) is str and v.startswith(risky) else v for v in values]
+    return ("'" + value) if type(value) is str and value[:1] in _RISKY else value

@@ -1,6 +1,6 @@
 """Export writers behind one interface: CSV, XLSX (openpyxl write-only) and NDJSON.
 
-A writer receives the column list once, then slices of rows (CSV, XLSX: shaped tuples; NDJSON:
+A writer receives the column list once, then slices of rows (CSV, XLSX: shaped rows; NDJSON:
 entries as the API returns them), and returns the bytes to send after each call; ``finish``
 returns the tail. ``slice_rows`` is how many rows a call should take for it to last a few
 milliseconds (the caller lets other requests run between two calls). CSV and NDJSON stream as
@@ -17,7 +17,7 @@ import io
 import json
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, Any, Protocol
 
 from openpyxl import Workbook
@@ -34,7 +34,7 @@ class ExportWriter(Protocol):
 
     def start(self, columns: list[str]) -> bytes: ...
 
-    def write_rows(self, rows: list[tuple[Any, ...]]) -> bytes: ...
+    def write_rows(self, rows: Sequence[Sequence[Any]]) -> bytes: ...
 
     def write_entries(self, entries: list[dict[str, Any]]) -> bytes: ...
 
@@ -48,9 +48,9 @@ class CsvWriter:
     slice_rows = 500
 
     def start(self, columns: list[str]) -> bytes:
-        return self.write_rows([tuple(columns)])
+        return self.write_rows([columns])
 
-    def write_rows(self, rows: list[tuple[Any, ...]]) -> bytes:
+    def write_rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
         """RFC 4180 lines (CRLF; quoted only where needed); None is an empty cell."""
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\r\n").writerows(rows)
@@ -72,7 +72,7 @@ class NdjsonWriter:
     def start(self, columns: list[str]) -> bytes:
         return b""
 
-    def write_rows(self, rows: list[tuple[Any, ...]]) -> bytes:
+    def write_rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
         raise NotImplementedError("NDJSON is written from entries as the API returns them")
 
     def write_entries(self, entries: list[dict[str, Any]]) -> bytes:
@@ -116,7 +116,7 @@ class XlsxWriter:
         self._new_sheet()
         return b""
 
-    def write_rows(self, rows: list[tuple[Any, ...]]) -> bytes:
+    def write_rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
         for row in rows:
             if self.sheet_rows >= self.rows_per_sheet:
                 self._new_sheet()
