@@ -143,6 +143,12 @@ def refresh(es: Elasticsearch, prefix: str) -> None:
     es.indices.refresh(index=f"{prefix}-*")
 
 
+def open_search_contexts(es: Elasticsearch) -> int:
+    """Points in time hold one context per shard; nothing else stays open between requests."""
+    stats = es.nodes.stats(metric="indices", index_metric="search")
+    return sum(n["indices"]["search"]["open_contexts"] for n in stats["nodes"].values())
+
+
 def entry(**fields: object) -> dict[str, object]:
     """A valid webhook entry, overridden by ``fields``."""
     base: dict[str, object] = {

@@ -140,25 +140,21 @@ def _write(writer: CsvWriter | XlsxWriter | NdjsonWriter, shaped: list[Any]) -> 
     return writer.write_rows(shaped)
 
 
-async def _next_page(pages: AsyncIterator[ScanPage]) -> ScanPage | None:
-    return await anext(pages, None)
-
-
 async def export_bytes(
     plan: ExportPlan, when_read: Callable[[], Coroutine[Any, Any, None]] | None = None
 ) -> AsyncIterator[bytes]:
     """Every byte of the export file, page by page; releases the point in time at the end.
 
-    The second page is asked for before the first is written, then each page while the one
-    before it is written (two pages in memory). ``when_read`` starts once the last page is in
-    (``plan.read`` is then the file's row count) and runs alongside the writing; the last bytes
-    wait for it, and its failure aborts the download. A chunk may be empty (a workbook's rows go
-    to its file until the end): it marks progress, ``plan.rows`` having grown.
+    The pages after the first are read ahead while the first is written (``ViewScan.rest``).
+    ``when_read`` starts when the last page is taken (``plan.read`` is then the file's row count)
+    and runs alongside its writing; the last bytes wait for it, and its failure aborts the
+    download. A chunk may be empty (a workbook's rows go to its file until the end): it marks
+    progress, ``plan.rows`` having grown.
     """
     pages = plan.scan.rest(plan.first)
-    second = asyncio.create_task(_next_page(pages))
     closing: asyncio.Task[None] | None = None
     try:
+        await asyncio.sleep(0)  # the second page is asked for before the first is written
         head = plan.writer.start(plan.columns)
         if head:
             yield head
@@ -168,7 +164,7 @@ async def export_bytes(
                 closing = asyncio.create_task(when_read())
             async for chunk in _page_chunks(plan, page):
                 yield chunk
-            page = await (second if page is plan.first else _next_page(pages))
+            page = await anext(pages, None)
             plan.read += len(page.hits) if page is not None else 0
         if when_read is not None and closing is None:  # the last page was full
             closing = asyncio.create_task(when_read())
@@ -181,7 +177,6 @@ async def export_bytes(
     finally:
         # also when the download was cancelled (client gone): release the point in time now
         with anyio.CancelScope(shield=True):
-            await _settle(second)
             await _settle(closing)
             await pages.aclose()
             await plan.scan.close()

@@ -1,7 +1,7 @@
 """Reading a whole filtered view page by page: point in time + ``search_after``.
 
 Exports use this: the first page is fetched by the caller before a response starts (so a bad
-filter is still a 4xx), the rest streams. Memory holds one page at a time.
+filter is still a 4xx), the rest is read ahead of the caller, a bounded number of pages at a time.
 
 Each page after the first also filters on the timestamp of the last entry read (inclusive, so
 that ``search_after`` still orders ties by id): ``search_after`` alone makes the engine visit
@@ -65,6 +65,7 @@ class ViewScan:
         self.order, self.page_size = order, page_size
         self.pit: str | None = None
         self.total = 0
+        self.reader: asyncio.Task[None] | None = None
 
     async def first_page(self) -> ScanPage:
         try:
@@ -105,35 +106,55 @@ class ViewScan:
         total = found["total"]["value"] if track_total else self.total
         return ScanPage(list(found.get("hits", [])), total, size)
 
-    async def rest(self, first: ScanPage) -> AsyncGenerator[ScanPage, None]:
+    def rest(self, first: ScanPage) -> AsyncGenerator[ScanPage, None]:
         """The pages after ``first``; engine failures propagate (the download aborts).
 
-        The next page is fetched while the caller works on the current one (two pages in memory
-        at most), so the engine's time and the shaping overlap; once the last page is in, the
-        point in time is released while the caller works on that page.
+        Pages are read ahead by a task started here: the next page is asked for as soon as the
+        one before it is in, while the caller still works on an earlier one (at most three pages
+        in memory: the caller's, one waiting, one arriving), so the engine never waits for the
+        caller. Once the last page is in, the point in time is released while the caller works.
+        ``close`` stops the reading.
         """
-        ahead = self._fetch_after(first)
-        closing = None if ahead else asyncio.create_task(self.close())
-        try:
-            while ahead is not None:
-                page = await ahead
-                ahead = self._fetch_after(page)
-                if ahead is None:
-                    closing = asyncio.create_task(self.close())
-                if page.hits:
-                    yield page
-        finally:
-            if ahead is not None:
-                ahead.cancel()
-            if closing is not None:
-                await closing
+        queue: asyncio.Queue[ScanPage | Exception] = asyncio.Queue(maxsize=1)
+        self.reader = asyncio.create_task(self._read_ahead(first, queue))
+        return self._pages(first, queue, self.reader)
 
-    def _fetch_after(self, page: ScanPage) -> asyncio.Task[ScanPage] | None:
-        if page.is_last:
-            return None
-        return asyncio.create_task(self._page(page.hits[-1]["sort"], self.page_size))
+    async def _read_ahead(self, page: ScanPage, out: asyncio.Queue[ScanPage | Exception]) -> None:
+        try:
+            while not page.is_last:
+                page = await self._page(page.hits[-1]["sort"], self.page_size)
+                await out.put(page)
+        except Exception as e:  # handed to the caller, in order
+            await out.put(e)
+            return
+        await self._release()
+
+    @staticmethod
+    async def _pages(
+        first: ScanPage, queue: asyncio.Queue[ScanPage | Exception], reader: asyncio.Task[None]
+    ) -> AsyncGenerator[ScanPage, None]:
+        page = first
+        while not page.is_last:
+            item = await queue.get()
+            if isinstance(item, Exception):
+                raise item
+            page = item
+            if page.hits:
+                yield page
+        await reader  # the point in time is released when the last page has been used
 
     async def close(self) -> None:
+        """Stop reading ahead and release the point in time."""
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            if not reader.done():
+                reader.cancel()
+                await asyncio.wait({reader})
+            if not reader.cancelled():
+                reader.exception()  # taken: its failure, if any, went to the caller
+        await self._release()
+
+    async def _release(self) -> None:
         pit, self.pit = self.pit, None
         if pit is not None:
             with contextlib.suppress(ApiError, TransportError):  # it expires by itself anyway

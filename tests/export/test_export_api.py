@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from service.config import Settings
 from service.search.scan import FIRST_PAGE_SIZE
-from tests.conftest import new_account, refresh
+from tests.conftest import new_account, open_search_contexts, refresh
 from tests.search.dataset import ingest, make_entries
 
 TZ = ZoneInfo("America/New_York")
@@ -228,19 +228,13 @@ def test_a_job_whose_service_died_reads_failed(
     assert client.get(f"/v1/exports/{job_id}/download", headers=headers).status_code == 409
 
 
-def _open_search_contexts(es: Elasticsearch) -> int:
-    """Points in time hold one context per shard; nothing else stays open between requests."""
-    stats = es.nodes.stats(metric="indices", index_metric="search")
-    return sum(n["indices"]["search"]["open_contexts"] for n in stats["nodes"].values())
-
-
 def test_an_export_releases_its_point_in_time(
     data: Any, client: TestClient, es: Elasticsearch
 ) -> None:
     _, headers, entries = data
-    before = _open_search_contexts(es)
+    before = open_search_contexts(es)
     for fmt in ("csv", "xlsx", "ndjson"):
         resp = _export(client, headers, fmt)
         assert int(resp.headers["x-total-count"]) >= len(entries) > 500  # more than a first page
     _export(client, headers, "csv", q="nothingmatchesthis")
-    assert _open_search_contexts(es) == before
+    assert open_search_contexts(es) == before

@@ -14,7 +14,7 @@ from service.search.filters import parse_view_filters
 from service.search.indices import IndexNames
 from service.search.queries import EntryQuery
 from service.search.scan import ViewScan
-from tests.conftest import entry, new_account, refresh
+from tests.conftest import entry, new_account, open_search_contexts, refresh
 
 # Runs of equal timestamps, longer than a page, across a month boundary (two indices).
 STAMPS = (
@@ -56,3 +56,32 @@ def test_every_entry_once_in_timestamp_then_id_order(
     page = client.get("/v1/entries", params={**WINDOW, "size": 100, "order": order},
                       headers=headers)  # fmt: skip
     assert [e["id"] for e in page.json()["entries"]] == expected  # the view's order
+
+
+async def _stop_after_one_page(engine_url: str, prefix: str, account: str) -> bool:
+    """Take one page after the first, then stop; whether the read-ahead task was over."""
+    es = AsyncElasticsearch(engine_url)
+    try:
+        filters = parse_view_filters(WINDOW, account, "UTC", datetime.now(UTC))
+        scan = ViewScan(es, IndexNames(prefix), EntryQuery(filters), page_size=4)
+        pages = scan.rest(await scan.first_page())
+        assert len((await anext(pages)).hits) == 4
+        reader = scan.reader
+        await pages.aclose()
+        await scan.close()
+        return reader is not None and reader.done()
+    finally:
+        await es.close()
+
+
+def test_a_scan_stopped_early_stops_reading_and_releases_its_point_in_time(
+    client: TestClient, es: Elasticsearch, settings: Settings, engine_url: str
+) -> None:
+    account, headers = new_account(client)
+    entries = [entry(id=f"s{n:02d}", timestamp=ts) for n, ts in enumerate(STAMPS)]
+    resp = client.post("/v1/entries", json={"entries": entries}, headers=headers)
+    assert resp.status_code == 200 and resp.json()["created"] == len(STAMPS), resp.text
+    refresh(es, settings.index_prefix)
+    before = open_search_contexts(es)
+    assert asyncio.run(_stop_after_one_page(engine_url, settings.index_prefix, account))
+    assert open_search_contexts(es) == before
