@@ -80,11 +80,11 @@ class RowShaper:
                 elif type(value) is str:
                     row[slot] = ("'" + value) if value[:1] in risky else value
                 elif isinstance(value, dict | list):  # unexpected in a known key: JSON text
-                    row[slot] = json.dumps(value, ensure_ascii=False)
+                    row[slot] = _JSON.encode(value)
                 else:
                     row[slot] = value
             if rest:  # JSON: starts with "{"
-                row[other] = json.dumps(rest, ensure_ascii=False, sort_keys=True)
+                row[other] = _JSON_SORTED.encode(rest)
             rows.append(row)
         return rows
 
@@ -100,6 +100,9 @@ def shape_rows(
 
 
 _RISKY = frozenset(FORMULA_START)
+_JSON = json.JSONEncoder(ensure_ascii=False)
+_JSON_SORTED = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+"""Built once: ``json.dumps`` with these options builds an encoder per call (0.6 of 2 µs)."""
 
 
 def _text(value: Any) -> Any:
