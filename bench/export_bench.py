@@ -2,8 +2,8 @@
 
 A tier of ``k`` rows is the main account's window ``[from, to)`` from its ``k``-th newest entry's
 timestamp to the data set's end (timestamps are unique, so the count is exact; it is verified from
-the file). Per tier (tiers under 100k rows: the median of 7 runs of each measure): the
-service's CSV, XLSX and NDJSON downloads with the service's RSS sampled
+the file). Per tier (tiers under 100k rows: the median of 7 runs of each measure, the measures
+taking turns): the service's CSV, XLSX and NDJSON downloads with the service's RSS sampled
 every 50 ms; a raw point-in-time + ``search_after`` scan of the same entries (the engine alone,
 read by the same paging code and the same orjson-backed client as the service's);
 and each bare writer fed pre-shaped pages from memory (the writer alone, with this process's
@@ -13,10 +13,12 @@ own RSS growth).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,7 @@ from bench.dataset import MAIN_ACCOUNT
 from bench.measure import RssSampler, Stopwatch
 from bench.service import HttpClient
 from ingest.schema import known_metadata_columns
+from service.app import collector_tuned
 from service.export.shaping import export_columns, shape_rows
 from service.export.writers import WRITERS
 from service.search.entries import present
@@ -60,15 +63,28 @@ def runs_for(k: int) -> int:
     return SHORT_TIER_RUNS if k < SHORT_TIER else 1
 
 
-def median_run(measure: Callable[[], dict[str, Any]], runs: int) -> dict[str, Any]:
-    """The figures of the median of ``runs`` runs (by seconds), with every run's seconds and the
-    highest memory figures of them all; every run must have produced the same rows."""
-    figures = sorted((measure() for _ in range(runs)), key=lambda f: float(f["seconds"]))
+def median_runs(
+    measures: dict[str, Callable[[], dict[str, Any]]], runs: int
+) -> dict[str, dict[str, Any]]:
+    """Each measure's median run of ``runs``; the measures take turns (one run of each per
+    round), so that the service and its baselines meet the same state of the engine and the
+    machine, as the search measures do."""
+    done: dict[str, list[dict[str, Any]]] = {name: [] for name in measures}
+    for _ in range(runs):
+        for name, measure in measures.items():
+            done[name].append(measure())
+    return {name: median_of(figures) for name, figures in done.items()}
+
+
+def median_of(figures: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of the median run (by seconds), with every run's seconds and the highest
+    memory figures of them all; every run must have produced the same rows."""
+    figures = sorted(figures, key=lambda f: float(f["seconds"]))
     counts = {(f["rows"], f.get("header_total")) for f in figures}
     if len(counts) > 1:
         raise RuntimeError(f"runs of the same measure produced different rows: {counts}")
     chosen = dict(figures[len(figures) // 2])
-    if runs > 1:
+    if len(figures) > 1:
         chosen["runs_s"] = [f["seconds"] for f in figures]
         for memory in ("peak_rss_mb", "rss_delta_mb"):
             if memory in chosen:
@@ -121,6 +137,17 @@ def service_export(client: HttpClient, pid: int, fmt: str, frm: str, to: str,
 # --- the engine alone ---------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def as_the_service_runs() -> Iterator[None]:
+    """An in-process baseline runs with the service's collector settings (what is alive now,
+    the writers' sample included, frozen out of the collector's scans), after the garbage of
+    earlier runs is collected (not timed). Without it, a 10,000-row raw scan took 0.11 or 0.18 s
+    by turns: every other run, a full collection went through this process's whole heap."""
+    gc.collect()
+    with collector_tuned():
+        yield
+
+
 async def _scan(es_url: str, names: IndexNames, filters: ViewFilters) -> int:
     es = AsyncElasticsearch(es_url, request_timeout=120, serializer=OrjsonSerializer())
     try:
@@ -136,7 +163,7 @@ async def _scan(es_url: str, names: IndexNames, filters: ViewFilters) -> int:
 
 
 def raw_scan(es_url: str, names: IndexNames, frm: str, to: str) -> dict[str, Any]:
-    with Stopwatch() as watch:
+    with as_the_service_runs(), Stopwatch() as watch:
         rows = asyncio.run(_scan(es_url, names, view_filters(frm, to)))
     return {"rows": rows, "seconds": round(watch.seconds, 2),
             "rows_per_s": round(rows / watch.seconds, 1)}  # fmt: skip
@@ -199,7 +226,7 @@ def _feed(writer: Any, fmt: str, sample: Sample, rows: int) -> int:
 def bare_writer(fmt: str, sample: Sample, rows: int, keep: Path | None = None) -> dict[str, Any]:
     """The writer alone; with ``keep``, the file is written there (else only counted)."""
     writer = WRITERS[fmt]()
-    with RssSampler(os.getpid()) as rss, Stopwatch() as watch:
+    with as_the_service_runs(), RssSampler(os.getpid()) as rss, Stopwatch() as watch:
         size = _feed(writer, fmt, sample, rows)
         out = keep.open("wb") if keep else None
         info = {"account": MAIN_ACCOUNT.id, "filters": {}, "timezone": MAIN_ACCOUNT.timezone,

@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -175,24 +176,25 @@ class Bench:
             runs = export_bench.runs_for(k)
             tier: dict[str, Any] = {"rows": k, "from": frm, "to": to, "runs": runs,
                                     "service": {}, "bare_writer": {}}  # fmt: skip
+            measures: dict[str, Callable[[], dict[str, Any]]] = {}
             for fmt in export_bench.FORMATS:
-                log(f"export {k:,} rows {fmt}: service ({runs} run(s))")
-                figures = export_bench.median_run(partial(
+                measures[f"service {fmt}"] = partial(
                     export_bench.service_export, client, self.service.pid, fmt, frm, to,
-                    self.workdir), runs)  # fmt: skip
-                if figures["rows"] != k or figures["header_total"] != k:
-                    raise RuntimeError(f"{fmt} export of {k} rows: got {figures}")
-                tier["service"][fmt] = figures
-            log(f"export {k:,} rows: raw scan and bare writers ({runs} run(s))")
-            tier["raw_scan"] = export_bench.median_run(
-                partial(export_bench.raw_scan, self.es_url, names, frm, to), runs
-            )
+                    self.workdir)  # fmt: skip
+            measures["raw scan"] = partial(export_bench.raw_scan, self.es_url, names, frm, to)
+            for fmt in export_bench.FORMATS:
+                measures[f"bare {fmt}"] = partial(export_bench.bare_writer, fmt, sample, k)
+            log(f"export {k:,} rows: service, raw scan and bare writers ({runs} run(s) each)")
+            figures = export_bench.median_runs(measures, runs)
+            for fmt in export_bench.FORMATS:
+                served = figures[f"service {fmt}"]
+                if served["rows"] != k or served["header_total"] != k:
+                    raise RuntimeError(f"{fmt} export of {k} rows: got {served}")
+                tier["service"][fmt] = served
+                tier["bare_writer"][fmt] = figures[f"bare {fmt}"]
+            tier["raw_scan"] = figures["raw scan"]
             if tier["raw_scan"]["rows"] != k:
                 raise RuntimeError(f"raw scan of {k} rows: got {tier['raw_scan']}")
-            for fmt in export_bench.FORMATS:
-                tier["bare_writer"][fmt] = export_bench.median_run(
-                    partial(export_bench.bare_writer, fmt, sample, k), runs
-                )
             tiers.append(tier)
         client.close()
         self.results["export"] = {"tiers": tiers}
