@@ -148,25 +148,30 @@ def as_the_service_runs() -> Iterator[None]:
         yield
 
 
-async def _scan(es_url: str, names: IndexNames, filters: ViewFilters) -> int:
+async def _scan(es_url: str, names: IndexNames, filters: ViewFilters) -> tuple[int, float]:
+    """The rows of the view and the seconds to read them, the client connected beforehand (as
+    the service's is)."""
     es = AsyncElasticsearch(es_url, request_timeout=120, serializer=OrjsonSerializer())
     try:
-        scan = ViewScan(es, names, EntryQuery(filters))
-        first = await scan.first_page()
-        rows = len(first.hits)
-        async for page in scan.rest(first):
-            rows += len(page.hits)
-        await scan.close()
-        return rows
+        await es.cluster.health()
+        with Stopwatch() as watch:
+            scan = ViewScan(es, names, EntryQuery(filters))
+            try:
+                first = await scan.first_page()
+                rows = len(first.hits)
+                async for page in scan.rest(first):
+                    rows += len(page.hits)
+            finally:
+                await scan.close()
+        return rows, watch.seconds
     finally:
         await es.close()
 
 
 def raw_scan(es_url: str, names: IndexNames, frm: str, to: str) -> dict[str, Any]:
-    with as_the_service_runs(), Stopwatch() as watch:
-        rows = asyncio.run(_scan(es_url, names, view_filters(frm, to)))
-    return {"rows": rows, "seconds": round(watch.seconds, 2),
-            "rows_per_s": round(rows / watch.seconds, 1)}  # fmt: skip
+    with as_the_service_runs():
+        rows, seconds = asyncio.run(_scan(es_url, names, view_filters(frm, to)))
+    return {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds, 1)}
 
 
 # --- the writers alone --------------------------------------------------------------------
@@ -177,7 +182,7 @@ class Sample:
     """Pre-shaped pages of real entries: rows for CSV/XLSX, presented entries for NDJSON."""
 
     columns: list[str]
-    rows: list[list[tuple[Any, ...]]]
+    rows: list[list[list[Any]]]
     entries: list[list[dict[str, Any]]]
 
 
@@ -188,11 +193,13 @@ async def _sample(es_url: str, names: IndexNames, filters: ViewFilters, tpl: Pat
         categories = await categories_in_view(es, names, query)
         columns = export_columns(known_metadata_columns(tpl, categories))
         scan = ViewScan(es, names, query)
-        first = await scan.first_page()
-        pages = [first.hits]
-        async for page in scan.rest(first):
-            pages.append(page.hits)
-        await scan.close()
+        try:
+            first = await scan.first_page()
+            pages = [first.hits]
+            async for page in scan.rest(first):
+                pages.append(page.hits)
+        finally:
+            await scan.close()
     finally:
         await es.close()
     sources = [[h["_source"] for h in hits] for hits in pages]

@@ -62,7 +62,7 @@ async def record_export(runtime: Runtime, principal: Principal, plan: ExportPlan
 
 def stream_export(runtime: Runtime, principal: Principal, plan: ExportPlan, how: str) -> Response:
     """The file of ``plan`` as an attachment; its last bytes wait for the audit entry (written
-    while the last page is, once every entry is read)."""
+    alongside the writing, as soon as every entry is read from the engine)."""
 
     async def record() -> None:
         await record_export(runtime, principal, plan, how)

@@ -41,7 +41,8 @@ class ExportPlan:
     rows: int = 0
     """Rows written so far."""
     read: int = 0
-    """Entries read from the engine so far (the file's row count once the last page is in)."""
+    """Entries read from the engine: the first page's, then the file's row count once the last
+    page is in."""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -146,13 +147,19 @@ async def export_bytes(
     """Every byte of the export file, page by page; releases the point in time at the end.
 
     The pages after the first are read ahead while the first is written (``ViewScan.rest``).
-    ``when_read`` starts when the last page is taken (``plan.read`` is then the file's row count)
-    and runs alongside its writing; the last bytes wait for it, and its failure aborts the
-    download. A chunk may be empty (a workbook's rows go to its file until the end): it marks
-    progress, ``plan.rows`` having grown.
+    ``when_read`` starts as soon as the last page is in from the engine (``plan.read`` is then
+    the file's row count) and runs alongside the writing; the last bytes wait for it, and its
+    failure aborts the download. A chunk may be empty (a workbook's rows go to its file until
+    the end): it marks progress, ``plan.rows`` having grown.
     """
-    pages = plan.scan.rest(plan.first)
-    closing: asyncio.Task[None] | None = None
+    closing: list[asyncio.Task[None]] = []
+
+    def all_read(count: int) -> None:
+        plan.read = count
+        if when_read is not None:
+            closing.append(asyncio.create_task(when_read()))
+
+    pages = plan.scan.rest(plan.first, all_read)
     try:
         await asyncio.sleep(0)  # the second page is asked for before the first is written
         head = plan.writer.start(plan.columns)
@@ -160,24 +167,20 @@ async def export_bytes(
             yield head
         page: ScanPage | None = plan.first
         while page is not None:
-            if page.is_last and when_read is not None and closing is None:
-                closing = asyncio.create_task(when_read())
             async for chunk in _page_chunks(plan, page):
                 yield chunk
             page = await anext(pages, None)
-            plan.read += len(page.hits) if page is not None else 0
-        if when_read is not None and closing is None:  # the last page was full
-            closing = asyncio.create_task(when_read())
         # a workbook is zipped here (seconds for a million rows): off the event loop
         tails = await run_in_threadpool(plan.writer.finish, plan.info())
-        if closing is not None:
-            await closing
+        for task in closing:  # called once every page is in, before the last one is taken
+            await task
         for tail in tails:
             yield tail
     finally:
         # also when the download was cancelled (client gone): release the point in time now
         with anyio.CancelScope(shield=True):
-            await _settle(closing)
+            for task in closing:
+                await _settle(task)
             await pages.aclose()
             await plan.scan.close()
 

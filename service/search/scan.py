@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,7 @@ class ViewScan:
         self.pit: str | None = None
         self.total = 0
         self.reader: asyncio.Task[None] | None = None
+        self.reading = False
 
     async def first_page(self) -> ScanPage:
         try:
@@ -106,27 +107,38 @@ class ViewScan:
         total = found["total"]["value"] if track_total else self.total
         return ScanPage(list(found.get("hits", [])), total, size)
 
-    def rest(self, first: ScanPage) -> AsyncGenerator[ScanPage, None]:
+    def rest(
+        self, first: ScanPage, all_read: Callable[[int], None] | None = None
+    ) -> AsyncGenerator[ScanPage, None]:
         """The pages after ``first``; engine failures propagate (the download aborts).
 
         Pages are read ahead by a task started here: the next page is asked for as soon as the
-        one before it is in, while the caller still works on an earlier one (at most three pages
-        in memory: the caller's, one waiting, one arriving), so the engine never waits for the
-        caller. Once the last page is in, the point in time is released while the caller works.
-        ``close`` stops the reading.
+        one before it is in, up to two pages ahead of the caller (at most three pages in memory:
+        the caller's, one waiting, one arriving). Once the last page is in, ``all_read`` is
+        called with the number of entries read, and the point in time is released while the
+        caller works. ``close`` stops the reading.
         """
         queue: asyncio.Queue[ScanPage | Exception] = asyncio.Queue(maxsize=1)
-        self.reader = asyncio.create_task(self._read_ahead(first, queue))
+        self.reading = True
+        self.reader = asyncio.create_task(self._read_ahead(first, queue, all_read))
         return self._pages(first, queue, self.reader)
 
-    async def _read_ahead(self, page: ScanPage, out: asyncio.Queue[ScanPage | Exception]) -> None:
+    async def _read_ahead(
+        self, page: ScanPage, out: asyncio.Queue[ScanPage | Exception],
+        all_read: Callable[[int], None] | None,
+    ) -> None:  # fmt: skip
+        read = len(page.hits)
         try:
             while not page.is_last:
                 page = await self._page(page.hits[-1]["sort"], self.page_size)
+                read += len(page.hits)
                 await out.put(page)
         except Exception as e:  # handed to the caller, in order
             await out.put(e)
             return
+        self.reading = False
+        if all_read is not None:
+            all_read(read)
         await self._release()
 
     @staticmethod
@@ -141,15 +153,17 @@ class ViewScan:
             page = item
             if page.hits:
                 yield page
-        await reader  # the point in time is released when the last page has been used
+        # the reader releases the point in time once the last page is in; a cancelled caller
+        # must not cut that request short (the point in time would stay open until it expires)
+        await asyncio.shield(reader)
 
     async def close(self) -> None:
         """Stop reading ahead and release the point in time."""
         reader, self.reader = self.reader, None
         if reader is not None:
-            if not reader.done():
+            if self.reading:  # else it is only releasing the point in time: let it finish
                 reader.cancel()
-                await asyncio.wait({reader})
+            await asyncio.wait({reader})
             if not reader.cancelled():
                 reader.exception()  # taken: its failure, if any, went to the caller
         await self._release()

@@ -67,9 +67,10 @@ async def _stop_after_one_page(engine_url: str, prefix: str, account: str) -> bo
         pages = scan.rest(await scan.first_page())
         assert len((await anext(pages)).hits) == 4
         reader = scan.reader
+        assert reader is not None and not reader.done()  # still reading ahead
         await pages.aclose()
         await scan.close()
-        return reader is not None and reader.done()
+        return reader.done()
     finally:
         await es.close()
 
