@@ -86,3 +86,41 @@ def test_a_scan_stopped_early_stops_reading_and_releases_its_point_in_time(
     before = open_search_contexts(es)
     assert asyncio.run(_stop_after_one_page(engine_url, settings.index_prefix, account))
     assert open_search_contexts(es) == before
+
+
+async def _told_before_taking(engine_url: str, prefix: str, account: str) -> tuple[list[int], int]:
+    """Start reading and take no page until the scan says it has read everything (or 10 s have
+    passed); what it said, and the entries then taken."""
+    es = AsyncElasticsearch(engine_url)
+    try:
+        filters = parse_view_filters(WINDOW, account, "UTC", datetime.now(UTC))
+        scan = ViewScan(es, IndexNames(prefix), EntryQuery(filters), page_size=8)
+        told: list[int] = []
+        first = await scan.first_page()
+        pages = scan.rest(first, told.append)
+        for _ in range(1000):
+            if told:
+                break
+            await asyncio.sleep(0.01)
+        said = list(told)
+        taken = len(first.hits)
+        async for page in pages:
+            taken += len(page.hits)
+        await scan.close()
+        return said, taken
+    finally:
+        await es.close()
+
+
+def test_a_scan_says_it_has_read_everything_before_the_last_page_is_taken(
+    client: TestClient, es: Elasticsearch, settings: Settings, engine_url: str
+) -> None:
+    """Pages of 8, 8 and 7: the reader holds the second in its queue and the last one in hand
+    (the queue full), and tells the count all the same."""
+    account, headers = new_account(client)
+    entries = [entry(id=f"r{n:02d}", timestamp=ts) for n, ts in enumerate(STAMPS)]
+    resp = client.post("/v1/entries", json={"entries": entries}, headers=headers)
+    assert resp.status_code == 200 and resp.json()["created"] == len(STAMPS), resp.text
+    refresh(es, settings.index_prefix)
+    said, taken = asyncio.run(_told_before_taking(engine_url, settings.index_prefix, account))
+    assert said == [len(STAMPS)] and taken == len(STAMPS)
