@@ -179,10 +179,12 @@ def raw_scan(es_url: str, names: IndexNames, frm: str, to: str) -> dict[str, Any
 
 @dataclass
 class Sample:
-    """Pre-shaped pages of real entries: rows for CSV/XLSX, presented entries for NDJSON."""
+    """Pre-shaped pages of real entries: rows for XLSX, rows of text cells for CSV (each as the
+    service shapes them for its writer), presented entries for NDJSON."""
 
     columns: list[str]
     rows: list[list[list[Any]]]
+    text_rows: list[list[list[Any]]]
     entries: list[list[dict[str, Any]]]
 
 
@@ -204,8 +206,9 @@ async def _sample(es_url: str, names: IndexNames, filters: ViewFilters, tpl: Pat
         await es.close()
     sources = [[h["_source"] for h in hits] for hits in pages]
     rows = [shape_rows(s, columns[10:-1], filters.tz) for s in sources]
+    text_rows = [shape_rows(s, columns[10:-1], filters.tz, text=True) for s in sources]
     entries = [[present(e, filters) for e in s] for s in sources]
-    return Sample(columns, rows, entries)
+    return Sample(columns, rows, text_rows, entries)
 
 
 def build_sample(es_url: str, names: IndexNames, timestamps: list[str], end: str,
@@ -223,7 +226,8 @@ def _feed(writer: Any, fmt: str, sample: Sample, rows: int) -> int:
             take = min(len(page), rows - done)
             size += len(writer.write_entries(page[:take]))
         else:
-            shaped = sample.rows[i % len(sample.rows)]
+            pages = sample.text_rows if writer.text_cells else sample.rows
+            shaped = pages[i % len(pages)]
             take = min(len(shaped), rows - done)
             size += len(writer.write_rows(shaped[:take]))
         done, i = done + take, i + 1

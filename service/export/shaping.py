@@ -47,17 +47,22 @@ class RowShaper:
     """Shapes ``_source`` documents into export rows for a fixed list of metadata columns.
 
     One pass per entry: each value goes straight to its cell (a known metadata key to its column,
-    the other keys into ``metadata_other``); numbers stay numbers, a missing value is None.
+    the other keys into ``metadata_other``). A missing value is None and numbers stay numbers;
+    with ``text``, every cell is a string instead: ``""`` for a missing value, a number's ``str``
+    (what the CSV writer would write for it, without its per-cell conversions).
     """
 
-    def __init__(self, metadata_columns: list[str]) -> None:
+    def __init__(self, metadata_columns: list[str], text: bool = False) -> None:
         self.slots = {key: i for i, key in enumerate(metadata_columns, len(BASE_COLUMNS))}
         self.other = len(BASE_COLUMNS) + len(metadata_columns)
-        self.blank: list[Any] = [None] * (self.other + 1)
+        self.text = text
+        self.empty = "" if text else None
+        self.blank: list[Any] = [self.empty] * (self.other + 1)
 
     def rows(self, sources: list[dict[str, Any]], local: list[str]) -> list[list[Any]]:
         """The rows of ``sources``; ``local`` holds their ``local_timestamps``, in order."""
         slots, other, blank, risky = self.slots, self.other, self.blank, _RISKY
+        text, empty = self.text, self.empty
         rows = []
         for source, when in zip(sources, local, strict=True):
             actor = source.get("actor") or {}
@@ -67,9 +72,9 @@ class RowShaper:
             row[2] = source["timestamp"]
             row[3] = source["category"]
             row[4] = source["type"]
-            row[5] = _text(actor.get("id"))
-            row[6] = _text(actor.get("name"))
-            row[7] = _text(actor.get("email"))
+            row[5] = _text(actor.get("id", empty))
+            row[6] = _text(actor.get("name", empty))
+            row[7] = _text(actor.get("email", empty))
             row[8] = _text(source["action"])
             row[9] = _text(source.get("message", ""))
             rest: dict[str, Any] = {}
@@ -79,10 +84,12 @@ class RowShaper:
                     rest[key] = value
                 elif type(value) is str:
                     row[slot] = ("'" + value) if value[:1] in risky else value
+                elif value is None:
+                    continue  # the blank cell
                 elif isinstance(value, dict | list):  # unexpected in a known key: JSON text
                     row[slot] = _JSON.encode(value)
                 else:
-                    row[slot] = value
+                    row[slot] = str(value) if text else value
             if rest:  # JSON: starts with "{"
                 row[other] = _JSON_SORTED.encode(rest)
             rows.append(row)
@@ -93,10 +100,11 @@ def shape_rows(
     sources: list[dict[str, Any]],
     metadata_columns: list[str],
     tz: ZoneInfo,
+    text: bool = False,
 ) -> list[list[Any]]:
     """``_source`` documents as export rows, in the columns' order."""
     local = local_timestamps([s["timestamp"] for s in sources], tz)
-    return RowShaper(metadata_columns).rows(sources, local)
+    return RowShaper(metadata_columns, text).rows(sources, local)
 
 
 _RISKY = frozenset(FORMULA_START)

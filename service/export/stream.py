@@ -91,7 +91,7 @@ async def plan_export(
     assert isinstance(first, ScanPage) and isinstance(categories, list)
     columns = export_columns(known_metadata_columns(templates_dir, categories))
     writer = writer_factory() if writer_factory else WRITERS[fmt]()
-    shaper = RowShaper(columns[len(BASE_COLUMNS) : -1])
+    shaper = RowShaper(columns[len(BASE_COLUMNS) : -1], text=writer.text_cells)
     read = len(first.hits)
     return ExportPlan(filters, fmt, order, columns, scan, first, writer, shaper, read=read)
 

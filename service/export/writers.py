@@ -13,7 +13,6 @@ text: no formula, URL or date conversion.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import tempfile
@@ -30,6 +29,8 @@ class ExportWriter(Protocol):
     media_type: str
     extension: str
     shaped: bool
+    text_cells: bool
+    """Wants rows of text cells (``RowShaper(text=True)``)."""
     slice_rows: int
 
     def start(self, columns: list[str]) -> bytes: ...
@@ -42,19 +43,60 @@ class ExportWriter(Protocol):
 
 
 class CsvWriter:
+    """RFC 4180 lines (CRLF; a cell quoted only where needed), exactly as the standard library's
+    C writer writes them; None is an empty cell.
+
+    Rows of text cells take a faster way (most export rows): the row joined with commas, its
+    free-text cells (``message``, ``metadata_other``: commas and quotes are common there) left
+    out and quoted on their own. A row where any other cell would need quoting, or a cell is
+    not text, goes through the standard writer.
+    """
+
     media_type = "text/csv; charset=utf-8"
     extension = "csv"
     shaped = True
+    text_cells = True
     slice_rows = 500
 
+    def __init__(self) -> None:
+        self.width = 0
+        self.free: tuple[int, int] | None = None
+        self.lines = _Lines()
+        self.standard = csv.writer(self.lines, lineterminator="\r\n")
+
     def start(self, columns: list[str]) -> bytes:
+        self.width = len(columns)
+        free = [i for i, name in enumerate(columns) if name in FREE_TEXT_COLUMNS]
+        self.free = (free[0], free[1]) if len(free) == 2 else None
         return self.write_rows([columns])
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
-        """RFC 4180 lines (CRLF; quoted only where needed); None is an empty cell."""
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-        return buffer.getvalue().encode()
+        lines, standard = self.lines, self.standard
+        if self.free is None:
+            standard.writerows(rows)  # one line each
+        else:
+            first, second = self.free
+            commas = self.width - 1
+            for row in rows:
+                if type(row) is list and len(row) == self.width:
+                    one, two = row[first], row[second]
+                    row[first] = row[second] = _MARK
+                    try:
+                        line = ",".join(row)
+                    except TypeError:  # not all text
+                        line = ""
+                    row[first], row[second] = one, two
+                    if (line.count(",") == commas and line.count(_MARK) == 2 and '"' not in line
+                            and "\n" not in line and "\r" not in line
+                            and type(one) is str and type(two) is str):  # fmt: skip
+                        head, middle, tail = line.split(_MARK)
+                        lines.append(head + _quoted(one) + middle + _quoted(two) + tail)
+                        continue
+                standard.writerow(row)
+        lines.append("")  # the last line's terminator
+        text = "\r\n".join(lines)
+        lines.clear()
+        return text.encode()
 
     def write_entries(self, entries: list[dict[str, Any]]) -> bytes:
         raise NotImplementedError("CSV is written from shaped rows")
@@ -63,10 +105,32 @@ class CsvWriter:
         return iter(())
 
 
+FREE_TEXT_COLUMNS = frozenset({"message", "metadata_other"})
+_MARK = "\x00"
+"""Stands for a free-text cell in the joined row (a row with it anywhere else takes the
+standard writer)."""
+
+
+class _Lines(list[str]):
+    """A file for ``csv.writer``: keeps each line it writes, without the terminator (which must
+    be the real one: the writer quotes a cell holding one of its characters)."""
+
+    def write(self, line: str) -> None:
+        self.append(line[:-2])
+
+
+def _quoted(value: str) -> str:
+    """A cell quoted as the standard writer quotes it (only when it must be)."""
+    if "," in value or '"' in value or "\n" in value or "\r" in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
 class NdjsonWriter:
     media_type = "application/x-ndjson"
     extension = "ndjson"
     shaped = False
+    text_cells = False
     slice_rows = 500
 
     def start(self, columns: list[str]) -> bytes:
@@ -94,6 +158,7 @@ class XlsxWriter:
     media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     extension = "xlsx"
     shaped = True
+    text_cells = False
     slice_rows = 50
 
     def __init__(self, rows_per_sheet: int = EXCEL_MAX_ROWS - 1) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from zoneinfo import ZoneInfo
 
 from service.export.shaping import export_columns, shape_rows
+from service.export.writers import CsvWriter
 
 SOURCE = {
     "id": "-first", "timestamp": "2026-11-26T10:15:00.123Z", "category": "audit", "type": "notice",
@@ -40,3 +43,19 @@ def test_safe_text_and_numbers_are_left_as_they_are() -> None:
     [row] = shape_rows([source], ["credits_used", "credits_balance"], ZoneInfo("UTC"))
     assert row[0] == "e1" and row[8:10] == ["x.changed", "a - b = c"]
     assert row[10:12] == [-0.0, -12.5] and row[5:8] == ["billing", None, None]
+
+
+def test_text_rows_are_the_rows_as_the_csv_writer_writes_them() -> None:
+    columns = ["credits_used", "credits_balance", "target_name", "ip", "flag"]
+    sources = [SOURCE, {**SOURCE, "id": "e2", "actor": {"type": "system", "id": "billing"},
+                        "message": "one, two", "metadata": {"credits_used": 3, "credits_balance":
+                        -12.5, "flag": True, "ip": None, "other": [1, "a,b"]}}]  # fmt: skip
+    rows = shape_rows(sources, columns, ZoneInfo("UTC"))
+    text = shape_rows(sources, columns, ZoneInfo("UTC"), text=True)
+    assert text[1][5:8] == ["billing", "", ""] and text[1][10:15] == ["3", "-12.5", "", "", "True"]
+    assert all(type(cell) is str for row in text for cell in row)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows([export_columns(columns), *rows])
+    writer = CsvWriter()
+    written = writer.start(export_columns(columns)) + writer.write_rows(text)
+    assert written == buffer.getvalue().encode()

@@ -1,12 +1,61 @@
-"""The XLSX writer moves to a new sheet at its row limit and keeps text as text."""
+"""The XLSX writer moves to a new sheet at its row limit and keeps text as text; the CSV writer
+writes exactly what the standard library's writer writes."""
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
+from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from service.export.writers import EXCEL_MAX_ROWS, XlsxWriter
+from service.export.writers import EXCEL_MAX_ROWS, CsvWriter, XlsxWriter
+
+TRICKY = st.text(alphabet=st.sampled_from("ab ,\"\r\n\x00'=;é\t"), max_size=8)
+CELL = st.one_of(TRICKY, TRICKY, TRICKY, st.none(), st.integers(), st.floats(), st.booleans())
+
+
+def standard_csv(rows: list[list[Any]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> tuple[list[str], list[list[Any]]]:
+    """Columns (mostly with both free-text columns, as exports have) and rows, mostly of their
+    width and of text cells (the writer's fast way), sometimes not."""
+    names = ["message", "metadata_other"] if draw(st.integers(0, 4)) else []
+    columns = draw(st.permutations([*names, *draw(st.lists(st.sampled_from(["id", "x"])))]))
+    if not columns:
+        columns = ["id"]
+    width = st.just(len(columns)) if draw(st.integers(0, 4)) else st.integers(0, 7)
+    cells = TRICKY if draw(st.booleans()) else CELL
+    rows = draw(st.lists(width.flatmap(lambda n: st.lists(cells, min_size=n, max_size=n)),
+                         max_size=6))  # fmt: skip
+    return columns, rows
+
+
+@settings(max_examples=500, deadline=None)
+@given(tables())
+def test_csv_is_what_the_standard_writer_writes(table: tuple[list[str], list[list[Any]]]) -> None:
+    columns, rows = table
+    writer = CsvWriter()
+    written = writer.start(columns) + writer.write_rows(rows) + writer.write_rows(rows[:2])
+    assert written == standard_csv([columns, *rows, *rows[:2]])
+
+
+def test_csv_rows_of_text_keep_their_cells_and_quote_only_free_text() -> None:
+    columns = ["id", "message", "n", "metadata_other"]
+    writer = CsvWriter()
+    rows = [["e1", 'said "hi", left', "", '{"a":1}'], ["e2", "plain", "3", ""]]
+    out = writer.start(columns) + writer.write_rows(rows)
+    assert out == (b'id,message,n,metadata_other\r\ne1,"said ""hi"", left",,"{""a"":1}"\r\n'
+                   b"e2,plain,3,\r\n")  # fmt: skip
+    assert rows[0] == ["e1", 'said "hi", left', "", '{"a":1}']  # the caller's rows unchanged
 
 
 def test_default_sheet_limit_is_excels_minus_the_header() -> None:
