@@ -40,7 +40,7 @@ from service.search.entries import present
 from service.search.filters import ViewFilters, parse_view_filters
 from service.search.indices import IndexNames
 from service.search.queries import EntryQuery
-from service.search.scan import ViewScan, categories_in_view
+from service.search.scan import ViewScan
 
 TIERS = (10_000, 100_000, 1_000_000)
 SHORT_TIER = 100_000
@@ -192,11 +192,10 @@ async def _sample(es_url: str, names: IndexNames, filters: ViewFilters, tpl: Pat
     es = AsyncElasticsearch(es_url, request_timeout=120)
     try:
         query = EntryQuery(filters)
-        categories = await categories_in_view(es, names, query)
-        columns = export_columns(known_metadata_columns(tpl, categories))
         scan = ViewScan(es, names, query)
         try:
-            first = await scan.first_page()
+            first = await scan.first_page(categories=True)
+            columns = export_columns(known_metadata_columns(tpl, first.categories))
             pages = [first.hits]
             async for page in scan.rest(first):
                 pages.append(page.hits)

@@ -24,7 +24,7 @@ from service.search.entries import present
 from service.search.filters import ViewFilters
 from service.search.indices import IndexNames
 from service.search.queries import EntryQuery
-from service.search.scan import ScanPage, ViewScan, categories_in_view
+from service.search.scan import ScanPage, ViewScan
 from service.search.search_text import format_instant
 
 
@@ -79,17 +79,9 @@ async def plan_export(
     templates_dir: Any,
     writer_factory: Callable[[], CsvWriter | XlsxWriter | NdjsonWriter] | None = None,
 ) -> ExportPlan:
-    query = EntryQuery(filters)
-    scan = ViewScan(es, names, query, order)
-    categories, first = await asyncio.gather(  # independent: one round trip instead of two
-        categories_in_view(es, names, query), scan.first_page(), return_exceptions=True
-    )
-    for outcome in (first, categories):  # the page's error first: it names a bad query
-        if isinstance(outcome, BaseException):
-            await scan.close()
-            raise outcome
-    assert isinstance(first, ScanPage) and isinstance(categories, list)
-    columns = export_columns(known_metadata_columns(templates_dir, categories))
+    scan = ViewScan(es, names, EntryQuery(filters), order)
+    first = await scan.first_page(categories=True)  # the metadata columns: the view's categories
+    columns = export_columns(known_metadata_columns(templates_dir, first.categories))
     writer = writer_factory() if writer_factory else WRITERS[fmt]()
     shaper = RowShaper(columns[len(BASE_COLUMNS) : -1], text=writer.text_cells)
     read = len(first.hits)

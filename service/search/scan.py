@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
@@ -27,6 +27,8 @@ PAGE_SIZE = 2500
 FIRST_PAGE_SIZE = 500
 """Smaller, so that the first bytes go out sooner and the pipeline below fills sooner."""
 KEEP_ALIVE = "5m"
+CATEGORIES_MAX = 20
+"""More than there are categories."""
 
 
 @dataclass
@@ -34,6 +36,8 @@ class ScanPage:
     hits: list[dict[str, Any]]
     total: int
     asked: int = PAGE_SIZE
+    categories: list[str] = field(default_factory=list)
+    """The categories that occur in the view (first page, when asked for)."""
 
     @property
     def is_last(self) -> bool:
@@ -66,10 +70,13 @@ class ViewScan:
         self.reader: asyncio.Task[None] | None = None
         self.reading = False
 
-    async def first_page(self) -> ScanPage:
+    async def first_page(self, categories: bool = False) -> ScanPage:
+        """The first page with the view's total and, with ``categories``, the categories in it
+        (counted over the point in time, in the same request: exactly the entries read)."""
         try:
             self.pit = await open_window_pit(self.es, self.names, self.query, KEEP_ALIVE)
-            page = await self._page(None, min(FIRST_PAGE_SIZE, self.page_size), track_total=True)
+            size = min(FIRST_PAGE_SIZE, self.page_size)
+            page = await self._page(None, size, track_total=True, categories=categories)
         except ApiError as e:
             await self.close()
             if e.meta.status == 400:
@@ -82,8 +89,9 @@ class ViewScan:
         return page
 
     async def _page(
-        self, after: list[Any] | None, size: int, track_total: bool = False
-    ) -> ScanPage:
+        self, after: list[Any] | None, size: int, track_total: bool = False,
+        categories: bool = False,
+    ) -> ScanPage:  # fmt: skip
         assert self.pit is not None
         query = self.query.full_query()
         if after is not None:  # only what is left: without it, every page visits every entry
@@ -99,13 +107,19 @@ class ViewScan:
         }
         if after is not None:
             body["search_after"] = after
+        if categories:
+            body["aggs"] = {"c": {"terms": {"field": "category", "size": CATEGORIES_MAX}}}
         # no filter_path: with one, the engine re-encodes every _source token by token instead of
         # copying its stored bytes (twice the engine's CPU for a page; _id and _index cost less)
         resp = await self.es.search(**body)
         self.pit = str(resp.get("pit_id", self.pit))
         found = resp["hits"]
         total = found["total"]["value"] if track_total else self.total
-        return ScanPage(list(found["hits"]), total, size)
+        page = ScanPage(list(found["hits"]), total, size)
+        if categories:
+            buckets = resp.get("aggregations", {}).get("c", {}).get("buckets", [])  # none: no index
+            page.categories = [str(b["key"]) for b in buckets]
+        return page
 
     def rest(
         self, first: ScanPage, all_read: Callable[[int], None] | None = None
@@ -175,17 +189,3 @@ class ViewScan:
         if pit is not None:
             with contextlib.suppress(ApiError, TransportError):  # it expires by itself anyway
                 await self.es.close_point_in_time(id=pit)
-
-
-async def categories_in_view(
-    es: AsyncElasticsearch, names: IndexNames, query: EntryQuery
-) -> list[str]:
-    """The categories that occur in the view (to choose the metadata columns)."""
-    try:
-        resp = await es.search(
-            index=names.entries_alias, size=0, query=query.full_query(),
-            aggs={"c": {"terms": {"field": "category", "size": 20}}},
-        )  # fmt: skip
-    except TransportError as e:
-        raise engine_unavailable() from e
-    return [str(b["key"]) for b in resp["aggregations"]["c"]["buckets"]]
