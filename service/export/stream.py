@@ -169,20 +169,17 @@ async def export_bytes(
         for tail in tails:
             yield tail
     finally:
-        # also when the download was cancelled (client gone): release the point in time now
+        # also when the download was cancelled (client gone): release the point in time now, and
+        # let a started audit entry be written (every entry has left the engine: it is exported)
         with anyio.CancelScope(shield=True):
             for task in closing:
-                await _settle(task)
+                await _finished(task)
             await pages.aclose()
             await plan.scan.close()
 
 
-async def _settle(task: asyncio.Task[Any] | None) -> None:
-    """Cancel ``task`` unless done, wait for it, and take its outcome (no longer needed)."""
-    if task is None:
-        return
-    if not task.done():
-        task.cancel()
-        await asyncio.wait({task})
+async def _finished(task: asyncio.Task[Any]) -> None:
+    """Wait for ``task`` and take its outcome (its failure, if any, aborted the download)."""
+    await asyncio.wait({task})
     if not task.cancelled():
         task.exception()

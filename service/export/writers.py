@@ -72,6 +72,7 @@ class CsvWriter:
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
         lines, standard = self.lines, self.standard
+        lines.clear()  # whatever a call that failed half-way left
         if self.free is None:
             standard.writerows(rows)  # one line each
         else:

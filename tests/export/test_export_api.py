@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -11,11 +12,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from elasticsearch import Elasticsearch
+from elasticsearch import AsyncElasticsearch, Elasticsearch
 from openpyxl import load_workbook
 from starlette.testclient import TestClient
 
 from service.config import Settings
+from service.export.stream import export_bytes, plan_export
+from service.search.filters import parse_view_filters
+from service.search.indices import IndexNames
 from service.search.scan import FIRST_PAGE_SIZE
 from tests.conftest import new_account, open_search_contexts, refresh
 from tests.search.dataset import ingest, make_entries
@@ -237,4 +241,39 @@ def test_an_export_releases_its_point_in_time(
         resp = _export(client, headers, fmt)
         assert int(resp.headers["x-total-count"]) >= len(entries) > 500  # more than a first page
     _export(client, headers, "csv", q="nothingmatchesthis")
+    assert open_search_contexts(es) == before
+
+
+async def _cut_after_the_header(engine_url: str, settings: Settings, account: str) -> list[str]:
+    """Export a view of one page, its audit entry taking a while to write, and stop reading the
+    download after the header; what the audit entry's writer got done."""
+    es = AsyncElasticsearch(engine_url)
+    written: list[str] = []
+
+    async def record() -> None:
+        await asyncio.sleep(0.3)  # still in flight when the download is cut
+        written.append("export.completed")
+
+    try:
+        window = {"from": [START.isoformat()], "to": [NOW.isoformat()]}
+        filters = parse_view_filters(window, account, "UTC", datetime.now(UTC))
+        plan = await plan_export(es, IndexNames(settings.index_prefix), filters, "csv", "desc",
+                                 settings.templates_dir)  # fmt: skip
+        chunks = export_bytes(plan, record)
+        assert (await anext(chunks)).startswith(b"id,timestamp_local")
+        await chunks.aclose()  # the client is gone
+        return written
+    finally:
+        await es.close()
+
+
+def test_a_download_cut_off_after_every_entry_was_read_is_still_recorded(
+    client: TestClient, es: Elasticsearch, settings: Settings, engine_url: str
+) -> None:
+    account, headers = new_account(client)
+    ingest(client, headers, make_entries(9, 20, START, NOW - timedelta(minutes=5)))
+    refresh(es, settings.index_prefix)
+    before = open_search_contexts(es)
+    written = asyncio.run(_cut_after_the_header(engine_url, settings, account))
+    assert written == ["export.completed"]
     assert open_search_contexts(es) == before

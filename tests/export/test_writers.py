@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
@@ -77,3 +78,16 @@ def test_rollover_to_new_sheets_with_headers(tmp_path: Path) -> None:
     numbers = [row[0] for rows in sheets for row in rows[1:]]
     assert numbers == list(range(25))
     assert sheets[0][1][1] == "https://x.test/?q=1"
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+
+def test_a_csv_call_that_failed_half_way_leaves_nothing_for_the_next() -> None:
+    writer = CsvWriter()
+    writer.start(["id", "message", "n", "metadata_other"])
+    with pytest.raises(ValueError, match="no text"):
+        writer.write_rows([["a", "m", "1", "o"], ["b", "m", Unprintable(), "o"]])
+    assert writer.write_rows([["c", "m", "2", "o"]]) == b"c,m,2,o\r\n"

@@ -124,3 +124,37 @@ def test_a_scan_says_it_has_read_everything_before_the_last_page_is_taken(
     refresh(es, settings.index_prefix)
     said, taken = asyncio.run(_told_before_taking(engine_url, settings.index_prefix, account))
     assert said == [len(STAMPS)] and taken == len(STAMPS)
+
+
+async def _fail_when_told(engine_url: str, prefix: str, account: str) -> None:
+    es = AsyncElasticsearch(engine_url)
+    try:
+        filters = parse_view_filters(WINDOW, account, "UTC", datetime.now(UTC))
+        scan = ViewScan(es, IndexNames(prefix), EntryQuery(filters), page_size=100)
+        first = await scan.first_page()
+        assert first.is_last  # one page holds the whole view
+
+        def told(count: int) -> None:
+            raise RuntimeError(f"told {count}")
+
+        try:
+            async for _ in scan.rest(first, told):
+                pass
+        finally:
+            await scan.close()
+    finally:
+        await es.close()
+
+
+def test_a_failure_of_the_all_read_callback_reaches_the_caller_when_one_page_is_all(
+    client: TestClient, es: Elasticsearch, settings: Settings, engine_url: str
+) -> None:
+    account, headers = new_account(client)
+    entries = [entry(id=f"f{n:02d}", timestamp=ts) for n, ts in enumerate(STAMPS)]
+    resp = client.post("/v1/entries", json={"entries": entries}, headers=headers)
+    assert resp.status_code == 200 and resp.json()["created"] == len(STAMPS), resp.text
+    refresh(es, settings.index_prefix)
+    before = open_search_contexts(es)
+    with pytest.raises(RuntimeError, match=f"told {len(STAMPS)}"):
+        asyncio.run(_fail_when_told(engine_url, settings.index_prefix, account))
+    assert open_search_contexts(es) == before
