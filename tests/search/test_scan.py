@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -26,18 +28,37 @@ STAMPS = (
 WINDOW = {"from": ["2026-09-01T00:00:00Z"], "to": ["2026-11-01T00:00:00Z"]}
 
 
-async def _scan_ids(engine_url: str, prefix: str, account: str, order: str) -> list[str]:
+@contextlib.asynccontextmanager
+async def view_scan(
+    engine_url: str, prefix: str, account: str, page_size: int, order: str = "desc"
+) -> AsyncIterator[ViewScan]:
+    """A scan of the account's ``WINDOW`` on a client of its own (closed afterwards)."""
     es = AsyncElasticsearch(engine_url)
     try:
         filters = parse_view_filters(WINDOW, account, "UTC", datetime.now(UTC))
-        scan = ViewScan(es, IndexNames(prefix), EntryQuery(filters), order, page_size=4)
+        yield ViewScan(es, IndexNames(prefix), EntryQuery(filters), order, page_size=page_size)
+    finally:
+        await es.close()
+
+
+def account_with_stamps(client: TestClient, es: Elasticsearch, settings: Settings,
+                        tag: str) -> str:  # fmt: skip
+    """A new account holding one entry per ``STAMPS`` (ids ``<tag>00``...), searchable."""
+    account, headers = new_account(client)
+    entries = [entry(id=f"{tag}{n:02d}", timestamp=ts) for n, ts in enumerate(STAMPS)]
+    resp = client.post("/v1/entries", json={"entries": entries}, headers=headers)
+    assert resp.status_code == 200 and resp.json()["created"] == len(STAMPS), resp.text
+    refresh(es, settings.index_prefix)
+    return account
+
+
+async def _scan_ids(engine_url: str, prefix: str, account: str, order: str) -> list[str]:
+    async with view_scan(engine_url, prefix, account, 4, order) as scan:
         first = await scan.first_page()
         ids = [h["_source"]["id"] for h in first.hits]
         async for page in scan.rest(first):
             ids += [h["_source"]["id"] for h in page.hits]
         return ids
-    finally:
-        await es.close()
 
 
 @pytest.mark.parametrize("order", ["desc", "asc"])
@@ -60,10 +81,7 @@ def test_every_entry_once_in_timestamp_then_id_order(
 
 async def _stop_after_one_page(engine_url: str, prefix: str, account: str) -> bool:
     """Take one page after the first, then stop; whether the read-ahead task was over."""
-    es = AsyncElasticsearch(engine_url)
-    try:
-        filters = parse_view_filters(WINDOW, account, "UTC", datetime.now(UTC))
-        scan = ViewScan(es, IndexNames(prefix), EntryQuery(filters), page_size=4)
+    async with view_scan(engine_url, prefix, account, 4) as scan:
         pages = scan.rest(await scan.first_page())
         assert len((await anext(pages)).hits) == 4
         reader = scan.reader
@@ -71,18 +89,12 @@ async def _stop_after_one_page(engine_url: str, prefix: str, account: str) -> bo
         await pages.aclose()
         await scan.close()
         return reader.done()
-    finally:
-        await es.close()
 
 
 def test_a_scan_stopped_early_stops_reading_and_releases_its_point_in_time(
     client: TestClient, es: Elasticsearch, settings: Settings, engine_url: str
 ) -> None:
-    account, headers = new_account(client)
-    entries = [entry(id=f"s{n:02d}", timestamp=ts) for n, ts in enumerate(STAMPS)]
-    resp = client.post("/v1/entries", json={"entries": entries}, headers=headers)
-    assert resp.status_code == 200 and resp.json()["created"] == len(STAMPS), resp.text
-    refresh(es, settings.index_prefix)
+    account = account_with_stamps(client, es, settings, "s")
     before = open_search_contexts(es)
     assert asyncio.run(_stop_after_one_page(engine_url, settings.index_prefix, account))
     assert open_search_contexts(es) == before
@@ -91,10 +103,7 @@ def test_a_scan_stopped_early_stops_reading_and_releases_its_point_in_time(
 async def _told_before_taking(engine_url: str, prefix: str, account: str) -> tuple[list[int], int]:
     """Start reading and take no page until the scan says it has read everything (or 10 s have
     passed); what it said, and the entries then taken."""
-    es = AsyncElasticsearch(engine_url)
-    try:
-        filters = parse_view_filters(WINDOW, account, "UTC", datetime.now(UTC))
-        scan = ViewScan(es, IndexNames(prefix), EntryQuery(filters), page_size=8)
+    async with view_scan(engine_url, prefix, account, 8) as scan:
         told: list[int] = []
         first = await scan.first_page()
         pages = scan.rest(first, told.append)
@@ -108,8 +117,6 @@ async def _told_before_taking(engine_url: str, prefix: str, account: str) -> tup
             taken += len(page.hits)
         await scan.close()
         return said, taken
-    finally:
-        await es.close()
 
 
 def test_a_scan_says_it_has_read_everything_before_the_last_page_is_taken(
@@ -117,20 +124,13 @@ def test_a_scan_says_it_has_read_everything_before_the_last_page_is_taken(
 ) -> None:
     """Pages of 8, 8 and 7: the reader holds the second in its queue and the last one in hand
     (the queue full), and tells the count all the same."""
-    account, headers = new_account(client)
-    entries = [entry(id=f"r{n:02d}", timestamp=ts) for n, ts in enumerate(STAMPS)]
-    resp = client.post("/v1/entries", json={"entries": entries}, headers=headers)
-    assert resp.status_code == 200 and resp.json()["created"] == len(STAMPS), resp.text
-    refresh(es, settings.index_prefix)
+    account = account_with_stamps(client, es, settings, "r")
     said, taken = asyncio.run(_told_before_taking(engine_url, settings.index_prefix, account))
     assert said == [len(STAMPS)] and taken == len(STAMPS)
 
 
 async def _fail_when_told(engine_url: str, prefix: str, account: str) -> None:
-    es = AsyncElasticsearch(engine_url)
-    try:
-        filters = parse_view_filters(WINDOW, account, "UTC", datetime.now(UTC))
-        scan = ViewScan(es, IndexNames(prefix), EntryQuery(filters), page_size=100)
+    async with view_scan(engine_url, prefix, account, 100) as scan:
         first = await scan.first_page()
         assert first.is_last  # one page holds the whole view
 
@@ -142,18 +142,12 @@ async def _fail_when_told(engine_url: str, prefix: str, account: str) -> None:
                 pass
         finally:
             await scan.close()
-    finally:
-        await es.close()
 
 
 def test_a_failure_of_the_all_read_callback_reaches_the_caller_when_one_page_is_all(
     client: TestClient, es: Elasticsearch, settings: Settings, engine_url: str
 ) -> None:
-    account, headers = new_account(client)
-    entries = [entry(id=f"f{n:02d}", timestamp=ts) for n, ts in enumerate(STAMPS)]
-    resp = client.post("/v1/entries", json={"entries": entries}, headers=headers)
-    assert resp.status_code == 200 and resp.json()["created"] == len(STAMPS), resp.text
-    refresh(es, settings.index_prefix)
+    account = account_with_stamps(client, es, settings, "f")
     before = open_search_contexts(es)
     with pytest.raises(RuntimeError, match=f"told {len(STAMPS)}"):
         asyncio.run(_fail_when_told(engine_url, settings.index_prefix, account))
