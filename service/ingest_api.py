@@ -130,15 +130,15 @@ async def post_entries(request: Request) -> Response:
 def parse_ndjson(body: bytes, max_line_bytes: int) -> list[Item]:
     """One item per non-blank line; bad lines carry their rejection and line number."""
     items = []
-    for number, line in enumerate(body.split(b"\n"), start=1):
-        if not line.strip():
+    for number, (line, long_digits) in enumerate(json_input.lines(body), start=1):
+        if not line or line.isspace():  # blank (strip() would copy every line)
             continue
         if len(line) > max_line_bytes:
             error = Rejected(None, f"line {number} is longer than {max_line_bytes} bytes")
             items.append(Item(None, number, error))
             continue
         try:
-            items.append(Item(json_input.loads(line), number))
+            items.append(Item(json_input.loads(line, short_digits=not long_digits), number))
         except (ValueError, UnicodeDecodeError) as e:
             items.append(Item(None, number, Rejected(None, f"line {number}: invalid JSON: {e}")))
     return items

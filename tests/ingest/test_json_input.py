@@ -6,7 +6,7 @@ import ast
 
 import pytest
 
-from ingest.json_input import TooLongInteger, loads
+from ingest.json_input import TooLongInteger, lines, loads
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,13 @@ def test_a_byte_order_mark_is_skipped_and_deep_nesting_is_a_value_error() -> Non
     deep = b"[" * 1000 + b"12345678901234567890123" + b"]" * 1000  # orjson reads 1,024 levels
     with pytest.raises(ValueError, match="nested too deeply"):
         loads(deep)
+
+
+def test_each_line_of_a_body_says_whether_it_has_a_long_digit_run() -> None:
+    body = (b'{"m": "urn:li:activity:72638293847564738291"}\n{"v": 1}\n'
+            b'{"v": 123456789012345678901}\n\n{"v": "1234567890123456789"}')  # fmt: skip
+    assert [flag for _, flag in lines(body)] == [True, False, True, False, True]
+    assert [line for line, _ in lines(body)] == body.split(b"\n")
+    with pytest.raises(TooLongInteger):
+        loads(body.split(b"\n")[2])
+    assert loads(b'{"v": 1}', short_digits=True) == {"v": 1}
