@@ -14,7 +14,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch, TransportError
 
-from ingest.validation import Rejected, ValidEntry, validate_entry
+from ingest.validation import EntryChecks, Rejected, ValidEntry
 from service.search.indices import IndexNames
 from service.search.writer import PreparedEntry, doc_id_for, store_entries
 
@@ -77,11 +77,10 @@ def validate_items(
     ctx: IngestContext, items: list[Item], account_of: dict[int, str | Rejected]
 ) -> tuple[list[EntryResult], list[tuple[int, ValidEntry]]]:
     """Results with rejections filled in, and the valid entries by position."""
-    now = datetime.now(UTC)
+    checks = EntryChecks(datetime.now(UTC), ctx.max_skew_s, ctx.templates_dir)
     results: list[EntryResult] = []
     valid: list[tuple[int, ValidEntry]] = []
     for i, item in enumerate(items):
-        result = EntryResult(_raw_id(item.raw), "failed", line=item.line)
         account = account_of.get(i)
         try:
             if item.error is not None:
@@ -89,13 +88,13 @@ def validate_items(
             if isinstance(account, Rejected):
                 raise account
             assert account is not None
-            entry = validate_entry(item.raw, account, now, ctx.max_skew_s, ctx.templates_dir)
+            entry = checks.entry(item.raw, account)
         except Rejected as e:
-            result.status, result.field, result.message = "rejected", e.field, e.message
+            rejected = EntryResult(_raw_id(item.raw), "rejected", e.field, e.message, item.line)
+            results.append(rejected)
         else:
-            result.id = entry.id
+            results.append(EntryResult(entry.id, "failed", line=item.line))
             valid.append((i, entry))
-        results.append(result)
     return results, valid
 
 

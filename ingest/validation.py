@@ -82,12 +82,6 @@ def _stored_form(sent: object, timestamp: datetime) -> str:
     return format_utc(timestamp)
 
 
-@functools.lru_cache(maxsize=8)
-def _received_at(now: datetime) -> str:
-    """``format_utc(now)``, once per request rather than once per entry."""
-    return format_utc(now)
-
-
 @functools.lru_cache(maxsize=4096)
 def _is_ip(value: str) -> bool:
     """Addresses repeat from entry to entry (the same people, the same servers)."""
@@ -158,78 +152,126 @@ def _check_metadata_value(key: str, value: object, rule: FieldRule) -> None:
         raise Rejected(field, f"must be one of {', '.join(rule.enum)}")
 
 
-def _metadata(value: object, category: str, templates_dir: Path) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class _KeyCheck:
+    """A known metadata key's rule, with the common valid values recognised without a call: a
+    short text for a free keyword, an integer within range for an integer field."""
+
+    rule: FieldRule
+    plain_text: bool
+    int_range: tuple[int, int] | None
+
+
+def _key_check(rule: FieldRule) -> _KeyCheck:
+    plain_text = rule.type == "keyword" and rule.enum is None
+    int_range = None
+    if rule.type in INT_BOUNDS and rule.enum is None:
+        low, high = INT_BOUNDS[rule.type]
+        if rule.minimum is not None:
+            low = max(low, math.ceil(rule.minimum))  # an integer >= minimum is >= its ceiling
+        int_range = (low, high)
+    return _KeyCheck(rule, plain_text, int_range)
+
+
+@functools.cache
+def _key_checks(templates_dir: Path) -> dict[str, dict[str, _KeyCheck]]:
+    """Category → known metadata key → its check."""
+    return {
+        category: {key: _key_check(rule) for key, rule in rules.items()}
+        for category, rules in metadata_rules(templates_dir).items()
+    }
+
+
+def _metadata(value: object, checks: dict[str, _KeyCheck]) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise Rejected("metadata", "must be an object")
-    rules = metadata_rules(templates_dir)[category]
     for key, item in value.items():
-        rule = rules.get(key)
-        if rule is None or (  # unknown key, or the common case of a plain short text
-            rule.type == "keyword" and type(item) is str and len(item) <= KEYWORD_MAX
-            and rule.enum is None
-        ):  # fmt: skip
+        check = checks.get(key)
+        if check is None:  # unknown keys are kept as sent
             continue
-        _check_metadata_value(key, item, rule)
+        if check.plain_text:
+            if type(item) is str and len(item) <= KEYWORD_MAX:
+                continue
+        elif (bounds := check.int_range) and type(item) is int and bounds[0] <= item <= bounds[1]:
+            continue
+        _check_metadata_value(key, item, check.rule)
     return value
 
 
-@functools.lru_cache(maxsize=8)
-def _latest(now: datetime, max_skew_s: int) -> datetime:
-    """The latest timestamp accepted at ``now`` (once per request rather than once per entry)."""
-    return now + timedelta(seconds=max_skew_s)
+class EntryChecks:
+    """The checks of the entries received at ``now``, with what they share worked out once."""
 
+    def __init__(self, now: datetime, max_skew_s: int, templates_dir: Path) -> None:
+        self.now = now
+        self.max_skew_s = max_skew_s
+        self.latest = now + timedelta(seconds=max_skew_s)
+        self.expired_before = now - EXPIRY
+        self.received_at = format_utc(now)
+        self.metadata = _key_checks(templates_dir)
 
-def _when(sent: object, now: datetime, max_skew_s: int) -> datetime:
-    if sent is None:
-        return now
-    timestamp = parse_timestamp(sent)
-    if timestamp.year < 1970:
-        raise Rejected("timestamp", "must not be before 1970")
-    if timestamp > _latest(now, max_skew_s):
-        raise Rejected("timestamp", f"is more than {max_skew_s} s in the future")
-    return timestamp
+    def _when(self, sent: object) -> datetime:
+        if sent is None:
+            return self.now
+        timestamp = parse_timestamp(sent)
+        if timestamp.year < 1970:
+            raise Rejected("timestamp", "must not be before 1970")
+        if timestamp > self.latest:
+            raise Rejected("timestamp", f"is more than {self.max_skew_s} s in the future")
+        return timestamp
+
+    def entry(self, raw: object, account_id: str) -> ValidEntry:
+        """The normalised entry of ``account_id``, or :class:`Rejected` naming the bad field."""
+        if not isinstance(raw, dict):
+            raise Rejected(None, "an entry must be a JSON object")
+        if not TOP_LEVEL.issuperset(raw):
+            unknown = set(raw) - TOP_LEVEL
+            raise Rejected(sorted(unknown)[0], "is not a field of an entry")
+        get = raw.get
+        entry_id = get("id")
+        if entry_id is None:
+            entry_id = uuid.uuid4().hex
+        elif not isinstance(entry_id, str) or not ENTRY_ID.match(entry_id):
+            raise Rejected("id", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        category = get("category")
+        if category not in CATEGORIES:
+            raise Rejected("category", f"must be one of {', '.join(CATEGORIES)}")
+        entry_type = get("type", "notice")
+        if entry_type not in TYPES:
+            raise Rejected("type", f"must be one of {', '.join(TYPES)}")
+        sent = get("timestamp")
+        timestamp = self._when(sent)
+        if category in EXPIRING_CATEGORIES and timestamp < self.expired_before:
+            raise Rejected("timestamp", f"expired: {category} entries are kept 30 days")
+        action = get("action")
+        if not isinstance(action, str) or not ACTION.match(action):
+            raise Rejected("action", "must be 1-256 characters of A-Z a-z 0-9 _ . : / * -")
+        message = get("message", "")
+        if message is None:
+            message = ""
+        elif not isinstance(message, str):
+            raise Rejected("message", "must be a string")
+        elif len(message) > MAX_MESSAGE:
+            raise Rejected("message", f"is longer than {MAX_MESSAGE} characters")
+        source = {
+            "id": entry_id,
+            "account_id": account_id,
+            "timestamp": _stored_form(sent, timestamp),
+            "category": category,
+            "type": entry_type,
+            "actor": _actor(get("actor")),
+            "action": action,
+            "message": message,
+            "metadata": _metadata(get("metadata"), self.metadata[str(category)]),
+            "ingested_at": self.received_at,
+        }
+        return ValidEntry(entry_id, account_id, timestamp, source)
 
 
 def validate_entry(
     raw: object, account_id: str, now: datetime, max_skew_s: int, templates_dir: Path
 ) -> ValidEntry:
-    """The normalised entry of ``account_id``, or :class:`Rejected` naming the bad field."""
-    if not isinstance(raw, dict):
-        raise Rejected(None, "an entry must be a JSON object")
-    if not TOP_LEVEL.issuperset(raw):
-        unknown = set(raw) - TOP_LEVEL
-        raise Rejected(sorted(unknown)[0], "is not a field of an entry")
-    entry_id = raw.get("id")
-    if entry_id is None:
-        entry_id = uuid.uuid4().hex
-    elif not isinstance(entry_id, str) or not ENTRY_ID.match(entry_id):
-        raise Rejected("id", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
-    category = raw.get("category")
-    if category not in CATEGORIES:
-        raise Rejected("category", f"must be one of {', '.join(CATEGORIES)}")
-    entry_type = raw.get("type", "notice")
-    if entry_type not in TYPES:
-        raise Rejected("type", f"must be one of {', '.join(TYPES)}")
-    sent = raw.get("timestamp")
-    timestamp = _when(sent, now, max_skew_s)
-    if category in EXPIRING_CATEGORIES and now - timestamp > EXPIRY:
-        raise Rejected("timestamp", f"expired: {category} entries are kept 30 days")
-    action = raw.get("action")
-    if not isinstance(action, str) or not ACTION.match(action):
-        raise Rejected("action", "must be 1-256 characters of A-Z a-z 0-9 _ . : / * -")
-    message = _string(raw.get("message", ""), "message", MAX_MESSAGE, required=False) or ""
-    source = {
-        "id": entry_id,
-        "account_id": account_id,
-        "timestamp": _stored_form(sent, timestamp),
-        "category": category,
-        "type": entry_type,
-        "actor": _actor(raw.get("actor")),
-        "action": action,
-        "message": message,
-        "metadata": _metadata(raw.get("metadata"), str(category), templates_dir),
-        "ingested_at": _received_at(now),
-    }
-    return ValidEntry(entry_id, account_id, timestamp, source)
+    """The normalised entry of ``account_id``, or :class:`Rejected` naming the bad field (one
+    entry; :class:`EntryChecks` checks many received at the same time)."""
+    return EntryChecks(now, max_skew_s, templates_dir).entry(raw, account_id)

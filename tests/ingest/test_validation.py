@@ -1,7 +1,9 @@
-"""Validation of one entry, without the engine: addresses and timestamps."""
+"""Validation of one entry, without the engine: addresses, timestamps, integer ranges."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,3 +44,35 @@ def test_timestamps_are_stored_in_utc_to_the_millisecond(sent: str, stored: str)
     entry = validate_entry(_api_entry(timestamp=sent), "acme", NOW, 300, TEMPLATES)
     assert entry.source["timestamp"] == stored
     assert entry.source["ingested_at"] == "2026-11-26T12:00:00.000Z"
+
+
+@pytest.fixture
+def templates_with_a_minimum(tmp_path: Path) -> Path:
+    """The templates, with ``metadata.status_code`` (an integer) given a minimum of 1.5."""
+    shutil.copytree(TEMPLATES, tmp_path, dirs_exist_ok=True)
+    path = tmp_path / "entries-meta-api.json"
+    body = json.loads(path.read_text())
+    fields = body["template"]["mappings"]["properties"]["metadata"]["properties"]
+    assert fields["status_code"]["type"] == "integer"
+    fields["status_code"]["meta"] = {"min": "1.5"}
+    path.write_text(json.dumps(body))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [(2, None), (2**31 - 1, None), (None, None), (1, "must be >= 1.5"), (-5, "must be >= 1.5"),
+     (2**31, "is out of range"), (True, "must be an integer"), (2.0, "must be an integer"),
+     ("2", "must be an integer")],
+)  # fmt: skip
+def test_integer_metadata_keeps_its_range_and_minimum(
+    templates_with_a_minimum: Path, value: object, problem: str | None
+) -> None:
+    raw = _api_entry(metadata={"status_code": value})
+    if problem is None:
+        entry = validate_entry(raw, "acme", NOW, 300, templates_with_a_minimum)
+        assert entry.source["metadata"] == {"status_code": value}
+        return
+    with pytest.raises(Rejected) as caught:
+        validate_entry(raw, "acme", NOW, 300, templates_with_a_minimum)
+    assert (caught.value.field, caught.value.message) == ("metadata.status_code", problem)
