@@ -9,6 +9,26 @@ from elasticsearch.serializer import OrjsonSerializer
 
 from service.config import Settings
 
+ALL_CREATED = "all_created"
+"""The key of the answer :class:`EngineSerializer` reads from a bulk answer whose items are all
+``create``s with status 201: its value is their number."""
+_BULK_HEAD = b'{"errors":false,"items":['
+_CREATED_ITEM = b'{"create":{"status":201}}'
+
+
+class EngineSerializer(OrjsonSerializer):
+    """orjson for every answer but one: the writer's bulk answer (``filter_path=errors,
+    items.*.status,items.*.error``) when every item was created is recognised byte for byte,
+    not parsed, and read as ``{"errors": False, "all_created": n}``. Parsing it built two objects
+    per entry, a tenth of the CPU an ingest request took."""
+
+    def loads(self, data: bytes) -> Any:
+        if data.startswith(_BULK_HEAD):
+            n = data.count(_CREATED_ITEM)
+            if n and data == b"%b%b]}" % (_BULK_HEAD, b",".join([_CREATED_ITEM] * n)):
+                return {"errors": False, ALL_CREATED: n}
+        return super().loads(data)
+
 
 def make_client(settings: Settings, url: str) -> AsyncElasticsearch:
     """A client for ``url`` with the configured credentials; it does not connect yet."""
@@ -16,7 +36,7 @@ def make_client(settings: Settings, url: str) -> AsyncElasticsearch:
         "request_timeout": 30,
         "retry_on_timeout": True,
         "max_retries": 2,
-        "serializer": OrjsonSerializer(),
+        "serializer": EngineSerializer(),
     }
     if settings.es_username and settings.es_password is not None:
         options["basic_auth"] = (settings.es_username, str(settings.es_password))

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
+from service.search.client import ALL_CREATED
 from service.search.indices import IndexNames
 
 BULK_FIELDS = "errors,items.*.status,items.*.error"
@@ -35,10 +36,18 @@ class PreparedEntry:
     source: dict[str, Any]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Outcome:
     status: str = "failed"
     message: str = "not acknowledged by the engine"
+
+
+CREATED = Outcome("created", "")
+DUPLICATE = Outcome("duplicate", "")
+NOT_ACKNOWLEDGED = Outcome()
+_UNSENT: dict[str, Any] = {"status": 503}
+_CREATED_RESULT: dict[str, Any] = {"status": 201}
+"""The results of an op not sent and of one created (shared: results are only read)."""
 
 
 class EngineUnavailable(TransportError):
@@ -58,11 +67,14 @@ def _retryable(item: dict[str, Any]) -> bool:
     return status == 429 or status >= 500
 
 
+def _action(index: str, doc_id: str) -> bytes:
+    return orjson.dumps({"create": {"_index": index, "_id": doc_id}})
+
+
 def create_op(index: str, doc_id: str, doc: dict[str, Any]) -> bytes:
     """The two NDJSON lines of one bulk ``create``, serialised once (retries reuse them);
     ``TypeError`` for a value JSON cannot carry (an integer outside 64 bits)."""
-    action = orjson.dumps({"create": {"_index": index, "_id": doc_id}})
-    return b"%b\n%b\n" % (action, orjson.dumps(doc))
+    return b"%b\n%b\n" % (_action(index, doc_id), orjson.dumps(doc))
 
 
 def _groups(ops: list[bytes], max_bytes: int) -> list[list[int]]:
@@ -85,7 +97,9 @@ async def _bulk_create(
     result, retrying throttling. Once the engine refuses a whole request, the ops not yet sent
     are not sent (reported 503); when nothing at all was acknowledged, the engine is unavailable.
     """
-    results: list[dict[str, Any]] = [{"status": 503} for _ in ops]
+    if sum(map(len, ops)) <= max_bytes:  # the usual case: one request
+        return await _bulk_group(es, ops) if ops else []
+    results: list[dict[str, Any]] = [_UNSENT] * len(ops)
     for n, group in enumerate(_groups(ops, max_bytes)):
         try:
             for i, result in zip(group, await _bulk_group(es, [ops[i] for i in group]),
@@ -99,14 +113,14 @@ async def _bulk_create(
 
 
 async def _bulk_group(es: AsyncElasticsearch, ops: list[bytes]) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = [{"status": 503} for _ in ops]
+    results: list[dict[str, Any]] = [_UNSENT] * len(ops)
     pending = list(range(len(ops)))
     for attempt in range(RETRIES):
         if not pending:
             break
         if attempt:
             await asyncio.sleep(BACKOFF_S * 2 ** (attempt - 1))
-        body = b"".join([ops[i] for i in pending])
+        body = b"".join(ops) if attempt == 0 else b"".join([ops[i] for i in pending])
         try:
             # the client sends bytes as they are (its NDJSON serialiser passes them through)
             resp = await es.bulk(operations=body, filter_path=BULK_FIELDS)  # type: ignore[arg-type]
@@ -118,12 +132,16 @@ async def _bulk_group(es: AsyncElasticsearch, ops: list[bytes]) -> list[dict[str
                     str(e)
                 ) from e  # nothing acknowledged: the caller answers 503
             continue
-        still = []
-        for i, item in zip(pending, resp["items"], strict=True):
-            results[i] = item["create"]
-            if _retryable(item["create"]):
-                still.append(i)
-        pending = still
+        if resp.body.get(ALL_CREATED) == len(pending):
+            for i in pending:
+                results[i] = _CREATED_RESULT
+            break
+        answered = [item["create"] for item in resp["items"]]
+        for i, result in zip(pending, answered, strict=True):
+            results[i] = result
+        if not resp["errors"]:
+            break
+        pending = [i for i, result in zip(pending, answered, strict=True) if _retryable(result)]
     return results
 
 
@@ -146,46 +164,47 @@ async def store_entries(
     first: dict[str, int] = {}
     for i, entry in enumerate(entries):
         first.setdefault(entry.doc_id, i)
-    unique = [entries[i] for i in sorted(first.values())]
+    unique_at = sorted(first.values())
     try:
-        outcomes_unique = await _store_unique(es, names, unique)
+        if len(unique_at) == len(entries):  # no id twice (the usual case)
+            return await _store_unique(es, names, entries)
+        outcomes_unique = await _store_unique(es, names, [entries[i] for i in unique_at])
     except ApiError as e:
         if _overloaded(e):
             raise EngineUnavailable(str(e)) from e
         raise
-    stored = dict(zip(sorted(first.values()), outcomes_unique, strict=True))
+    stored = dict(zip(unique_at, outcomes_unique, strict=True))
     outcomes = []
     for i, entry in enumerate(entries):
         original = stored[first[entry.doc_id]]
         if i == first[entry.doc_id]:
             outcomes.append(original)
         elif original.status in ("created", "duplicate"):
-            outcomes.append(Outcome("duplicate", ""))
+            outcomes.append(DUPLICATE)
         else:
-            outcomes.append(Outcome(original.status, original.message))
+            outcomes.append(original)
     return outcomes
 
 
 async def _store_unique(
     es: AsyncElasticsearch, names: IndexNames, entries: list[PreparedEntry]
 ) -> list[Outcome]:
-    outcomes = [Outcome() for _ in entries]
+    outcomes = [NOT_ACKNOWLEDGED] * len(entries)
+    now = datetime.now(UTC).isoformat()
     entry_ops: dict[int, bytes] = {}
+    claim_ops = []
+    claim_sources: dict[str, bytes] = {}  # the same for every entry of an index
     for i, e in enumerate(entries):
         try:
             entry_ops[i] = create_op(e.index, e.doc_id, e.source)
         except TypeError as error:  # a value JSON cannot carry: refused before anything is written
             outcomes[i] = Outcome("rejected", f"cannot be stored: {error}")
+            continue
+        claim = claim_sources.get(e.index)
+        if claim is None:
+            claim = claim_sources[e.index] = orjson.dumps({"index": e.index, "claimed_at": now})
+        claim_ops.append(b"%b\n%b\n" % (_action(names.entry_ids, e.doc_id), claim))
     storable = list(entry_ops)
-    now = datetime.now(UTC).isoformat()
-    claim_sources: dict[str, bytes] = {}  # the same for every entry of an index
-    claim_ops = []
-    for i in storable:
-        index = entries[i].index
-        if index not in claim_sources:
-            claim_sources[index] = orjson.dumps({"index": index, "claimed_at": now})
-        action = orjson.dumps({"create": {"_index": names.entry_ids, "_id": entries[i].doc_id}})
-        claim_ops.append(b"%b\n%b\n" % (action, claim_sources[index]))
     claims = await _bulk_create(es, claim_ops)
     to_write: list[int] = []
     conflicts: list[int] = []
@@ -196,29 +215,29 @@ async def _store_unique(
         elif status == 409:
             conflicts.append(i)
         else:
-            outcomes[i].message = _reason(result)
+            outcomes[i] = Outcome("failed", _reason(result))
     if conflicts:
         stored = await _existing(es, names, [entries[i].doc_id for i in conflicts])
         orphans = []
         for i in conflicts:
             if entries[i].doc_id in stored:
-                outcomes[i] = Outcome("duplicate", "")
+                outcomes[i] = DUPLICATE
             else:
                 orphans.append(i)
         await _take_over(es, names, [entries[i] for i in orphans], now)
         to_write += orphans
-    to_write.sort()
+        to_write.sort()
     written = await _bulk_create(es, [entry_ops[i] for i in to_write])
     for i, result in zip(to_write, written, strict=True):
         status = int(result.get("status", 500))
         if status in (200, 201):
-            outcomes[i] = Outcome("created", "")
+            outcomes[i] = CREATED
         elif status == 409:
-            outcomes[i] = Outcome("duplicate", "")
+            outcomes[i] = DUPLICATE
         elif status == 400:
             outcomes[i] = Outcome("rejected", _reason(result))
         else:
-            outcomes[i].message = _reason(result)
+            outcomes[i] = Outcome("failed", _reason(result))
     return outcomes
 
 

@@ -1,17 +1,20 @@
 """The bulk writer, called directly: a document JSON cannot carry is refused before any write;
-bulk requests stay under a size bound."""
+bulk requests stay under a size bound; an answer where everything was created is counted."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from elasticsearch import Elasticsearch
+from elasticsearch import AsyncElasticsearch, Elasticsearch
 from starlette.testclient import TestClient
 
 from service.config import Settings
+from service.search.client import ALL_CREATED, EngineSerializer
 from service.search.indices import IndexNames
 from service.search.writer import (
+    BULK_FIELDS,
     Outcome,
     PreparedEntry,
     _bulk_create,
@@ -74,3 +77,36 @@ def test_a_batch_larger_than_the_bound_is_sent_in_several_requests_and_stored(
 def _shard_bulks(es: Elasticsearch) -> int:
     stats = es.nodes.stats(metric="indices", index_metric="bulk")
     return sum(n["indices"]["bulk"]["total_operations"] for n in stats["nodes"].values())
+
+
+def test_an_all_created_bulk_answer_is_counted_and_any_other_is_parsed() -> None:
+    created = b'{"create":{"status":201}}'
+    answer = b'{"errors":false,"items":[%b]}' % b",".join([created] * 3)
+    assert EngineSerializer().loads(answer) == {"errors": False, ALL_CREATED: 3}
+    others = [
+        answer.replace(b"201}}]", b"200}}]"),  # an item not created (here: updated)
+        answer.replace(b"]}", b',{"create":{"status":409,"error":{"type":"x"}}}]}'),
+        b'{"errors":false,"items":[]}',
+        b'{"errors":true,"items":[%b]}' % created,
+        b'{"took":3,"errors":false,"items":[%b]}' % created,  # an answer not filtered
+    ]
+    for other in others:
+        assert ALL_CREATED not in EngineSerializer().loads(other), other
+
+
+def test_the_engine_answers_an_all_created_bulk_in_the_form_counted(
+    names: IndexNames, settings: Settings
+) -> None:
+    """The engine's own bytes take the counted path (were its answer to change, every entry
+    would still be read, only parsed)."""
+    index = names.entry_index_for("api", datetime(2026, 11, 4, tzinfo=UTC))
+    ops = [create_op(index, f"writer-test/c{n}", {"id": f"c{n}"}) for n in range(3)]
+
+    async def bulk(es: AsyncElasticsearch) -> dict[str, Any]:
+        resp = await es.bulk(operations=b"".join(ops), filter_path=BULK_FIELDS)  # type: ignore[arg-type]
+        return dict(resp.body)
+
+    assert with_engine(settings, bulk) == {"errors": False, ALL_CREATED: 3}
+    assert [r["status"] for r in with_engine(settings, lambda es: _bulk_create(es, ops))] == [
+        409
+    ] * 3
