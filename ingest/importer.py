@@ -53,8 +53,8 @@ CSV_BASE_COLUMNS = (
 )  # fmt: skip
 CSV_REQUIRED_COLUMNS = ("category", "action")
 SPREADSHEET_ESCAPED = re.compile(r"^'[=+\-@\t\r]")
-INTEGER = re.compile(r"^[+-]?\d+$")
-NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+INTEGER = re.compile(r"^[+-]?\d+\Z")
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
 
 
 class ImportUsageError(Exception):

@@ -23,12 +23,12 @@ from typing import Any
 from ingest.schema import INT_BOUNDS, KEYWORD_MAX, FieldRule, metadata_rules
 from service.vocabulary import ACTOR_TYPES, CATEGORIES, EXPIRING_CATEGORIES, TYPES
 
-ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-ACTION = re.compile(r"^[A-Za-z0-9_.:/*-]{1,256}$")
+ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
+ACTION = re.compile(r"^[A-Za-z0-9_.:/*-]{1,256}\Z")
 RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"
 )
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\Z")
 TOP_LEVEL = {"id", "account_id", "timestamp", "category", "type", "actor", "action", "message",
              "metadata"}  # fmt: skip
 ACTOR_FIELDS = {"type", "id", "name", "email"}

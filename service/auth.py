@@ -26,9 +26,9 @@ from service.search.accounts import Account, AccountStore, KeyRecord
 SCOPES = ("ingest", "read", "export", "admin")
 ACCOUNT_SCOPES = ("ingest", "read", "export")
 ENV_ADMIN_ID = "env-admin"
-_KEY = re.compile(r"^alk_([a-z0-9]{16})_([A-Za-z0-9_-]{32,64})$")
-KEY_ID = re.compile(r"^[a-z0-9]{16}$")
-ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_KEY = re.compile(r"^alk_([a-z0-9]{16})_([A-Za-z0-9_-]{32,64})\Z")
+KEY_ID = re.compile(r"^[a-z0-9]{16}\Z")
+ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,9 @@ def test_unicode_and_odd_search_text_never_fails(
         (entry(category="audit", metadata={"ip": "999.1.1.1"}), "metadata.ip"),
         (entry(category="integration", metadata={"provider": "salesforce"}), "metadata.provider"),
         (entry(metadata={"url": "u" * 2000}), "metadata.url"),
+        (entry(id="ends-in-a-newline\n"), "id"),
+        (entry(action="user.login\n"), "action"),
+        (entry(actor={"type": "user", "id": "u", "email": "a@b.example\n"}), "actor.email"),
     ],
 )
 def test_bad_entries_are_rejected_naming_the_field(
@@ -171,7 +174,7 @@ def test_wrong_methods_and_content_types(client: TestClient, headers: dict[str, 
     assert json_to_bulk.status_code == 415
 
 
-@pytest.mark.parametrize("account_id", ["", " ", "UPPER", "a/b", "x" * 64, 42])
+@pytest.mark.parametrize("account_id", ["", " ", "UPPER", "a/b", "x" * 64, 42, "acme\n"])
 def test_key_for_a_malformed_account_id_is_400(client: TestClient, account_id: object) -> None:
     from tests.conftest import ADMIN
 

@@ -10,7 +10,7 @@ from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from service.search.indices import IndexNames
 
-JOB_ID = re.compile(r"^exp_[0-9a-f]{24}$")
+JOB_ID = re.compile(r"^exp_[0-9a-f]{24}\Z")
 
 
 def now_text() -> str:

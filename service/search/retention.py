@@ -17,7 +17,7 @@ from service.config import Settings
 from service.search.indices import IndexNames
 from service.search.setup import load_json_files
 
-_DURATION = re.compile(r"^(\d+)(d|h|m|s|ms)$")
+_DURATION = re.compile(r"^(\d+)(d|h|m|s|ms)\Z")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds", "ms": "milliseconds"}
 
 
