@@ -105,10 +105,11 @@ async def ingest_items(
     results, valid = validate_items(ctx, items, account_of)
     for start in range(0, len(valid), ctx.batch_size):
         batch = valid[start : start + ctx.batch_size]
+        index_for = ctx.names.entry_index_for_stamp
         prepared = [
             PreparedEntry(
                 doc_id_for(e.account_id, e.id),
-                ctx.names.entry_index_for(e.source["category"], e.timestamp),
+                index_for(e.source["category"], e.source["timestamp"]),
                 e.source,
             )
             for _, e in batch

@@ -51,6 +51,13 @@ class IndexNames:
             return f"{self.prefix}-{category}-{ts.year:04d}.{ts.month:02d}.{ts.day:02d}"
         return f"{self.prefix}-{category}-{ts.year:04d}.{ts.month:02d}"
 
+    def entry_index_for_stamp(self, category: str, stamp: str) -> str:
+        """:meth:`entry_index_for`, read from the text of a stored timestamp (always UTC:
+        ``YYYY-MM-DDTHH:MM:SS.mmmZ``) without a date-time object."""
+        if category in EXPIRING_CATEGORIES:
+            return f"{self.prefix}-{category}-{stamp[:4]}.{stamp[5:7]}.{stamp[8:10]}"
+        return f"{self.prefix}-{category}-{stamp[:4]}.{stamp[5:7]}"
+
     def daily_index_date(self, category: str, index: str) -> date | None:
         """The date in a daily index's name, or None when ``index`` is not one of its family."""
         head = f"{self.prefix}-{category}-"

@@ -11,7 +11,7 @@ from elasticsearch import AsyncElasticsearch, Elasticsearch
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from service.search.client import ALL_CREATED, EngineSerializer
+from service.search.client import ALL_CREATED, BodySerializer, EngineSerializer
 from service.search.indices import IndexNames
 from service.search.writer import (
     BULK_FIELDS,
@@ -110,3 +110,10 @@ def test_the_engine_answers_an_all_created_bulk_in_the_form_counted(
     assert [r["status"] for r in with_engine(settings, lambda es: _bulk_create(es, ops))] == [
         409
     ] * 3
+
+
+def test_a_bulk_body_already_built_goes_out_as_it_is() -> None:
+    body = b'{"create":{"_index":"i","_id":"1"}}\n{"v":1}\n'
+    assert BodySerializer().dumps(body) is body
+    assert BodySerializer().dumps([{"index": {}}, {"v": 1}]) == b'{"index":{}}\n{"v":1}\n'
+    assert BodySerializer().dumps(b'{"v":1}') == b'{"v":1}\n'  # a final newline still added
