@@ -136,11 +136,15 @@ def ingest_cpu_line(ingest: dict[str, Any] | None) -> str:
         return round(side["cpu_s"][name] / side["entries"] * 1e6, 1)
 
     bound = _ratio(us(raw, "engine"), us(svc, "engine") + us(svc, "service"))
+    ceiling = _ratio(us(raw, "engine"), us(svc, "engine"))
+    allowed = round(us(raw, "engine") / INGEST_MIN - us(svc, "engine"), 1)
     return (f"Ingest CPU per entry: raw `_bulk` — engine {us(raw, 'engine')} µs, benchmark client "
             f"{us(raw, 'client')} µs; through the service — engine {us(svc, 'engine')} µs "
             f"(entries and their id claims), service {us(svc, 'service')} µs, benchmark client "
             f"{us(svc, 'client')} µs. When the engine alone keeps every CPU busy, the service can "
-            f"reach at most engine(raw) / (engine + service) = {bound}x of raw.")  # fmt: skip
+            f"reach at most engine(raw) / (engine + service) = {bound}x of raw; with no CPU of its "
+            f"own at all, {ceiling}x. For {INGEST_MIN}x it could spend at most {allowed} µs "
+            f"per entry.")  # fmt: skip
 
 
 def machine_line(machine: dict[str, Any]) -> str:
