@@ -53,8 +53,8 @@ CSV_BASE_COLUMNS = (
 )  # fmt: skip
 CSV_REQUIRED_COLUMNS = ("category", "action")
 SPREADSHEET_ESCAPED = re.compile(r"^'[=+\-@\t\r]")
-INTEGER = re.compile(r"^[+-]?\d+\Z")
-NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+INTEGER = re.compile(r"^[+-]?\d+$")  # "$": a cell ending in a newline is read, as int() reads it
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 class ImportUsageError(Exception):

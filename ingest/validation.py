@@ -26,7 +26,7 @@ from service.vocabulary import ACTOR_TYPES, CATEGORIES, EXPIRING_CATEGORIES, TYP
 ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 ACTION = re.compile(r"^[A-Za-z0-9_.:/*-]{1,256}\Z")
 RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt]([01]\d|2[0-3]):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"
 )
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\Z")
 TOP_LEVEL = {"id", "account_id", "timestamp", "category", "type", "actor", "action", "message",

@@ -14,6 +14,8 @@ from starlette.config import Config
 from starlette.datastructures import Secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+MAX_FUTURE_SKEW_S = 366 * 24 * 3600
+"""``AUDITLOG_MAX_FUTURE_SKEW_S`` at most (a year): no later time is a plausible clock skew."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,9 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         max_body_bytes=config("AUDITLOG_MAX_BODY_BYTES", cast=int, default=10 * 1024 * 1024),
         max_entries=config("AUDITLOG_MAX_ENTRIES", cast=int, default=5000),
         max_line_bytes=config("AUDITLOG_MAX_LINE_BYTES", cast=int, default=256 * 1024),
-        max_future_skew_s=config("AUDITLOG_MAX_FUTURE_SKEW_S", cast=int, default=300),
+        max_future_skew_s=min(
+            config("AUDITLOG_MAX_FUTURE_SKEW_S", cast=int, default=300), MAX_FUTURE_SKEW_S
+        ),
         bulk_batch_size=config("AUDITLOG_BULK_BATCH_SIZE", cast=int, default=5000),
         search_timeout_s=config("AUDITLOG_SEARCH_TIMEOUT_S", cast=float, default=10.0),
         export_dir=config("AUDITLOG_EXPORT_DIR", cast=Path, default=Path("/tmp/auditlog-exports")),

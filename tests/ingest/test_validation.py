@@ -76,3 +76,13 @@ def test_integer_metadata_keeps_its_range_and_minimum(
     with pytest.raises(Rejected) as caught:
         validate_entry(raw, "acme", NOW, 300, templates_with_a_minimum)
     assert (caught.value.field, caught.value.message) == ("metadata.status_code", problem)
+
+
+@pytest.mark.parametrize(
+    "sent", ["2026-03-31T24:00:00.000Z", "2026-03-31T24:00:00Z", "2026-11-26T10:15:00Z\n"]
+)
+def test_an_hour_past_23_or_a_final_newline_is_not_a_timestamp(sent: str) -> None:
+    with pytest.raises(Rejected) as caught:
+        validate_entry(_api_entry(timestamp=sent), "acme", NOW, 300, TEMPLATES)
+    assert caught.value.field == "timestamp"
+    assert "RFC 3339" in caught.value.message
