@@ -103,9 +103,9 @@ async def ingest_items(
 ) -> list[EntryResult]:
     """Validate and store ``items``; one result per item, in order."""
     results, valid = validate_items(ctx, items, account_of)
+    index_for = ctx.names.entry_index_for_stamp
     for start in range(0, len(valid), ctx.batch_size):
         batch = valid[start : start + ctx.batch_size]
-        index_for = ctx.names.entry_index_for_stamp
         prepared = [
             PreparedEntry(
                 doc_id_for(e.account_id, e.id),
