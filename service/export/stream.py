@@ -162,8 +162,10 @@ async def export_bytes(
             async for chunk in _page_chunks(plan, page):
                 yield chunk
             page = await anext(pages, None)
-        # a workbook is zipped here (seconds for a million rows): off the event loop
-        tails = await run_in_threadpool(plan.writer.finish, plan.info())
+        if isinstance(plan.writer, XlsxWriter):  # zipped here (seconds for a million rows)
+            tails = await run_in_threadpool(plan.writer.finish, plan.info())
+        else:  # nothing left to write: a thread's hand-offs would cost more
+            tails = plan.writer.finish(plan.info())
         for task in closing:  # called once every page is in, before the last one is taken
             await task
         for tail in tails:
