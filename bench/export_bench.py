@@ -30,7 +30,7 @@ from elasticsearch import AsyncElasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 
 from bench.dataset import MAIN_ACCOUNT
-from bench.measure import RssSampler, Stopwatch
+from bench.measure import CpuMeter, RssSampler, Stopwatch
 from bench.service import HttpClient
 from ingest.schema import known_metadata_columns
 from service.app import collector_tuned
@@ -90,6 +90,13 @@ def median_of(figures: list[dict[str, Any]]) -> dict[str, Any]:
     if len(counts) > 1:
         raise RuntimeError(f"runs of the same measure produced different rows: {counts}")
     chosen = dict(figures[len(figures) // 2])
+    if "cpu_s" in chosen:  # CPU per run is a few clock ticks: the sums over every run say more
+        chosen["all_runs"] = {
+            "seconds": round(sum(float(f["seconds"]) for f in figures), 3),
+            "rows": sum(int(f["rows"]) for f in figures),
+            "cpu_s": {name: round(sum(f["cpu_s"][name] for f in figures), 2)
+                      for name in chosen["cpu_s"]},
+        }  # fmt: skip
     if len(figures) > 1:
         chosen["runs_s"] = [f["seconds"] for f in figures]
         for memory in ("peak_rss_mb", "rss_delta_mb"):
@@ -111,12 +118,14 @@ def view_filters(frm: str, to: str) -> ViewFilters:
 # --- the service --------------------------------------------------------------------------
 
 
-def service_export(client: HttpClient, pid: int, fmt: str, frm: str, to: str,
-                   workdir: Path) -> dict[str, Any]:  # fmt: skip
+def service_export(client: HttpClient, pid: int, fmt: str, frm: str, to: str, workdir: Path,
+                   engine_pid: int) -> dict[str, Any]:  # fmt: skip
     path = f"/v1/export?{urlencode({'format': fmt, 'from': frm, 'to': to})}"
     size = newlines = 0
     target = workdir / f"export.{fmt}"
-    with RssSampler(pid) as rss, Stopwatch() as watch, client.stream(path) as resp:
+    pids = {"engine": engine_pid, "service": pid, "client": os.getpid()}
+    with (RssSampler(pid) as rss, CpuMeter(pids) as cpu, Stopwatch() as watch,
+          client.stream(path) as resp):  # fmt: skip
         if resp.status != 200:
             raise RuntimeError(f"export {fmt}: {resp.status} {resp.read()[:500]!r}")
         header_total = int(resp.getheader("X-Total-Count") or -1)
@@ -137,6 +146,7 @@ def service_export(client: HttpClient, pid: int, fmt: str, frm: str, to: str,
         "rows": rows, "header_total": header_total, "seconds": round(watch.seconds, 3),
         "rows_per_s": round(rows / watch.seconds, 1), "mb": round(size / 1e6, 1),
         "rss_before_mb": round(rss.before / 1e6, 1), "peak_rss_mb": round(rss.peak_mb, 1),
+        "cpu_s": cpu.seconds,
     }  # fmt: skip
 
 
@@ -154,13 +164,15 @@ def as_the_service_runs() -> Iterator[None]:
         yield
 
 
-async def _scan(es_url: str, names: IndexNames, filters: ViewFilters) -> tuple[int, float]:
-    """The rows of the view and the seconds to read them, the client connected beforehand (as
-    the service's is)."""
+async def _scan(es_url: str, names: IndexNames, filters: ViewFilters,
+                engine_pid: int) -> tuple[int, float, dict[str, float]]:  # fmt: skip
+    """The rows of the view, the seconds to read them and the CPU seconds of the engine and this
+    process meanwhile, the client connected beforehand (as the service's is)."""
     es = AsyncElasticsearch(es_url, request_timeout=120, serializer=OrjsonSerializer())
+    pids = {"engine": engine_pid, "client": os.getpid()}
     try:
         await es.cluster.health()
-        with Stopwatch() as watch:
+        with CpuMeter(pids) as cpu, Stopwatch() as watch:
             scan = ViewScan(es, names, EntryQuery(filters))
             try:
                 first = await scan.first_page()
@@ -169,15 +181,16 @@ async def _scan(es_url: str, names: IndexNames, filters: ViewFilters) -> tuple[i
                     rows += len(page.hits)
             finally:
                 await scan.close()
-        return rows, watch.seconds
+        return rows, watch.seconds, cpu.seconds
     finally:
         await es.close()
 
 
-def raw_scan(es_url: str, names: IndexNames, frm: str, to: str) -> dict[str, Any]:
+def raw_scan(es_url: str, names: IndexNames, frm: str, to: str, engine_pid: int) -> dict[str, Any]:
     with as_the_service_runs():
-        rows, seconds = asyncio.run(_scan(es_url, names, view_filters(frm, to)))
-    return {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds, 1)}
+        rows, seconds, cpu = asyncio.run(_scan(es_url, names, view_filters(frm, to), engine_pid))
+    return {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds, 1),
+            "cpu_s": cpu}  # fmt: skip
 
 
 # --- the writers alone --------------------------------------------------------------------

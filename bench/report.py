@@ -147,6 +147,34 @@ def ingest_cpu_line(ingest: dict[str, Any] | None) -> str:
             f"per entry.")  # fmt: skip
 
 
+def export_cpu_line(export: dict[str, Any] | None) -> str:
+    """Where the CSV downloads' time went, per row over every run of each tier: each process's
+    CPU, and the service's own CPU against the time the target allows a row."""
+    if not export or "all_runs" not in export["tiers"][0]["service"]["csv"]:
+        return ""
+    parts = []
+    for tier in export["tiers"]:
+        raw, svc = tier["raw_scan"]["all_runs"], tier["service"]["csv"]["all_runs"]
+
+        def us(side: dict[str, Any], value: float) -> float:
+            return round(value / side["rows"] * 1e6, 1)
+
+        allowed = round(us(raw, raw["seconds"]) / CSV_MIN, 1)
+        busy = round(100 * svc["cpu_s"]["service"] / svc["seconds"])
+        parts.append(
+            f"{tier['rows']:,} rows — raw scan: {us(raw, raw['seconds'])} µs a row, engine "
+            f"{us(raw, raw['cpu_s']['engine'])} µs, benchmark process "
+            f"{us(raw, raw['cpu_s']['client'])} µs; service: {us(svc, svc['seconds'])} µs a row, "
+            f"engine {us(svc, svc['cpu_s']['engine'])} µs, service "
+            f"{us(svc, svc['cpu_s']['service'])} µs (busy {busy} % of the download), benchmark "
+            f"client {us(svc, svc['cpu_s']['client'])} µs; {CSV_MIN}x allows {allowed} µs a row"
+        )
+    return (
+        "CSV export time and CPU per row, over every run of each tier (the service's event "
+        "loop parses, shapes and writes every row on one thread): " + "; ".join(parts) + "."
+    )
+
+
 def machine_line(machine: dict[str, Any]) -> str:
     return (f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), "
             f"{machine['memory_gb']} GB RAM, Elasticsearch {machine['engine_version']} "
@@ -158,5 +186,6 @@ def markdown(results: dict[str, Any]) -> str:
     parts = [machine_line(results["machine"]), "", targets_table(results["targets"]), "",
              ingest_cpu_line(results.get("ingest")), "",
              search_table(results["search"]), "", export_table(results["export"]), "",
+             export_cpu_line(results["export"]), "",
              rollover_line(results["export"].get("rollover"))]  # fmt: skip
     return "\n".join(parts)

@@ -190,8 +190,9 @@ class Bench:
             for fmt in export_bench.FORMATS:
                 measures[f"service {fmt}"] = partial(
                     export_bench.service_export, client, self.service.pid, fmt, frm, to,
-                    self.workdir)  # fmt: skip
-            measures["raw scan"] = partial(export_bench.raw_scan, self.es_url, names, frm, to)
+                    self.workdir, self.engine_pid)  # fmt: skip
+            measures["raw scan"] = partial(export_bench.raw_scan, self.es_url, names, frm, to,
+                                           self.engine_pid)  # fmt: skip
             for fmt in export_bench.FORMATS:
                 measures[f"bare {fmt}"] = partial(export_bench.bare_writer, fmt, sample, k)
             log(f"export {k:,} rows: service, raw scan and bare writers ({runs} run(s) each)")
