@@ -133,7 +133,7 @@ def ingest_cpu_line(ingest: dict[str, Any] | None) -> str:
     raw, svc = ingest["raw"], ingest["service"]
 
     def us(side: dict[str, Any], name: str) -> float:
-        return round(side["cpu_s"][name] / side["entries"] * 1e6, 1)
+        return round(float(side["cpu_s"][name]) / int(side["entries"]) * 1e6, 1)
 
     bound = _ratio(us(raw, "engine"), us(svc, "engine") + us(svc, "service"))
     ceiling = _ratio(us(raw, "engine"), us(svc, "engine"))
@@ -157,16 +157,16 @@ def export_cpu_line(export: dict[str, Any] | None) -> str:
         raw, svc = tier["raw_scan"]["all_runs"], tier["service"]["csv"]["all_runs"]
 
         def us(side: dict[str, Any], value: float) -> float:
-            return round(value / side["rows"] * 1e6, 1)
+            return round(float(value) / int(side["rows"]) * 1e6, 1)
 
-        allowed = round(us(raw, raw["seconds"]) / CSV_MIN, 1)
+        allowed = round(float(raw["seconds"]) / int(raw["rows"]) * 1e6 / CSV_MIN, 1)
         busy = round(100 * svc["cpu_s"]["service"] / svc["seconds"])
         parts.append(
             f"{tier['rows']:,} rows — raw scan: {us(raw, raw['seconds'])} µs a row, engine "
             f"{us(raw, raw['cpu_s']['engine'])} µs, benchmark process "
             f"{us(raw, raw['cpu_s']['client'])} µs; service: {us(svc, svc['seconds'])} µs a row, "
             f"engine {us(svc, svc['cpu_s']['engine'])} µs, service "
-            f"{us(svc, svc['cpu_s']['service'])} µs (busy {busy} % of the download), benchmark "
+            f"{us(svc, svc['cpu_s']['service'])} µs ({busy} % of the download's time), benchmark "
             f"client {us(svc, svc['cpu_s']['client'])} µs; {CSV_MIN}x allows {allowed} µs a row"
         )
     return (
