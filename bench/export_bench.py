@@ -30,7 +30,7 @@ from elasticsearch import AsyncElasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 
 from bench.dataset import MAIN_ACCOUNT
-from bench.measure import CpuMeter, RssSampler, Stopwatch
+from bench.measure import CpuMeter, RssSampler, Stopwatch, median_of
 from bench.service import HttpClient
 from ingest.schema import known_metadata_columns
 from service.app import collector_tuned
@@ -80,29 +80,6 @@ def median_runs(
         for name, measure in measures.items():
             done[name].append(measure())
     return {name: median_of(figures) for name, figures in done.items()}
-
-
-def median_of(figures: list[dict[str, Any]]) -> dict[str, Any]:
-    """The figures of the median run (by seconds), with every run's seconds and the highest
-    memory figures of them all; every run must have produced the same rows."""
-    figures = sorted(figures, key=lambda f: float(f["seconds"]))
-    counts = {(f["rows"], f.get("header_total")) for f in figures}
-    if len(counts) > 1:
-        raise RuntimeError(f"runs of the same measure produced different rows: {counts}")
-    chosen = dict(figures[len(figures) // 2])
-    if "cpu_s" in chosen:  # CPU per run is a few clock ticks: the sums over every run say more
-        chosen["all_runs"] = {
-            "seconds": round(sum(float(f["seconds"]) for f in figures), 3),
-            "rows": sum(int(f["rows"]) for f in figures),
-            "cpu_s": {name: round(sum(f["cpu_s"][name] for f in figures), 2)
-                      for name in chosen["cpu_s"]},
-        }  # fmt: skip
-    if len(figures) > 1:
-        chosen["runs_s"] = [f["seconds"] for f in figures]
-        for memory in ("peak_rss_mb", "rss_delta_mb"):
-            if memory in chosen:
-                chosen[memory] = max(f[memory] for f in figures)
-    return chosen
 
 
 def window(k: int, timestamps: list[str], end: str) -> tuple[str, str]:

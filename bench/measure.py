@@ -155,3 +155,27 @@ def machine_info(engine_version: str | None) -> dict[str, Any]:
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
         "packages": _packages(),
     }
+
+
+def median_of(figures: list[dict[str, Any]], count: str = "rows") -> dict[str, Any]:
+    """The figures of the median run (by seconds), with every run's seconds, the sums over every
+    run (seconds, ``count``, CPU) and the highest memory figures of them all; every run must have
+    produced the same ``count``."""
+    figures = sorted(figures, key=lambda f: float(f["seconds"]))
+    counts = {(f[count], f.get("header_total")) for f in figures}
+    if len(counts) > 1:
+        raise RuntimeError(f"runs of the same measure produced different {count}: {counts}")
+    chosen = dict(figures[len(figures) // 2])
+    if "cpu_s" in chosen:  # CPU per run is a few clock ticks: the sums over every run say more
+        chosen["all_runs"] = {
+            "seconds": round(sum(float(f["seconds"]) for f in figures), 3),
+            count: sum(int(f[count]) for f in figures),
+            "cpu_s": {name: round(sum(f["cpu_s"][name] for f in figures), 2)
+                      for name in chosen["cpu_s"]},
+        }  # fmt: skip
+    if len(figures) > 1:
+        chosen["runs_s"] = [f["seconds"] for f in figures]
+        for memory in ("peak_rss_mb", "rss_delta_mb", "service_peak_rss_mb"):
+            if memory in chosen:
+                chosen[memory] = max(f[memory] for f in figures)
+    return chosen

@@ -127,24 +127,39 @@ def rollover_line(rollover: dict[str, Any] | None) -> str:
 
 
 def ingest_cpu_line(ingest: dict[str, Any] | None) -> str:
-    """Where the ingest CPU went: every process's CPU per entry, and the ratio it allows."""
+    """Where the ingest CPU went: every process's CPU per entry over every round, and the ratio
+    it allows."""
     if not ingest or "cpu_s" not in ingest["raw"]:
         return ""
-    raw, svc = ingest["raw"], ingest["service"]
+    raw, svc = (ingest[side].get("all_runs", ingest[side]) for side in ("raw", "service"))
 
     def us(side: dict[str, Any], name: str) -> float:
         return round(float(side["cpu_s"][name]) / int(side["entries"]) * 1e6, 1)
 
+    def rate(side: dict[str, Any]) -> float:
+        return int(side["entries"]) / float(side["seconds"])
+
+    rounds = int(ingest.get("rounds", 1))
+    over = (f"Over all {rounds} rounds: {rate(svc):,.0f} vs {rate(raw):,.0f} entries/s, "
+            f"{_ratio(rate(svc), rate(raw))}x; the rounds took "
+            f"{_seconds(ingest['service'])} s through the service and "
+            f"{_seconds(ingest['raw'])} s raw. ") if rounds > 1 else ""  # fmt: skip
     bound = _ratio(us(raw, "engine"), us(svc, "engine") + us(svc, "service"))
     ceiling = _ratio(us(raw, "engine"), us(svc, "engine"))
     allowed = round(us(raw, "engine") / INGEST_MIN - us(svc, "engine"), 1)
-    return (f"Ingest CPU per entry: raw `_bulk` — engine {us(raw, 'engine')} µs, benchmark client "
+    return (f"{over}Ingest CPU per entry{' over all rounds' if rounds > 1 else ''}: raw `_bulk` "
+            f"— engine {us(raw, 'engine')} µs, benchmark client "
             f"{us(raw, 'client')} µs; through the service — engine {us(svc, 'engine')} µs "
             f"(entries and their id claims), service {us(svc, 'service')} µs, benchmark client "
             f"{us(svc, 'client')} µs. When the engine alone keeps every CPU busy, the service can "
             f"reach at most engine(raw) / (engine + service) = {bound}x of raw; with no CPU of its "
             f"own at all, {ceiling}x. For {INGEST_MIN}x it could spend at most {allowed} µs "
             f"per entry.")  # fmt: skip
+
+
+def _seconds(side: dict[str, Any]) -> str:
+    """Every run's seconds, in the order they were sorted (fastest first)."""
+    return ", ".join(f"{s:g}" for s in side.get("runs_s", [side["seconds"]]))
 
 
 def export_cpu_line(export: dict[str, Any] | None) -> str:
