@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 INGEST_MIN, SEARCH_MAX, CSV_MIN, XLSX_MIN, RSS_MAX_MB = 0.8, 1.3, 0.7, 0.8, 200.0
 
 
 def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 2) if b else None
+    """Unrounded: a target is judged on the ratio itself, not on its rounding (0.7993x is not
+    0.8x)."""
+    return a / b if b else None
+
+
+def _x(ratio: float | None, digits: int = 2) -> str:
+    return "-" if ratio is None else f"{ratio:.{digits}f}x"
 
 
 def _target(measure: str, service: str, baseline: str, ratio: float | None, target: str,
@@ -82,7 +91,7 @@ def targets_table(targets: list[dict[str, Any]]) -> str:
         "|---|---:|---:|---:|---|---|",
     ]
     for t in targets:
-        ratio = "-" if t["ratio"] is None else f"{t['ratio']:.2f}x"
+        ratio = _x(t["ratio"], 3)
         lines.append(f"| {t['measure']} | {t['service']} | {t['baseline']} | {ratio} | "
                      f"{t['target']} | {_met(t['met'])} |")  # fmt: skip
     return "\n".join(lines)
@@ -141,7 +150,7 @@ def ingest_cpu_line(ingest: dict[str, Any] | None) -> str:
 
     rounds = int(ingest.get("rounds", 1))
     over = (f"Over all {rounds} rounds: {rate(svc):,.0f} vs {rate(raw):,.0f} entries/s, "
-            f"{_ratio(rate(svc), rate(raw))}x; the rounds took "
+            f"{_x(_ratio(rate(svc), rate(raw)))}; the rounds took "
             f"{_seconds(ingest['service'])} s through the service and "
             f"{_seconds(ingest['raw'])} s raw. ") if rounds > 1 else ""  # fmt: skip
     bound = _ratio(us(raw, "engine"), us(svc, "engine") + us(svc, "service"))
@@ -152,8 +161,8 @@ def ingest_cpu_line(ingest: dict[str, Any] | None) -> str:
             f"{us(raw, 'client')} µs; through the service — engine {us(svc, 'engine')} µs "
             f"(entries and their id claims), service {us(svc, 'service')} µs, benchmark client "
             f"{us(svc, 'client')} µs. When the engine alone keeps every CPU busy, the service can "
-            f"reach at most engine(raw) / (engine + service) = {bound}x of raw; with no CPU of its "
-            f"own at all, {ceiling}x. For {INGEST_MIN}x it could spend at most {allowed} µs "
+            f"reach at most engine(raw) / (engine + service) = {_x(bound)} of raw; with no CPU of "
+            f"its own at all, {_x(ceiling)}. For {INGEST_MIN}x it could spend at most {allowed} µs "
             f"per entry.")  # fmt: skip
 
 
@@ -204,3 +213,23 @@ def markdown(results: dict[str, Any]) -> str:
              export_cpu_line(results["export"]), "",
              rollover_line(results["export"].get("rollover"))]  # fmt: skip
     return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.report [FILE] [--update]``: a run's targets judged again and its tables
+    printed again from its figures, with this report's rules (``--update`` writes the targets
+    back into FILE)."""
+    p = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
+    p.add_argument("file", nargs="?", type=Path, default=Path("bench/results/latest.json"))
+    p.add_argument("--update", action="store_true", help="write the targets back into FILE")
+    args = p.parse_args(argv)
+    results = json.loads(args.file.read_text())
+    results["targets"] = evaluate(results)
+    if args.update:
+        args.file.write_text(json.dumps(results, indent=1) + "\n")
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
