@@ -4,8 +4,9 @@ On a machine where the engine's ``_bulk`` alone keeps every CPU busy, any CPU th
 is taken from the engine, so the shared-CPU ratio measures the machine as much as the service.
 This run pins the engine to every CPU but the last and a second service process (its own index
 prefix) to the last CPU, then sends a fifth of the bodies (every fifth one, so every category and
-month is in it) raw and through that service. Both prefixes are deleted afterwards and the
-engine gets all CPUs back.
+month is in it) raw and through that service, the two taking turns for as many rounds as the
+shared-CPU measure (a fresh service process each round). Both prefixes are deleted after each
+run and the engine gets all CPUs back.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from bench.dataset import ACCOUNTS
 from bench.ingest_bench import IngestData, ingest_raw, ingest_service
+from bench.measure import median_of
 from bench.service import ServiceProcess, create_account_key
 
 PIN_PREFIX = "benchpin"
@@ -33,26 +35,40 @@ def pin(pid: int, cpus: set[int]) -> None:
 
 def ingest_on_separate_cpus(
     es_url: str, engine_pid: int, data: IngestData, admin_key: str, workdir: Path,
-    clear: Callable[[str], None], raw_prefix: str,
+    clear: Callable[[str], None], raw_prefix: str, rounds: int,
 ) -> dict[str, Any]:  # fmt: skip
+    """``rounds`` runs of each side taking turns, raw first, each side's median run reported."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return {"skipped": "one CPU only"}
     engine_cpus, service_cpus = set(cpus[:-1]), {cpus[-1]}
     bodies = data.bodies[::SHARE]
     subset = IngestData(bodies, [], {"all": sum(b.entries for b in bodies)})
+    done: dict[str, list[dict[str, Any]]] = {"raw": [], "service": []}
+    try:
+        pin(engine_pid, engine_cpus)
+        for _ in range(rounds):
+            done["raw"].append(ingest_raw(es_url, subset, engine_pid))
+            clear(raw_prefix)
+            done["service"].append(_through_service(es_url, engine_pid, subset, admin_key,
+                                                    workdir, service_cpus, clear))  # fmt: skip
+    finally:
+        pin(engine_pid, set(cpus))
+    return {"engine_cpus": sorted(engine_cpus), "service_cpus": sorted(service_cpus),
+            "rounds": rounds,
+            **{side: median_of(figures, "entries") for side, figures in done.items()}}  # fmt: skip
+
+
+def _through_service(es_url: str, engine_pid: int, subset: IngestData, admin_key: str,
+                     workdir: Path, cpus: set[int], clear: Callable[[str], None],
+                     ) -> dict[str, Any]:  # fmt: skip
+    """One run through a fresh service process pinned to ``cpus``; its prefix deleted after."""
     service = ServiceProcess(es_url, PIN_PREFIX, admin_key, workdir)
     service.start()
     try:
         keys = {a.id: create_account_key(service, a.id, a.name, a.timezone) for a in ACCOUNTS}
-        pin(engine_pid, engine_cpus)
-        pin(service.pid, service_cpus)
-        raw = ingest_raw(es_url, subset, engine_pid)
-        clear(raw_prefix)
-        through = ingest_service(service.url, keys, subset, service.pid, engine_pid)
+        pin(service.pid, cpus)
+        return ingest_service(service.url, keys, subset, service.pid, engine_pid)
     finally:
-        pin(engine_pid, set(cpus))
         service.stop()
         clear(PIN_PREFIX)
-    return {"engine_cpus": sorted(engine_cpus), "service_cpus": sorted(service_cpus),
-            "raw": raw, "service": through}  # fmt: skip

@@ -163,7 +163,23 @@ def ingest_cpu_line(ingest: dict[str, Any] | None) -> str:
             f"{us(svc, 'client')} µs. When the engine alone keeps every CPU busy, the service can "
             f"reach at most engine(raw) / (engine + service) = {_x(bound)} of raw; with no CPU of "
             f"its own at all, {_x(ceiling)}. For {INGEST_MIN}x it could spend at most {allowed} µs "
-            f"per entry.")  # fmt: skip
+            f"per entry.{_separate_line(ingest.get('separate_cpus', {}))}")  # fmt: skip
+
+
+def _separate_line(separate: dict[str, Any]) -> str:
+    """The engine's work per entry when it has CPUs of its own: there it bounds the ratio alone."""
+    if "raw" not in separate:
+        return ""
+    raw, svc = (separate[side].get("all_runs", separate[side]) for side in ("raw", "service"))
+
+    def us(side: dict[str, Any], name: str) -> float:
+        return round(float(side["cpu_s"][name]) / int(side["entries"]) * 1e6, 1)
+
+    return (f" With the engine on CPU {_cpus(separate['engine_cpus'])} and the service on CPU "
+            f"{_cpus(separate['service_cpus'])}, over all its rounds: engine {us(raw, 'engine')} "
+            f"µs per entry raw and {us(svc, 'engine')} µs through the service (at most "
+            f"{_x(_ratio(us(raw, 'engine'), us(svc, 'engine')))} when the engine's CPU is the "
+            f"bound), service {us(svc, 'service')} µs.")  # fmt: skip
 
 
 def _seconds(side: dict[str, Any]) -> str:

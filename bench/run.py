@@ -174,7 +174,7 @@ class Bench:
         log("ingest again, a fifth of the bodies, engine and service on separate CPUs")
         separate = ingest_on_separate_cpus(
             self.es_url, self.engine_pid, data, ADMIN_KEY, self.workdir,
-            lambda prefix: _delete_indices(self.es, prefix), RAW_PREFIX,
+            lambda prefix: _delete_indices(self.es, prefix), RAW_PREFIX, rounds,
         )  # fmt: skip
         if "raw" in separate:
             log(f"raw {separate['raw']['entries_per_s']:,.0f}/s, "
