@@ -190,6 +190,14 @@ def ingest_service(
             "cpu_s": cpu.seconds}  # fmt: skip
 
 
+def complete(figures: dict[str, Any], what: str) -> dict[str, Any]:
+    """``figures`` of a run where the engine acknowledged every entry; else the run is void."""
+    if figures["failed"] or figures["created"] != figures["entries"]:
+        raise RuntimeError(f"{what}: {figures['created']} of {figures['entries']} created, "
+                           f"{figures['failed']} failed: {figures['errors']}")  # fmt: skip
+    return figures
+
+
 def _figures(data: IngestData, tally: Tally, seconds: float) -> dict[str, Any]:
     return {
         "entries": data.total,

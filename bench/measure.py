@@ -158,9 +158,10 @@ def machine_info(engine_version: str | None) -> dict[str, Any]:
 
 
 def median_of(figures: list[dict[str, Any]], count: str = "rows") -> dict[str, Any]:
-    """The figures of the median run (by seconds), with every run's seconds, the sums over every
-    run (seconds, ``count``, CPU) and the highest memory figures of them all; every run must have
-    produced the same ``count``."""
+    """The figures of the median run (by seconds; the slower middle one of an even number), with
+    every run's seconds in the order they ran, the sums over every run (seconds, ``count``, CPU)
+    and the highest memory figures of them all; every run must have produced the same ``count``."""
+    in_order = [f["seconds"] for f in figures]
     figures = sorted(figures, key=lambda f: float(f["seconds"]))
     counts = {(f[count], f.get("header_total")) for f in figures}
     if len(counts) > 1:
@@ -174,7 +175,7 @@ def median_of(figures: list[dict[str, Any]], count: str = "rows") -> dict[str, A
                       for name in chosen["cpu_s"]},
         }  # fmt: skip
     if len(figures) > 1:
-        chosen["runs_s"] = [f["seconds"] for f in figures]
+        chosen["runs_s"] = in_order  # in the order they ran
         for memory in ("peak_rss_mb", "rss_delta_mb", "service_peak_rss_mb"):
             if memory in chosen:
                 chosen[memory] = max(f[memory] for f in figures)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dataset import ACCOUNTS
-from bench.ingest_bench import IngestData, ingest_raw, ingest_service
+from bench.ingest_bench import IngestData, complete, ingest_raw, ingest_service
 from bench.measure import median_of
 from bench.service import ServiceProcess, create_account_key
 
@@ -48,7 +48,7 @@ def ingest_on_separate_cpus(
     try:
         pin(engine_pid, engine_cpus)
         for _ in range(rounds):
-            done["raw"].append(ingest_raw(es_url, subset, engine_pid))
+            done["raw"].append(complete(ingest_raw(es_url, subset, engine_pid), "raw _bulk"))
             clear(raw_prefix)
             done["service"].append(_through_service(es_url, engine_pid, subset, admin_key,
                                                     workdir, service_cpus, clear))  # fmt: skip
@@ -64,11 +64,12 @@ def _through_service(es_url: str, engine_pid: int, subset: IngestData, admin_key
                      ) -> dict[str, Any]:  # fmt: skip
     """One run through a fresh service process pinned to ``cpus``; its prefix deleted after."""
     service = ServiceProcess(es_url, PIN_PREFIX, admin_key, workdir)
-    service.start()
     try:
+        service.start()
         keys = {a.id: create_account_key(service, a.id, a.name, a.timezone) for a in ACCOUNTS}
         pin(service.pid, cpus)
-        return ingest_service(service.url, keys, subset, service.pid, engine_pid)
+        return complete(ingest_service(service.url, keys, subset, service.pid, engine_pid),
+                        "the service")  # fmt: skip
     finally:
         service.stop()
         clear(PIN_PREFIX)

@@ -175,15 +175,18 @@ def _separate_line(separate: dict[str, Any]) -> str:
     def us(side: dict[str, Any], name: str) -> float:
         return round(float(side["cpu_s"][name]) / int(side["entries"]) * 1e6, 1)
 
+    rate = _ratio(int(svc["entries"]) / float(svc["seconds"]),
+                  int(raw["entries"]) / float(raw["seconds"]))  # fmt: skip
     return (f" With the engine on CPU {_cpus(separate['engine_cpus'])} and the service on CPU "
-            f"{_cpus(separate['service_cpus'])}, over all its rounds: engine {us(raw, 'engine')} "
+            f"{_cpus(separate['service_cpus'])}, over all its rounds: {_x(rate)} of raw `_bulk`'s "
+            f"entries/s; engine {us(raw, 'engine')} "
             f"µs per entry raw and {us(svc, 'engine')} µs through the service (at most "
             f"{_x(_ratio(us(raw, 'engine'), us(svc, 'engine')))} when the engine's CPU is the "
             f"bound), service {us(svc, 'service')} µs.")  # fmt: skip
 
 
 def _seconds(side: dict[str, Any]) -> str:
-    """Every run's seconds, in the order they were sorted (fastest first)."""
+    """Every run's seconds, in the order they ran."""
     return ", ".join(f"{s:g}" for s in side.get("runs_s", [side["seconds"]]))
 
 

@@ -2,9 +2,10 @@
 
 A fresh Elasticsearch node (heap 2g) starts in a temporary directory and is stopped at the end,
 even on failure. The service runs as a separate ``uvicorn`` process. Steps: generate the entries;
-ingest them raw (second prefix, then deleted) and through the service; search and histogram
-latencies; exports at 10k/100k/1M rows against a raw scan and the bare writers; XLSX rollover;
-profiles of the missed targets. Prints a markdown table and writes the figures as JSON.
+ingest them raw (second prefix, then deleted) and through the service, the two taking turns for
+``--ingest-rounds`` rounds, then again with the engine and the service on separate CPUs; search
+and histogram latencies; exports at 10k/100k/1M rows against a raw scan and the bare writers; XLSX
+rollover; profiles of the missed targets. Prints a markdown table and writes the figures as JSON.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from starlette.datastructures import Secret
 
 from bench import export_bench, profiles, report
 from bench.dataset import ACCOUNTS, MAIN_ACCOUNT, format_utc
-from bench.ingest_bench import IngestData, build_bodies, ingest_raw, ingest_service
+from bench.ingest_bench import IngestData, build_bodies, complete, ingest_raw, ingest_service
 from bench.measure import machine_info, median_of
 from bench.pinned import ingest_on_separate_cpus
 from bench.search_bench import RawSearch, run_search
@@ -158,7 +159,7 @@ class Bench:
         done: dict[str, list[dict[str, Any]]] = {"raw": [], "service": []}
         for r in range(1, rounds + 1):
             log(f"ingest round {r}/{rounds}: raw _bulk")
-            raw = ingest_raw(self.es_url, data, self.engine_pid)
+            raw = complete(ingest_raw(self.es_url, data, self.engine_pid), "raw _bulk")
             raw["verified_count"] = sum(_count(self.es, RAW_PREFIX, self.end_text).values())
             if raw["verified_count"] != data.total:
                 raise RuntimeError(f"raw _bulk stored {raw['verified_count']} of {data.total}")
@@ -186,13 +187,14 @@ class Bench:
         export measures read; the others go through a second service process whose prefix is
         checked and deleted after."""
         if last:
-            return ingest_service(self.service.url, self.keys, data, self.service.pid,
-                                  self.engine_pid)  # fmt: skip
+            return complete(ingest_service(self.service.url, self.keys, data, self.service.pid,
+                                           self.engine_pid), "the service")  # fmt: skip
         other = ServiceProcess(self.es_url, ROUND_PREFIX, ADMIN_KEY, self.workdir)
-        other.start()
         try:
+            other.start()
             keys = {a.id: create_account_key(other, a.id, a.name, a.timezone) for a in ACCOUNTS}
-            figures = ingest_service(other.url, keys, data, other.pid, self.engine_pid)
+            figures = complete(ingest_service(other.url, keys, data, other.pid, self.engine_pid),
+                               "the service")  # fmt: skip
             counts = _count(self.es, ROUND_PREFIX, self.end_text)
             if counts != data.counts:
                 raise RuntimeError(f"an ingest round stored {counts}, expected {data.counts}")

@@ -116,7 +116,7 @@ class ServiceProcess:
             "AUDITLOG_PORT": str(self.port),
         }
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = export_dir / "service.log"
+        self.log_path = export_dir / f"service-{prefix}-{self.port}.log"  # one per process
 
     @property
     def pid(self) -> int:
