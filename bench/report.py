@@ -135,19 +135,28 @@ def rollover_line(rollover: dict[str, Any] | None) -> str:
             f"{rollover['data_rows']:,} data rows in all.")  # fmt: skip
 
 
+def _all_runs(measure: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An ingest measure's raw and service figures summed over every round (the run itself when
+    there was one)."""
+    raw, svc = measure["raw"], measure["service"]
+    return raw.get("all_runs", raw), svc.get("all_runs", svc)
+
+
+def _us_per_entry(side: dict[str, Any], name: str) -> float:
+    return round(float(side["cpu_s"][name]) / int(side["entries"]) * 1e6, 1)
+
+
+def _entries_per_s(side: dict[str, Any]) -> float:
+    return int(side["entries"]) / float(side["seconds"])
+
+
 def ingest_cpu_line(ingest: dict[str, Any] | None) -> str:
     """Where the ingest CPU went: every process's CPU per entry over every round, and the ratio
     it allows."""
     if not ingest or "cpu_s" not in ingest["raw"]:
         return ""
-    raw, svc = (ingest[side].get("all_runs", ingest[side]) for side in ("raw", "service"))
-
-    def us(side: dict[str, Any], name: str) -> float:
-        return round(float(side["cpu_s"][name]) / int(side["entries"]) * 1e6, 1)
-
-    def rate(side: dict[str, Any]) -> float:
-        return int(side["entries"]) / float(side["seconds"])
-
+    raw, svc = _all_runs(ingest)
+    us, rate = _us_per_entry, _entries_per_s
     rounds = int(ingest.get("rounds", 1))
     over = (f"Over all {rounds} rounds: {rate(svc):,.0f} vs {rate(raw):,.0f} entries/s, "
             f"{_x(_ratio(rate(svc), rate(raw)))}; the rounds took "
@@ -170,13 +179,8 @@ def _separate_line(separate: dict[str, Any]) -> str:
     """The engine's work per entry when it has CPUs of its own: there it bounds the ratio alone."""
     if "raw" not in separate:
         return ""
-    raw, svc = (separate[side].get("all_runs", separate[side]) for side in ("raw", "service"))
-
-    def us(side: dict[str, Any], name: str) -> float:
-        return round(float(side["cpu_s"][name]) / int(side["entries"]) * 1e6, 1)
-
-    rate = _ratio(int(svc["entries"]) / float(svc["seconds"]),
-                  int(raw["entries"]) / float(raw["seconds"]))  # fmt: skip
+    raw, svc = _all_runs(separate)
+    us, rate = _us_per_entry, _ratio(_entries_per_s(svc), _entries_per_s(raw))
     return (f" With the engine on CPU {_cpus(separate['engine_cpus'])} and the service on CPU "
             f"{_cpus(separate['service_cpus'])}, over all its rounds: {_x(rate)} of raw `_bulk`'s "
             f"entries/s; engine {us(raw, 'engine')} "
