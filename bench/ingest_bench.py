@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.dataset import ACCOUNTS, entry_counts, generate
 from bench.measure import CpuMeter, RssSampler, Stopwatch
-from bench.service import HttpClient, Reply
+from bench.service import HttpClient, Reply, ServiceProcess, create_account_key
 from ingest.validation import validate_entry
 from service.search.indices import IndexNames
 from service.search.writer import BULK_FIELDS, doc_id_for
@@ -196,6 +196,28 @@ def complete(figures: dict[str, Any], what: str) -> dict[str, Any]:
         raise RuntimeError(f"{what}: {figures['created']} of {figures['entries']} created, "
                            f"{figures['failed']} failed: {figures['errors']}")  # fmt: skip
     return figures
+
+
+def ingest_fresh_service(
+    es_url: str, prefix: str, admin_key: str, workdir: Path, data: IngestData, engine_pid: int,
+    clear: Callable[[str], None], started: Callable[[int], None] = lambda pid: None,
+    verify: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:  # fmt: skip
+    """One complete run through a fresh service process with ``prefix`` to itself: ``started``
+    gets its pid before the run, ``verify`` runs after it; the process is stopped and the prefix
+    deleted even on failure."""
+    service = ServiceProcess(es_url, prefix, admin_key, workdir)
+    try:
+        service.start()
+        keys = {a.id: create_account_key(service, a.id, a.name, a.timezone) for a in ACCOUNTS}
+        started(service.pid)
+        figures = complete(ingest_service(service.url, keys, data, service.pid, engine_pid),
+                           "the service")  # fmt: skip
+        verify()
+        return figures
+    finally:
+        service.stop()
+        clear(prefix)
 
 
 def _figures(data: IngestData, tally: Tally, seconds: float) -> dict[str, Any]:

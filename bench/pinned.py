@@ -17,10 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.dataset import ACCOUNTS
-from bench.ingest_bench import IngestData, complete, ingest_raw, ingest_service
+from bench.ingest_bench import IngestData, complete, ingest_fresh_service, ingest_raw
 from bench.measure import median_of
-from bench.service import ServiceProcess, create_account_key
 
 PIN_PREFIX = "benchpin"
 SHARE = 5
@@ -50,26 +48,11 @@ def ingest_on_separate_cpus(
         for _ in range(rounds):
             done["raw"].append(complete(ingest_raw(es_url, subset, engine_pid), "raw _bulk"))
             clear(raw_prefix)
-            done["service"].append(_through_service(es_url, engine_pid, subset, admin_key,
-                                                    workdir, service_cpus, clear))  # fmt: skip
+            done["service"].append(ingest_fresh_service(
+                es_url, PIN_PREFIX, admin_key, workdir, subset, engine_pid, clear,
+                started=lambda pid: pin(pid, service_cpus)))  # fmt: skip
     finally:
         pin(engine_pid, set(cpus))
     return {"engine_cpus": sorted(engine_cpus), "service_cpus": sorted(service_cpus),
             "rounds": rounds,
             **{side: median_of(figures, "entries") for side, figures in done.items()}}  # fmt: skip
-
-
-def _through_service(es_url: str, engine_pid: int, subset: IngestData, admin_key: str,
-                     workdir: Path, cpus: set[int], clear: Callable[[str], None],
-                     ) -> dict[str, Any]:  # fmt: skip
-    """One run through a fresh service process pinned to ``cpus``; its prefix deleted after."""
-    service = ServiceProcess(es_url, PIN_PREFIX, admin_key, workdir)
-    try:
-        service.start()
-        keys = {a.id: create_account_key(service, a.id, a.name, a.timezone) for a in ACCOUNTS}
-        pin(service.pid, cpus)
-        return complete(ingest_service(service.url, keys, subset, service.pid, engine_pid),
-                        "the service")  # fmt: skip
-    finally:
-        service.stop()
-        clear(PIN_PREFIX)

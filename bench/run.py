@@ -28,7 +28,14 @@ from starlette.datastructures import Secret
 
 from bench import export_bench, profiles, report
 from bench.dataset import ACCOUNTS, MAIN_ACCOUNT, format_utc
-from bench.ingest_bench import IngestData, build_bodies, complete, ingest_raw, ingest_service
+from bench.ingest_bench import (
+    IngestData,
+    build_bodies,
+    complete,
+    ingest_fresh_service,
+    ingest_raw,  # fmt: skip
+    ingest_service,
+)
 from bench.measure import machine_info, median_of
 from bench.pinned import ingest_on_separate_cpus
 from bench.search_bench import RawSearch, run_search
@@ -189,19 +196,15 @@ class Bench:
         if last:
             return complete(ingest_service(self.service.url, self.keys, data, self.service.pid,
                                            self.engine_pid), "the service")  # fmt: skip
-        other = ServiceProcess(self.es_url, ROUND_PREFIX, ADMIN_KEY, self.workdir)
-        try:
-            other.start()
-            keys = {a.id: create_account_key(other, a.id, a.name, a.timezone) for a in ACCOUNTS}
-            figures = complete(ingest_service(other.url, keys, data, other.pid, self.engine_pid),
-                               "the service")  # fmt: skip
+
+        def verify() -> None:
             counts = _count(self.es, ROUND_PREFIX, self.end_text)
             if counts != data.counts:
                 raise RuntimeError(f"an ingest round stored {counts}, expected {data.counts}")
-        finally:
-            other.stop()
-            _delete_indices(self.es, ROUND_PREFIX)
-        return figures
+
+        return ingest_fresh_service(self.es_url, ROUND_PREFIX, ADMIN_KEY, self.workdir, data,
+                                    self.engine_pid, partial(_delete_indices, self.es),
+                                    verify=verify)  # fmt: skip
 
     def search(self) -> None:
         log(f"search: entries and histogram, {self.args.repeats} timed requests per filter")
