@@ -9,6 +9,9 @@ from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
 from service.config import Settings
 
+REQUEST_TIMEOUT_S = 30
+CLIENT_RETRIES = 2
+"""Each request's timeout, and how often the client retries it (timeouts included)."""
 ALL_CREATED = "all_created"
 """The key of the answer :class:`EngineSerializer` reads from a bulk answer whose items are all
 ``create``s with status 201: its value is their number."""
@@ -43,9 +46,9 @@ class BodySerializer(NdjsonSerializer):
 def make_client(settings: Settings, url: str) -> AsyncElasticsearch:
     """A client for ``url`` with the configured credentials; it does not connect yet."""
     options: dict[str, Any] = {
-        "request_timeout": 30,
+        "request_timeout": REQUEST_TIMEOUT_S,
         "retry_on_timeout": True,
-        "max_retries": 2,
+        "max_retries": CLIENT_RETRIES,
         "serializers": {
             "application/json": EngineSerializer(),
             "application/x-ndjson": BodySerializer(),

@@ -1,11 +1,24 @@
 """Writing entries: idempotent across indices, acknowledged or not reported created.
 
 ``(account_id, id)`` is unique. Each entry first claims its id in ``<prefix>-entry-ids`` with an
-atomic ``create``; the claim records the index the entry goes to. A claim that exists already
-means a duplicate — unless the entry it points at is missing (an earlier attempt died between
-claim and write), in which case the claim is taken over and the entry written. Entries are then
-``create``d in their routed index. Items the engine throttles (429) or fails (5xx) are retried
-with backoff; whatever the engine never acknowledged is reported ``failed`` (safe to retry).
+atomic ``create``; the claim records the index the entry goes to and when it was claimed.
+Entries are then ``create``d in their routed index. Items the engine throttles (429) or fails
+(5xx) are retried with backoff; whatever the engine never acknowledged is reported ``failed``
+(safe to retry).
+
+A claim that exists already is resolved without a second copy, whatever the timing:
+
+- it points at the index this attempt writes to: the entry is ``create``d there (the engine's
+  own ``_id`` check decides between ``created`` and ``duplicate``);
+- it points at another index holding the entry: ``duplicate``;
+- it points at another index without the entry, and is younger than :data:`CLAIM_LEASE_S`:
+  the first attempt may still complete, so this one is ``failed`` with "retry";
+- older than the lease (the first attempt died between claim and write): the claim is taken
+  over by a conditional update (``if_seq_no``/``if_primary_term``: of two attempts taking it over
+  at once, one wins, the other is ``failed`` with "retry"), then the entry is written.
+
+The lease is longer than the writer's whole timeout with its retries, so no attempt that can
+still complete loses its claim. The happy path writes nothing more than the claim.
 """
 
 from __future__ import annotations
@@ -18,7 +31,7 @@ from typing import Any
 import orjson
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from service.search.client import ALL_CREATED
+from service.search.client import ALL_CREATED, CLIENT_RETRIES, REQUEST_TIMEOUT_S
 from service.search.indices import IndexNames
 
 BULK_FIELDS = "errors,items.*.status,items.*.error"
@@ -27,6 +40,18 @@ BULK_MAX_BYTES = 16 * 1024 * 1024
 """A bulk request's body at most (the engine refuses more than 100 MB; a batch of entries of
 the largest size allowed would pass that)."""
 BACKOFF_S = 0.5
+WRITER_TIMEOUT_S = RETRIES * (CLIENT_RETRIES + 1) * REQUEST_TIMEOUT_S + BACKOFF_S * (
+    2 ** (RETRIES - 1) - 1
+)
+"""The longest one batch's writes can take: :data:`RETRIES` bulk calls, each up to the client's
+tries of :data:`REQUEST_TIMEOUT_S`, and the backoffs between them (363.5 s)."""
+CLAIM_LEASE_S = 600.0
+"""How long a claim whose entry is not stored yet belongs to the attempt that made it: longer
+than :data:`WRITER_TIMEOUT_S`, so no attempt that can still complete loses its claim."""
+IN_FLIGHT = (
+    "an earlier request with this id is still being stored; retry with the same id "
+    "(it is answered duplicate once stored)"
+)
 
 
 @dataclass(slots=True)
@@ -145,15 +170,41 @@ async def _bulk_group(es: AsyncElasticsearch, ops: list[bytes]) -> list[dict[str
     return results
 
 
-async def _existing(es: AsyncElasticsearch, names: IndexNames, doc_ids: list[str]) -> set[str]:
-    """Those of ``doc_ids`` whose claimed entry is really stored."""
-    claims = await es.mget(index=names.entry_ids, ids=doc_ids)
-    docs = [
-        {"_index": c["_source"]["index"], "_id": c["_id"]} for c in claims["docs"] if c.get("found")
-    ]
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    index: str
+    claimed_at: datetime
+    seq_no: int
+    primary_term: int
+
+
+async def _claims(
+    es: AsyncElasticsearch, names: IndexNames, doc_ids: list[str]
+) -> dict[str, _Claim]:
+    """The stored claims of ``doc_ids`` (a claim deleted meanwhile is absent)."""
+    found = await es.mget(index=names.entry_ids, ids=doc_ids)
+    return {
+        c["_id"]: _Claim(
+            index=c["_source"]["index"],
+            claimed_at=_instant(c["_source"]["claimed_at"]),
+            seq_no=c["_seq_no"],
+            primary_term=c["_primary_term"],
+        )
+        for c in found["docs"]
+        if c.get("found")
+    }
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def _stored(es: AsyncElasticsearch, docs: list[tuple[str, str]]) -> set[str]:
+    """Those of ``(index, doc_id)`` whose entry is stored."""
     if not docs:
         return set()
-    entries = await es.options(ignore_status=404).mget(docs=docs)
+    body = [{"_index": index, "_id": doc_id} for index, doc_id in docs]
+    entries = await es.options(ignore_status=404).mget(docs=body)
     return {d["_id"] for d in entries["docs"] if d.get("found")}
 
 
@@ -190,7 +241,7 @@ async def _store_unique(
     es: AsyncElasticsearch, names: IndexNames, entries: list[PreparedEntry]
 ) -> list[Outcome]:
     outcomes = [NOT_ACKNOWLEDGED] * len(entries)
-    now = datetime.now(UTC).isoformat()
+    now = datetime.now(UTC)
     entry_ops: dict[int, bytes] = {}
     claim_ops = []
     claim_sources: dict[str, bytes] = {}  # the same for every entry of an index
@@ -202,7 +253,7 @@ async def _store_unique(
             continue
         claim = claim_sources.get(e.index)
         if claim is None:
-            claim = claim_sources[e.index] = orjson.dumps({"index": e.index, "claimed_at": now})
+            claim = claim_sources[e.index] = _claim_source(e.index, now)
         claim_ops.append(b"%b\n%b\n" % (_action(names.entry_ids, e.doc_id), claim))
     storable = list(entry_ops)
     claims = await _bulk_create(es, claim_ops)
@@ -217,15 +268,7 @@ async def _store_unique(
         else:
             outcomes[i] = Outcome("failed", _reason(result))
     if conflicts:
-        stored = await _existing(es, names, [entries[i].doc_id for i in conflicts])
-        orphans = []
-        for i in conflicts:
-            if entries[i].doc_id in stored:
-                outcomes[i] = DUPLICATE
-            else:
-                orphans.append(i)
-        await _take_over(es, names, [entries[i] for i in orphans], now)
-        to_write += orphans
+        to_write += await _resolve_conflicts(es, names, entries, conflicts, outcomes, now)
         to_write.sort()
     written = await _bulk_create(es, [entry_ops[i] for i in to_write])
     for i, result in zip(to_write, written, strict=True):
@@ -241,17 +284,68 @@ async def _store_unique(
     return outcomes
 
 
+def _claim_source(index: str, now: datetime) -> bytes:
+    return orjson.dumps({"index": index, "claimed_at": now.isoformat()})
+
+
+async def _resolve_conflicts(
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    entries: list[PreparedEntry],
+    conflicts: list[int],
+    outcomes: list[Outcome],
+    now: datetime,
+) -> list[int]:
+    """Settle the entries whose id was claimed already (the module's rules): their outcomes are
+    set, and those to write into their index are returned."""
+    claims = await _claims(es, names, [entries[i].doc_id for i in conflicts])
+    claim_of = {i: claims.get(entries[i].doc_id) for i in conflicts}
+    elsewhere = [
+        (claim.index, entries[i].doc_id)
+        for i, claim in claim_of.items()
+        if claim is not None and claim.index != entries[i].index
+    ]
+    stored = await _stored(es, elsewhere)
+    to_write: list[int] = []
+    expired: list[int] = []
+    for i, claim in claim_of.items():
+        if claim is None:  # deleted since the create failed: let the client try again
+            outcomes[i] = Outcome("failed", IN_FLIGHT)
+        elif claim.index == entries[i].index:
+            to_write.append(i)
+        elif entries[i].doc_id in stored:
+            outcomes[i] = DUPLICATE
+        elif (now - claim.claimed_at).total_seconds() > CLAIM_LEASE_S:
+            expired.append(i)
+        else:
+            outcomes[i] = Outcome("failed", IN_FLIGHT)
+    if expired:
+        abandoned = [(entries[i], claims[entries[i].doc_id]) for i in expired]
+        for i, won in zip(expired, await _take_over(es, names, abandoned, now), strict=True):
+            if won:
+                to_write.append(i)
+            else:
+                outcomes[i] = Outcome("failed", IN_FLIGHT)
+    return to_write
+
+
 async def _take_over(
-    es: AsyncElasticsearch, names: IndexNames, orphans: list[PreparedEntry], now: str
-) -> None:
-    """Point claims whose entry was never stored at the index this attempt writes to."""
-    if not orphans:
-        return
-    body: list[dict[str, Any]] = []
-    for entry in orphans:
-        body += [{"index": {"_index": names.entry_ids, "_id": entry.doc_id}},
-                 {"index": entry.index, "claimed_at": now}]  # fmt: skip
-    await es.bulk(operations=body)
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    abandoned: list[tuple[PreparedEntry, _Claim]],
+    now: datetime,
+) -> list[bool]:
+    """Point each abandoned claim at the index this attempt writes to, provided nobody changed
+    it since it was read; whether each was taken."""
+    ops = []
+    for entry, claim in abandoned:
+        target = {"_index": names.entry_ids, "_id": entry.doc_id}
+        condition = {"if_seq_no": claim.seq_no, "if_primary_term": claim.primary_term}
+        action = {"index": {**target, **condition}}
+        ops.append(b"%b\n%b\n" % (orjson.dumps(action), _claim_source(entry.index, now)))
+    body = b"".join(ops)  # sent as it is (see _bulk_group)
+    resp = await es.bulk(operations=body, filter_path="items.*.status")  # type: ignore[arg-type]
+    return [item["index"]["status"] in (200, 201) for item in resp["items"]]
 
 
 def _reason(result: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ bulk requests stay under a size bound; an answer where everything was created is
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from starlette.testclient import TestClient
 from service.config import Settings
 from service.search.client import ALL_CREATED, BodySerializer, EngineSerializer
 from service.search.indices import IndexNames
+from service.search.setup import run_setup
 from service.search.writer import (
     BULK_FIELDS,
     Outcome,
@@ -22,7 +24,7 @@ from service.search.writer import (
     create_op,
     store_entries,
 )
-from tests.conftest import with_engine
+from tests.conftest import delete_prefixed, make_settings, with_engine
 
 
 @pytest.fixture
@@ -117,3 +119,38 @@ def test_a_bulk_body_already_built_goes_out_as_it_is() -> None:
     assert BodySerializer().dumps(body) is body
     assert BodySerializer().dumps([{"index": {}}, {"v": 1}]) == b'{"index":{}}\n{"v":1}\n'
     assert BodySerializer().dumps(b'{"v":1}') == b'{"v":1}\n'  # a final newline still added
+
+
+def test_an_entry_costs_its_claim_and_itself_and_a_resend_costs_no_write(
+    es: Elasticsearch, engine_url: str
+) -> None:
+    """The engine's own count of indexing operations, on a prefix of this test's alone: the
+    duplicate rules (leases, take-overs) add no write to the usual paths."""
+    settings = make_settings(engine_url, f"w{uuid.uuid4().hex[:8]}")
+    names = IndexNames(settings.index_prefix)
+    stamp = "2026-11-05T00:00:00.000Z"
+    entries = [
+        PreparedEntry(f"costs/e{n}", names.entry_index_for_stamp("api", stamp),
+                      {"id": f"e{n}", "account_id": "costs", "timestamp": stamp,
+                       "category": "api", "type": "notice", "actor": {"type": "system", "id": "s"},
+                       "action": "x", "message": "", "ingested_at": stamp})
+        for n in range(100)
+    ]  # fmt: skip
+
+    def writes() -> int:
+        es.indices.refresh(index=f"{settings.index_prefix}-*")
+        stats = es.indices.stats(index=f"{settings.index_prefix}-*", metric="indexing")
+        return int(stats["_all"]["primaries"]["indexing"]["index_total"])
+
+    try:
+        with_engine(settings, lambda client: run_setup(client, settings))
+        before = writes()
+        first = with_engine(settings, lambda client: store_entries(client, names, entries))
+        after_first = writes()
+        again = with_engine(settings, lambda client: store_entries(client, names, entries))
+        assert {o.status for o in first} == {"created"}
+        assert {o.status for o in again} == {"duplicate"}
+        assert after_first - before == 2 * len(entries)  # the claims and the entries
+        assert writes() == after_first  # a resend reads, and writes nothing
+    finally:
+        delete_prefixed(es, settings.index_prefix)
