@@ -3,14 +3,20 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: install run test check bench soak fuzz-long engine-stop clean chromium
+.PHONY: install run test test-fast check bench soak fuzz-long engine-stop clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The benchmark's profiler comes with the `bench` extra.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 install: $(STAMP)
 
@@ -19,6 +25,11 @@ run: $(STAMP)
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# The edit-test loop: everything but the browser, the fuzzers and the tests with engines of their
+# own. CI runs `make test`, the whole suite.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not browser and not fuzz and not second_engine"
 
 # The page's browser tests drive Debian's chromium (never a browser that playwright downloads).
 CHROMIUM := /usr/bin/chromium
@@ -38,7 +49,7 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run
 
 # The long reliability runs (not part of `make test`): a 10-minute mixed load, and 10,000+

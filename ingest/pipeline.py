@@ -7,7 +7,7 @@ The HTTP endpoints, ``auditlog import`` and the demo loader all go through
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,8 @@ class IngestContext:
     templates_dir: Path
     max_skew_s: int
     batch_size: int
+    counters: Counter[str] = field(default_factory=Counter)
+    """Where failures are counted (the service's ``/metrics`` counters)."""
 
 
 def summarize(results: list[EntryResult]) -> dict[str, Any]:

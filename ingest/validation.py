@@ -36,6 +36,8 @@ MAX_MESSAGE = 10_000
 MAX_ACTOR_FIELD = 256
 MAX_IP_TEXT = 64
 """Longer than any address (and only short texts go into the cache of checked addresses)."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""No entry is older (instants are compared, whatever offset a timestamp was written with)."""
 EXPIRY = timedelta(days=30)
 
 
@@ -215,7 +217,7 @@ class EntryChecks:
         if sent is None:
             return self.now
         timestamp = parse_timestamp(sent)
-        if timestamp.year < 1970:
+        if timestamp < EPOCH:  # the instant: 1970-01-01T00:00:00+14:00 is in 1969
             raise Rejected("timestamp", "must not be before 1970")
         if timestamp > self.latest:
             raise Rejected("timestamp", f"is more than {self.max_skew_s} s in the future")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from elasticsearch import ApiError, TransportError
 from starlette.requests import Request
@@ -12,33 +10,25 @@ from starlette.responses import JSONResponse, Response
 
 from service import audit_trail
 from service.auth import ACCOUNT_ID, ACCOUNT_SCOPES, KEY_ID, SCOPES, new_key, require
+from service.bodies import read_json_object
 from service.errors import ServiceError, bad_request, engine_unavailable
-from service.ingest_api import ingest_context, read_body
+from service.ingest_api import ingest_context
 from service.runtime import runtime_of
 from service.search.accounts import Account, AccountStore
+from service.zones import zone
 
 MAX_ADMIN_BODY = 64 * 1024
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    body = await read_body(request, MAX_ADMIN_BODY)
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request(f"the body is not valid JSON: {e}", field="body") from e
-    if not isinstance(parsed, dict):
+    parsed = await read_json_object(request, MAX_ADMIN_BODY)
+    if parsed is None:
         raise bad_request("the body must be a JSON object", field="body")
     return parsed
 
 
 def validate_timezone(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise bad_request("timezone must be an IANA timezone name", field="timezone")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise bad_request(f"unknown timezone '{value}'", field="timezone") from e
-    return value
+    return zone(value, "timezone").key
 
 
 def validate_name(value: object, field: str = "name") -> str:

@@ -21,14 +21,16 @@ from starlette.routing import Route
 
 from service import admin_api, export_api, health, ingest_api, openapi, page, search_api, security
 from service.config import Settings, load_settings
-from service.errors import EXCEPTION_HANDLERS
+from service.errors import EXCEPTION_HANDLERS, ServiceError
 from service.export.jobs import sweep_jobs
 from service.retention_runs import run_retention
 from service.runtime import Runtime
+from service.search.accounts import AccountStore
 from service.search.client import make_client
 from service.search.indices import IndexNames
 from service.search.jobs import JobStore
 from service.search.setup import run_setup
+from service.zones import accepted_zones
 
 log = logging.getLogger("auditlog")
 SETUP_RETRY_S = 5.0
@@ -65,6 +67,24 @@ async def _setup_until_done(runtime: Runtime) -> None:
             continue
         runtime.ilm, runtime.setup_done = report.ilm, True
         log.info("setup: changed %s", report.changed or "nothing")
+    await _report_refused_zones(runtime)
+
+
+async def _report_refused_zones(runtime: Runtime) -> None:
+    """Log the accounts stored with a timezone the service no longer accepts (their views need
+    ``tz`` until ``auditlog accounts fix-timezones`` gives them an accepted one)."""
+    try:
+        refused = await AccountStore(runtime.es, runtime.names).accounts_outside(accepted_zones())
+    except (ApiError, TransportError) as e:
+        log.warning("could not check the accounts' timezones: %s", e)
+        return
+    for account in refused:
+        log.warning(
+            "account %s has the timezone %r, which is not supported; "
+            "run `auditlog accounts fix-timezones`",
+            account.id,
+            account.timezone,
+        )
 
 
 async def _housekeeping_loop(runtime: Runtime) -> None:
@@ -75,7 +95,7 @@ async def _housekeeping_loop(runtime: Runtime) -> None:
                 if not runtime.ilm:
                     await run_retention(runtime)
                 await sweep_jobs(JobStore(runtime.es, runtime.names), runtime.settings.export_dir)
-            except (ApiError, TransportError) as e:
+            except (ApiError, TransportError, ServiceError) as e:
                 log.warning("housekeeping failed: %s", e)
         await asyncio.sleep(runtime.settings.retention_interval_s)
 

@@ -1,7 +1,9 @@
 """The audit of the audit: the service records its own sensitive actions as ``audit`` entries.
 
 Key creation and revocation, account changes, exports and retention runs become entries of the
-account concerned, written through the normal ingest path.
+account concerned, written through the normal ingest path. An entry the engine did not store
+raises :class:`AuditNotRecorded` (and counts ``audit_failures`` in ``/metrics``): an export whose
+audit entry is missing is not delivered as complete.
 """
 
 from __future__ import annotations
@@ -12,8 +14,18 @@ from typing import Any
 from elasticsearch import ApiError, TransportError
 
 from ingest.pipeline import IngestContext, Item, ingest_items
+from service.errors import ServiceError
 
 log = logging.getLogger("auditlog")
+
+
+class AuditNotRecorded(ServiceError):
+    """The action's audit entry was not stored (503: the engine refused or was unavailable)."""
+
+    def __init__(self, action: str, reason: str) -> None:
+        super().__init__(
+            503, "audit_not_recorded", f"the audit entry of {action} could not be written: {reason}"
+        )
 
 
 async def record(
@@ -24,8 +36,9 @@ async def record(
     message: str,
     metadata: dict[str, Any] | None = None,
     entry_type: str = "notice",
-) -> bool:
-    """Write one ``audit`` entry; False (and a log line) when the engine did not store it."""
+) -> None:
+    """Write one ``audit`` entry; :class:`AuditNotRecorded` (and a log line) when the engine did
+    not store it."""
     raw = {
         "category": "audit",
         "type": entry_type,
@@ -36,13 +49,13 @@ async def record(
     }
     try:
         results = await ingest_items(ctx, [Item(raw)], {0: account_id})
+        reason = results[0].message if results[0].status != "created" else None
     except (ApiError, TransportError) as e:
-        log.error("could not record %s for %s: %s", action, account_id, e)
-        return False
-    if results[0].status != "created":
-        log.error("could not record %s for %s: %s", action, account_id, results[0].message)
-        return False
-    return True
+        reason = str(e)
+    if reason is not None:
+        ctx.counters["audit_failures"] += 1
+        log.error("could not record %s for %s: %s", action, account_id, reason)
+        raise AuditNotRecorded(action, reason)
 
 
 def key_actor(key_id: str) -> dict[str, str]:

@@ -19,7 +19,6 @@ from elasticsearch import ApiError, TransportError
 from starlette.requests import Request
 
 from service.errors import ServiceError, bad_request, engine_unavailable
-from service.key_cache import KeyCache as KeyCache
 from service.runtime import Runtime, runtime_of
 from service.search.accounts import Account, AccountStore, KeyRecord
 

@@ -213,7 +213,10 @@ async def _record(
 
     metadata = dict(zip(("target_type", "target_id", "target_name"), target, strict=True))
     ctx = _ingest_context(es, settings)
-    await audit_trail.record(ctx, account_id, CLI_ACTOR, action, message, metadata)
+    try:
+        await audit_trail.record(ctx, account_id, CLI_ACTOR, action, message, metadata)
+    except audit_trail.AuditNotRecorded as e:
+        raise CliError(f"done, but not recorded: {e.message}") from e
 
 
 def _account_changes(args: argparse.Namespace) -> dict[str, str]:
@@ -267,11 +270,33 @@ def _accounts_update(account_id: str, changes: dict[str, str]) -> int:
     return 0
 
 
+def _fix_timezones() -> int:
+    """Give each account stored with a refused timezone the accepted zone it means (UTC where
+    none does), recorded in its log like any change."""
+    from service.zones import accepted_name, accepted_zones
+
+    async def fix(es: AsyncElasticsearch, settings: Settings) -> list[dict[str, str]]:
+        fixed = []
+        for account in await _store(es, settings).accounts_outside(accepted_zones()):
+            zone = accepted_name(account.timezone) or "UTC"
+            await _store(es, settings).update_account(account.id, {"timezone": zone})
+            text = f"Account settings changed: timezone {account.timezone} → {zone}"
+            target = ("account", account.id, account.name)
+            await _record(es, settings, account.id, "account.updated", text, target)
+            fixed.append({"id": account.id, "from": account.timezone, "to": zone})
+        return fixed
+
+    _print_json({"fixed": _with_client(fix, ensure_setup=True)})
+    return 0
+
+
 def cmd_accounts(args: argparse.Namespace) -> int:
     if args.action == "list":
         accounts = _with_client(lambda es, s: _store(es, s).list_accounts(), ensure_setup=True)
         _print_json({"accounts": [a.to_dict() for a in accounts]})
         return 0
+    if args.action == "fix-timezones":
+        return _fix_timezones()
     account_id, changes = _account_id(args.id), _account_changes(args)
     if args.action == "create":
         return _accounts_create(account_id, changes)
@@ -378,6 +403,9 @@ def _add_accounts_parser(sub: Any) -> None:
         parser.add_argument("--name", help="display name (create: default the id)")
         parser.add_argument("--timezone", help="IANA timezone (create: default UTC)")
     actions.add_parser("list", help="list accounts")
+    actions.add_parser(
+        "fix-timezones", help="give accounts stored with an unsupported timezone the zone it means"
+    )
     accounts.set_defaults(func=cmd_accounts)
 
 

@@ -44,6 +44,8 @@ class Settings:
     cursor_secret: Secret
     cors_origins: tuple[str, ...]
     max_inflight: int
+    body_idle_timeout_s: float
+    body_timeout_s: float
 
 
 SETTING_NAMES = (
@@ -69,6 +71,8 @@ SETTING_NAMES = (
     "AUDITLOG_CURSOR_SECRET",
     "AUDITLOG_CORS_ORIGINS",
     "AUDITLOG_MAX_INFLIGHT",
+    "AUDITLOG_BODY_IDLE_TIMEOUT_S",
+    "AUDITLOG_BODY_TIMEOUT_S",
     "AUDITLOG_HOST",
     "AUDITLOG_PORT",
     "AUDITLOG_ENGINE_DIR",
@@ -110,6 +114,8 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         port=config("AUDITLOG_PORT", cast=int, default=8000),
         cursor_secret=Secret(config("AUDITLOG_CURSOR_SECRET", default=secrets.token_hex(32))),
         max_inflight=config("AUDITLOG_MAX_INFLIGHT", cast=int, default=64),
+        body_idle_timeout_s=config("AUDITLOG_BODY_IDLE_TIMEOUT_S", cast=float, default=30.0),
+        body_timeout_s=config("AUDITLOG_BODY_TIMEOUT_S", cast=float, default=120.0),
         cors_origins=tuple(
             o.strip() for o in config("AUDITLOG_CORS_ORIGINS", default="").split(",") if o.strip()
         ),

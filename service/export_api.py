@@ -7,7 +7,6 @@ export is recorded as an ``audit`` entry of the account (who, format, filters, f
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,12 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 
 from service import audit_trail
 from service.auth import Principal, require
+from service.bodies import read_json_object
 from service.errors import ServiceError, bad_request, engine_unavailable
 from service.export.jobs import job_file, new_job, public, run_job
 from service.export.stream import ExportPlan, export_bytes, plan_export
 from service.export.writers import WRITERS
-from service.ingest_api import ingest_context, read_body
+from service.ingest_api import ingest_context
 from service.runtime import Runtime, runtime_of
 from service.search.filters import FILTER_PARAMS
 from service.search.jobs import JobStore
@@ -90,9 +90,11 @@ async def start_export_job(
         await plan.scan.close()
         raise engine_unavailable() from e
 
+    async def record() -> None:
+        await record_export(runtime, principal, plan, how)
+
     async def run() -> None:
-        if await run_job(store, plan, job, runtime.settings.export_dir):
-            await record_export(runtime, principal, plan, how)
+        await run_job(store, plan, job, runtime.settings.export_dir, record)
 
     task = asyncio.create_task(run())
     runtime.tasks.add(task)
@@ -111,14 +113,8 @@ async def get_export(request: Request) -> Response:
 async def _job_params(request: Request) -> dict[str, list[str]]:
     """Query parameters, merged with a JSON object body of the same names (optional)."""
     params = query_params(request, EXPORT_PARAMS)
-    raw = await read_body(request, 64 * 1024)
-    if raw.strip():
-        try:
-            body = json.loads(raw)
-        except ValueError as e:
-            raise bad_request(f"the body is not valid JSON: {e}", field="body") from e
-        if not isinstance(body, dict):
-            raise bad_request("the body must be a JSON object of filters", field="body")
+    body = await read_json_object(request, 64 * 1024)
+    if body is not None:
         for name, value in body.items():
             if name not in EXPORT_PARAMS:
                 raise bad_request(f"unknown parameter '{name}'", field=name)

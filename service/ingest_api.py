@@ -18,6 +18,7 @@ from ingest import json_input
 from ingest.pipeline import IngestContext, Item, ingest_items, summarize
 from ingest.validation import Rejected
 from service.auth import Principal, forbidden_account, get_account_cached, require
+from service.bodies import parse_json, read_body
 from service.errors import ServiceError, bad_request, engine_unavailable
 from service.runtime import Runtime, runtime_of
 
@@ -42,25 +43,15 @@ def _content_type(request: Request, allowed: tuple[str, ...]) -> None:
         )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or 413 as soon as it passes ``limit`` bytes."""
-    too_large = ServiceError(413, "payload_too_large", f"the body is larger than {limit} bytes")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def ingest_context(runtime: Runtime) -> IngestContext:
     s = runtime.settings
     return IngestContext(
-        runtime.es, runtime.names, s.templates_dir, s.max_future_skew_s, s.bulk_batch_size
+        es=runtime.es,
+        names=runtime.names,
+        templates_dir=s.templates_dir,
+        max_skew_s=s.max_future_skew_s,
+        batch_size=s.bulk_batch_size,
+        counters=runtime.counters,
     )
 
 
@@ -110,11 +101,7 @@ async def post_entries(request: Request) -> Response:
     principal = await require(request, "ingest")
     _content_type(request, JSON_TYPES)
     runtime = runtime_of(request)
-    body = await read_body(request, runtime.settings.max_body_bytes)
-    try:
-        parsed: Any = json_input.loads(body)
-    except ValueError as e:  # not JSON, invalid UTF-8, an integer past 64 bits
-        raise bad_request(f"the body is not valid JSON: {e}", field="body") from e
+    parsed: Any = parse_json(await read_body(request, runtime.settings.max_body_bytes))
     if isinstance(parsed, dict) and "entries" in parsed:
         entries = parsed["entries"]
         if not isinstance(entries, list) or not entries:

@@ -16,12 +16,15 @@ async def run_retention(runtime: Runtime, now: datetime | None = None) -> Retent
     ctx = ingest_context(runtime)
     for deleted in report.deleted:
         for account_id, count in sorted(deleted.entries_by_account.items()):
-            await audit_trail.record(
-                ctx, account_id, audit_trail.SYSTEM_RETENTION, "retention.deleted",
-                f"Retention deleted {count} integration entries of {deleted.day.isoformat()} "
-                "(kept 30 days)",
-                {"target_type": "index", "target_name": deleted.index, "deleted": count,
-                 "day": deleted.day.isoformat()},
-            )  # fmt: skip
+            try:
+                await audit_trail.record(
+                    ctx, account_id, audit_trail.SYSTEM_RETENTION, "retention.deleted",
+                    f"Retention deleted {count} integration entries of {deleted.day.isoformat()} "
+                    "(kept 30 days)",
+                    {"target_type": "index", "target_name": deleted.index, "deleted": count,
+                     "day": deleted.day.isoformat()},
+                )  # fmt: skip
+            except audit_trail.AuditNotRecorded:
+                continue  # logged and counted; the other accounts' entries are still written
     runtime.counters["retention_deleted_indices"] += len(report.deleted)
     return report

@@ -2,11 +2,14 @@
 
 API responses get ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-store`` (audit data
 must not sit in shared caches). CORS is off unless ``AUDITLOG_CORS_ORIGINS`` lists origins. More
-than ``AUDITLOG_MAX_INFLIGHT`` concurrent API requests are answered 429 with ``Retry-After``.
+than ``AUDITLOG_MAX_INFLIGHT`` concurrent API requests are answered 429 with ``Retry-After``. A
+request whose body stops arriving (no byte for ``AUDITLOG_BODY_IDLE_TIMEOUT_S``) or is not whole
+within ``AUDITLOG_BODY_TIMEOUT_S`` of its start ends with 408, freeing its slot.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 from starlette.middleware import Middleware
@@ -15,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings
+from service.errors import ServiceError
 
 
 class DefaultHeaders:
@@ -81,10 +85,59 @@ class InflightLimit:
             self.inflight -= 1
 
 
+class BodyDeadline:
+    """Cuts off a request whose body comes too slowly: each wait for the next part of the body
+    ends after ``idle_s``, and the whole body must be in within ``total_s`` of the request's start.
+    Past either, reading the body raises a 408 (the handler reading it answers it). Once the body
+    is whole, ``receive`` is passed through untouched (a streaming response waits on it for the
+    client to leave)."""
+
+    def __init__(self, app: ASGIApp, idle_s: float, total_s: float) -> None:
+        self.app = app
+        self.idle_s = idle_s
+        self.total_s = total_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.total_s
+        whole = False
+
+        async def receive_in_time() -> Message:
+            nonlocal whole
+            if whole:
+                return await receive()
+            wait = min(self.idle_s, deadline - loop.time())
+            try:
+                async with asyncio.timeout(max(wait, 0)):
+                    message = await receive()
+            except TimeoutError:
+                raise _too_slow(self.idle_s, self.total_s) from None
+            whole = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, receive_in_time, send)
+
+
+def _too_slow(idle_s: float, total_s: float) -> ServiceError:
+    return ServiceError(
+        408,
+        "request_timeout",
+        f"the request body did not arrive in time (no byte for {idle_s:g} s, or not whole "
+        f"within {total_s:g} s); send it again",
+        field="body",
+    )
+
+
 def middleware(settings: Settings) -> list[Middleware]:
     stack = [
         Middleware(DefaultHeaders, headers=BASELINE, api_headers=API_ONLY),
         Middleware(InflightLimit, limit=settings.max_inflight),
+        Middleware(
+            BodyDeadline, idle_s=settings.body_idle_timeout_s, total_s=settings.body_timeout_s
+        ),
     ]
     if settings.cors_origins:
         stack.append(

@@ -41,6 +41,7 @@ def test_distribution_is_cached_outside_the_work_tree(engine_dir: Path | None) -
     assert repo not in archive.resolve().parents
 
 
+@pytest.mark.second_engine  # starts a node of its own: not in `make test-fast`
 def test_stale_pid_file_does_not_block_a_start() -> None:
     # Not tmp_path: another pytest session may reset /tmp/pytest-of-root to 0700 at any time,
     # locking the unprivileged engine user out of its data.

@@ -15,12 +15,14 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from elasticsearch import ApiError, TransportError
 
+from service.errors import ServiceError
 from service.export.stream import ExportPlan, export_bytes
 from service.search.jobs import JobStore, now_text
 
@@ -52,8 +54,16 @@ def job_file(export_dir: Path, job: dict[str, Any]) -> Path:
     return export_dir / f"{job['id']}.{job['format']}"
 
 
-async def run_job(store: JobStore, plan: ExportPlan, job: dict[str, Any], export_dir: Path) -> bool:
-    """Write the job's file; True when it finished."""
+async def run_job(
+    store: JobStore,
+    plan: ExportPlan,
+    job: dict[str, Any],
+    export_dir: Path,
+    when_read: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> bool:
+    """Write the job's file; True when it finished. ``when_read`` (the export's audit entry) runs
+    once every entry is read, and the job is done only when it succeeded: its failure fails the
+    job."""
     export_dir.mkdir(parents=True, exist_ok=True)
     target = job_file(export_dir, job)
     partial = target.with_suffix(target.suffix + ".part")
@@ -61,7 +71,7 @@ async def run_job(store: JobStore, plan: ExportPlan, job: dict[str, Any], export
     try:
         with partial.open("wb") as out:
             reported = time.monotonic()
-            async for chunk in export_bytes(plan):
+            async for chunk in export_bytes(plan, when_read):
                 out.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
@@ -77,14 +87,20 @@ async def run_job(store: JobStore, plan: ExportPlan, job: dict[str, Any], export
         with contextlib.suppress(ApiError, TransportError):
             await store.update(job["id"], {"status": "failed", "error": INTERRUPTED})
         raise
-    except (ApiError, TransportError, OSError) as e:
+    except (ApiError, TransportError, OSError, ServiceError) as e:
         partial.unlink(missing_ok=True)
         log.error("export job %s failed: %s", job["id"], e)
         try:
-            await store.update(job["id"], {"status": "failed", "error": f"{type(e).__name__}: {e}"})
+            await store.update(job["id"], {"status": "failed", "error": _reason(e)})
         except (ApiError, TransportError):
             log.error("could not record the failure of export job %s", job["id"])
         return False
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ServiceError):
+        return error.message
+    return f"{type(error).__name__}: {error}"
 
 
 def effective(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import json
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from openpyxl import Workbook
 
@@ -25,26 +25,11 @@ EXCEL_MAX_ROWS = 1_048_576
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
-class ExportWriter(Protocol):
-    media_type: str
-    extension: str
-    shaped: bool
-    text_cells: bool
-    """Wants rows of text cells (``RowShaper(text=True)``)."""
-    slice_rows: int
-
-    def start(self, columns: list[str]) -> bytes: ...
-
-    def write_rows(self, rows: Sequence[Sequence[Any]]) -> bytes: ...
-
-    def write_entries(self, entries: list[dict[str, Any]]) -> bytes: ...
-
-    def finish(self, info: dict[str, Any]) -> Iterator[bytes]: ...
-
-
 class CsvWriter:
-    """RFC 4180 lines (CRLF; a cell quoted only where needed), exactly as the standard library's
-    C writer writes them; None is an empty cell.
+    """RFC 4180 lines (CRLF; a cell quoted only where needed), as the standard library's C writer
+    writes them; None is an empty cell. A cell holding ``;`` is quoted too, so that a spreadsheet
+    whose locale separates with semicolons never splits it into cells (one of which could start
+    a formula).
 
     Rows of text cells take a faster way (most export rows): the row joined with commas, its
     free-text cells (``message``, ``metadata_other``: commas and quotes are common there) left
@@ -74,7 +59,8 @@ class CsvWriter:
         lines, standard = self.lines, self.standard
         lines.clear()  # whatever a call that failed half-way left
         if self.free is None:
-            standard.writerows(rows)  # one line each
+            for row in rows:
+                _write_row(standard, lines, row)
         else:
             first, second = self.free
             commas = self.width - 1
@@ -88,12 +74,12 @@ class CsvWriter:
                         line = ""
                     row[first], row[second] = one, two
                     if (line.count(",") == commas and line.count(_MARK) == 2 and '"' not in line
-                            and "\n" not in line and "\r" not in line
+                            and "\n" not in line and "\r" not in line and ";" not in line
                             and type(one) is str and type(two) is str):  # fmt: skip
                         head, middle, tail = line.split(_MARK)
                         lines.append(head + _quoted(one) + middle + _quoted(two) + tail)
                         continue
-                standard.writerow(row)
+                _write_row(standard, lines, row)
         lines.append("")  # the last line's terminator
         text = "\r\n".join(lines)
         lines.clear()
@@ -121,10 +107,20 @@ class _Lines(list[str]):
 
 
 def _quoted(value: str) -> str:
-    """A cell quoted as the standard writer quotes it (only when it must be)."""
-    if "," in value or '"' in value or "\n" in value or "\r" in value:
+    """A cell quoted as the standard writer quotes it (only when it must be), and when it holds
+    a semicolon."""
+    if "," in value or '"' in value or "\n" in value or "\r" in value or ";" in value:
         return '"' + value.replace('"', '""') + '"'
     return value
+
+
+def _write_row(standard: Any, lines: _Lines, row: Sequence[Any]) -> None:
+    """One row by the standard writer; by :func:`_quoted` when a cell holds a semicolon (which
+    the standard writer would leave bare)."""
+    if any(type(cell) is str and ";" in cell for cell in row):
+        lines.append(",".join(_quoted("" if cell is None else str(cell)) for cell in row))
+    else:
+        standard.writerow(row)
 
 
 class NdjsonWriter:
@@ -145,6 +141,38 @@ class NdjsonWriter:
 
     def finish(self, info: dict[str, Any]) -> Iterator[bytes]:
         return iter(())
+
+
+EXCEL_MAX_CELL = 32_767
+"""The most text a cell holds, in UTF-16 code units (Excel counts them, not characters)."""
+CUT_NOTE = (
+    "Cells longer than Excel's limit of 32,767 characters are cut; each ends with a marker "
+    "saying how many characters were cut. CSV and NDJSON exports carry every value whole."
+)
+
+
+def _utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut_marker(count: int) -> str:
+    return (
+        f" [… {count:,} characters cut: Excel's cell limit; CSV and NDJSON carry the whole value]"
+    )
+
+
+def cut_to_cell(text: str) -> tuple[str, int]:
+    """``text`` as a cell holds it, and how many characters were cut (0: it fits whole). A cut
+    text ends with :func:`_cut_marker`, inside the limit, never splitting a surrogate pair."""
+    if len(text) * 2 <= EXCEL_MAX_CELL or _utf16_units(text) <= EXCEL_MAX_CELL:
+        return text, 0
+    room = EXCEL_MAX_CELL - _utf16_units(_cut_marker(len(text)))  # the longest marker it can need
+    units = text.encode("utf-16-le")[: 2 * room]
+    if 0xD800 <= int.from_bytes(units[-2:], "little") <= 0xDBFF:  # half a pair
+        units = units[:-2]
+    kept = units.decode("utf-16-le")
+    cut = len(text) - len(kept)
+    return kept + _cut_marker(cut), cut
 
 
 def _xlsx_value(value: Any) -> Any:
@@ -169,6 +197,7 @@ class XlsxWriter:
         self.sheet: Any = None
         self.sheet_rows = 0
         self.sheets = 0
+        self.cut_cells = 0
 
     def _new_sheet(self) -> None:
         self.sheets += 1
@@ -186,7 +215,12 @@ class XlsxWriter:
         for row in rows:
             if self.sheet_rows >= self.rows_per_sheet:
                 self._new_sheet()
-            self.sheet.append([_xlsx_value(v) for v in row])
+            cells = [_xlsx_value(v) for v in row]
+            for i, cell in enumerate(cells):
+                if type(cell) is str and len(cell) * 2 > EXCEL_MAX_CELL:
+                    cells[i], cut = cut_to_cell(cell)
+                    self.cut_cells += bool(cut)
+            self.sheet.append(cells)
             self.sheet_rows += 1
         return b""
 
@@ -195,9 +229,14 @@ class XlsxWriter:
 
     def finish(self, info: dict[str, Any]) -> Iterator[bytes]:
         sheet = self.workbook.create_sheet("Export info")
+        info = {**info, "cut cells": self.cut_cells}
+        if self.cut_cells:
+            info["cut cells note"] = CUT_NOTE
         for key, value in info.items():
             text = value if isinstance(value, str | int | float) else json.dumps(value)
-            sheet.append([key, _xlsx_value(text)])
+            sheet.append(
+                [key, cut_to_cell(_xlsx_value(text))[0] if isinstance(text, str) else text]
+            )
         spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _chunks)
         self.workbook.save(spool)
         spool.seek(0)

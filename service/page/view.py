@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from service.errors import bad_request
 from service.page.html import BASE_PATH
 from service.search.filters import DEFAULT_RANGE
+from service.search.search_text import LATEST
 
 PAGE_PRESETS: dict[str, str] = {
     "24h": "Last 24 hours",
@@ -57,7 +58,7 @@ class PageView:
             if self.start:
                 params["from"] = [_day(self.start, "start").isoformat()]
             if self.end:
-                params["to"] = [(_day(self.end, "end") + timedelta(days=1)).isoformat()]
+                params["to"] = [_day_after(_day(self.end, "end"))]
             if self.start and self.end and self.start > self.end:
                 raise bad_request("The start date is after the end date.", field="start")
         else:
@@ -114,6 +115,14 @@ def _day(text: str, name: str) -> date:
         return date.fromisoformat(text)
     except ValueError as e:
         raise bad_request(f"The {name} date must be a date such as 2026-11-01.", field=name) from e
+
+
+def _day_after(day: date) -> str:
+    """The exclusive end of a range ending on ``day``; a 400 naming ``end`` past the last day a
+    view can end on."""
+    if day >= LATEST.date():
+        raise bad_request(f"The end date must be before {LATEST.date()}.", field="end")
+    return (day + timedelta(days=1)).isoformat()
 
 
 def _values(items: Iterable[tuple[str, str]], name: str) -> tuple[str, ...]:

@@ -108,6 +108,17 @@ class AccountStore:
         )
         return [_account(hit["_source"]) for hit in resp["hits"]["hits"]]
 
+    async def accounts_outside(self, timezones: frozenset[str]) -> list[Account]:
+        """The accounts whose timezone is not one of ``timezones`` (stored before zones were
+        checked as they are now)."""
+        resp = await self.es.search(
+            index=self.names.accounts,
+            size=10_000,
+            sort=[{"id": "asc"}],
+            query={"bool": {"must_not": {"terms": {"timezone": sorted(timezones)}}}},
+        )
+        return [_account(hit["_source"]) for hit in resp["hits"]["hits"]]
+
     async def create_key(self, record: KeyRecord) -> None:
         body = {
             **record.public(),

@@ -14,17 +14,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from service.errors import bad_request
 from service.search.search_text import (
+    EARLIEST,
+    LATEST,
+    OutOfRange,
     SearchText,
     format_instant,
     parse_bound,
     parse_search_text,
     resolve_bound,
+    resolve_qualifier,
 )
 from service.vocabulary import CATEGORIES, PROVIDERS, TYPES
+from service.zones import accepted_zones, zone
 
 PRESETS: dict[str, timedelta | None] = {
     "1h": timedelta(hours=1),
@@ -71,6 +76,11 @@ class ViewFilters:
         """A digest of the filters as the client gave them (for cursors and exports)."""
         return hashlib.sha256(json.dumps([self.account_id, self.raw]).encode()).hexdigest()[:32]
 
+    def window_parameter(self) -> str:
+        """The parameter that set the window, to name when the window itself is refused."""
+        given = {k for k, _ in self.raw}
+        return next((k for k in ("from", "to", "q") if k in given), "range")
+
     def describe(self) -> dict[str, Any]:
         """The filters in words, for exports and the audit trail."""
         grouped: dict[str, list[str]] = {}
@@ -81,11 +91,16 @@ class ViewFilters:
 
 
 def parse_timezone(value: str | None, default: str) -> ZoneInfo:
-    name = value if value else default
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise bad_request(f"unknown timezone '{name}'", field="tz") from e
+    """The ``tz`` parameter's zone, else the account's (``default``)."""
+    if value:
+        return zone(value, "tz")
+    if default not in accepted_zones():  # stored before zones were checked against the engine
+        raise bad_request(
+            f"the account's timezone {default!r} is not supported: give tz, or run "
+            "`auditlog accounts fix-timezones`",
+            field="tz",
+        )
+    return ZoneInfo(default)
 
 
 def _values(
@@ -115,8 +130,10 @@ def _bound(params: Mapping[str, Sequence[str]], name: str, tz: ZoneInfo) -> date
         )
     try:
         return resolve_bound(parsed, tz)
-    except (OverflowError, ValueError) as e:
-        raise bad_request(f"{name} is out of range", field=name) from e
+    except OutOfRange as e:
+        raise bad_request(
+            f"{name} is out of range (from {EARLIEST.date()} to {LATEST.date()})", field=name
+        ) from e
 
 
 def resolve_window(
@@ -137,15 +154,17 @@ def resolve_window(
     given_from, given_to = _bound(params, "from", tz), _bound(params, "to", tz)
     if given_from is not None or given_to is not None:
         start, end = given_from, given_to or now
-    for bound, is_start in ((text.after, True), (text.before, False)):
+    for name, bound, is_start in (("after", text.after, True), ("before", text.before, False)):
         if bound is not None:
-            instant = resolve_bound(bound, tz)
+            instant = resolve_qualifier(name, bound, tz)
             if is_start:
                 start = instant if start is None else max(start, instant)
             else:
                 end = min(end, instant)
     if start is not None and start > end:
-        raise bad_request("from must be before to", field="from")
+        if text.after is not None or text.before is not None:
+            raise bad_request("after: must be before before: and the time range", field="q")
+        raise bad_request("from must be before to", field="from" if given_from else "to")
     return TimeWindow(start, end)
 
 

@@ -19,6 +19,7 @@ from service.search.engine_errors import engine_errors
 from service.search.filters import TimeWindow, ViewFilters
 from service.search.indices import IndexNames
 from service.search.queries import EntryQuery
+from service.search.search_text import format_instant
 
 INTERVALS: dict[str, timedelta] = {
     "minute": timedelta(minutes=1),
@@ -44,19 +45,27 @@ class Histogram:
                 "buckets": self.buckets}  # fmt: skip
 
 
-def choose_interval(window: TimeWindow, requested: str) -> str:
+def choose_interval(filters: ViewFilters, requested: str) -> str:
+    """The interval of ``requested`` (``auto``: the finest with at most :data:`MAX_BUCKETS`);
+    a 400 when even that gives more than :data:`HARD_LIMIT` buckets, naming the parameter to
+    change (``interval`` when a coarser one would do, else the one that set the window)."""
+    window = filters.window
     assert window.start is not None
     span = window.end - window.start
-    if requested != "auto":
-        if span / INTERVALS[requested] > HARD_LIMIT:
-            raise bad_request(
-                f"interval '{requested}' would give more than {HARD_LIMIT} buckets", "interval"
-            )
-        return requested
-    for name, step in INTERVALS.items():
-        if span / step <= MAX_BUCKETS:
-            return name
-    return "month"
+    chosen = requested
+    if requested == "auto":
+        chosen = next((n for n, step in INTERVALS.items() if span / step <= MAX_BUCKETS), "month")
+    if span / INTERVALS[chosen] <= HARD_LIMIT:
+        return chosen
+    if chosen != "month":
+        raise bad_request(
+            f"interval '{requested}' would give more than {HARD_LIMIT} buckets", "interval"
+        )
+    raise bad_request(
+        f"the window from {format_instant(window.start)} to {format_instant(window.end)} is "
+        f"longer than {HARD_LIMIT} months: narrow it",
+        filters.window_parameter(),
+    )
 
 
 async def _first_timestamp(
@@ -95,7 +104,7 @@ async def date_histogram(
         assert filters.window.start is not None
         if filters.window.start >= filters.window.end:
             return Histogram(interval if interval != "auto" else "day", filters.tz.key, 0, [])
-        chosen = choose_interval(filters.window, interval)
+        chosen = choose_interval(filters, interval)
         histogram: dict[str, Any] = {
             "field": "timestamp",
             "calendar_interval": chosen,

@@ -291,15 +291,33 @@ def _none_on_error(convert: Callable[[str], _T], text: str) -> _T | None:
         return None
 
 
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+"""The first and last instants a bound may be: a day inside the years 1 and 9999, so that every
+bound is a date in every timezone (a view's local dates, an export's file name)."""
+
+
+class OutOfRange(ValueError):
+    """A bound outside :data:`EARLIEST` .. :data:`LATEST`."""
+
+
 def resolve_bound(bound: date | datetime, tz: ZoneInfo) -> datetime:
-    """The UTC instant of a bound: an instant as is, a date at its first local moment in ``tz``.
+    """The UTC instant of a bound: an instant as is, a date at its first local moment in ``tz``;
+    :class:`OutOfRange` outside :data:`EARLIEST` .. :data:`LATEST`.
 
     Local midnight that falls in a DST gap resolves to the first instant of the day, an
     ambiguous one to its first occurrence (zoneinfo's ``fold=0``).
     """
-    if isinstance(bound, datetime):
-        return bound.astimezone(UTC)
-    return datetime(bound.year, bound.month, bound.day, tzinfo=tz).astimezone(UTC)
+    try:
+        if isinstance(bound, datetime):
+            instant = bound.astimezone(UTC)
+        else:
+            instant = datetime(bound.year, bound.month, bound.day, tzinfo=tz).astimezone(UTC)
+    except OverflowError as e:  # local midnight of 0001-01-01 east of UTC, say
+        raise OutOfRange(bound.isoformat()) from e
+    if not EARLIEST <= instant <= LATEST:
+        raise OutOfRange(bound.isoformat())
+    return instant
 
 
 def format_instant(moment: datetime) -> str:
@@ -364,9 +382,14 @@ def _qualifier_clause(qualifier: Qualifier) -> dict[str, Any]:
 
 
 def _range_clause(name: str, operator: str, bound: date, tz: ZoneInfo) -> dict[str, Any]:
+    return {"range": {"timestamp": {operator: format_instant(resolve_qualifier(name, bound, tz))}}}
+
+
+def resolve_qualifier(name: str, bound: date | datetime, tz: ZoneInfo) -> datetime:
+    """:func:`resolve_bound` of an ``after:``/``before:`` value; a 400 naming ``q`` when it is out
+    of range."""
     try:
-        instant = format_instant(resolve_bound(bound, tz))
-    except OverflowError as e:
+        return resolve_bound(bound, tz)
+    except OutOfRange as e:
         message = f"value {bound.isoformat()!r} of qualifier {name!r} is out of range"
         raise bad_request(message, field="q") from e
-    return {"range": {"timestamp": {operator: instant}}}

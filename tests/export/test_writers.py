@@ -20,9 +20,25 @@ CELL = st.one_of(TRICKY, TRICKY, TRICKY, st.none(), st.integers(), st.floats(), 
 
 
 def standard_csv(rows: list[list[Any]]) -> bytes:
+    """What the standard writer writes, but for a cell holding ``;``, which it quotes too."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    for row in rows:
+        if any(isinstance(cell, str) and ";" in cell for cell in row):
+            buffer.write(",".join(_standard_cell(cell) for cell in row) + "\r\n")
+        else:
+            writer.writerow(row)
     return buffer.getvalue().encode()
+
+
+def _standard_cell(cell: Any) -> str:
+    """One cell as the standard writer writes it (all quoted when it holds ``;``)."""
+    if cell is None or cell == "":
+        return ""
+    buffer = io.StringIO()
+    quoting = csv.QUOTE_ALL if isinstance(cell, str) and ";" in cell else csv.QUOTE_MINIMAL
+    csv.writer(buffer, lineterminator="\r\n", quoting=quoting).writerow([cell])
+    return buffer.getvalue()[:-2]
 
 
 @st.composite

@@ -20,6 +20,8 @@ from service.config import Settings
 from tests.conftest import ADMIN, new_account
 from tests.live import live_server
 
+pytestmark = pytest.mark.fuzz  # generated requests: not in `make test-fast`
+
 
 @schemathesis.serializer("application/x-ndjson")
 def _ndjson(ctx: Any, value: Any) -> bytes:

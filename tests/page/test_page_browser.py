@@ -26,6 +26,8 @@ from tests.conftest import ADMIN_KEY, refresh
 from tests.page.browsing import PAGE, Visit, csv_ids, xlsx_ids
 from tests.page.conftest import GROUPS, NOW, POST_URN, SIGNAL, TZ, Seeded
 
+pytestmark = pytest.mark.browser  # drives Debian's Chromium: not in `make test-fast`
+
 PRESET_GROUPS = {"24h": ("day",), "7d": ("day", "week"), "30d": ("day", "week", "month"),
                  "90d": ("day", "week", "month", "quarter")}  # fmt: skip
 
