@@ -98,7 +98,10 @@ def profile_search(settings: Settings, repeats: int, path: Path) -> str:
             for _ in range(repeats):
                 filters = parse_view_filters(_as_dict(params), MAIN_ACCOUNT.id,
                                              MAIN_ACCOUNT.timezone, datetime.now(UTC))  # fmt: skip
-                page = await search_entries(es, names, filters, 50, "desc", None, b"k" * 32, 10.0)
+                page = await search_entries(
+                    es, names, filters, size=50, order="desc", cursor_text=None,
+                    secret=b"k" * 32, timeout_s=10.0,
+                )  # fmt: skip
                 JSONResponse(page.to_dict())
                 histogram = await date_histogram(es, names, filters, "auto", "category")
                 JSONResponse(histogram.to_dict())

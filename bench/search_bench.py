@@ -89,7 +89,7 @@ class RawSearch:
         assert window.start is not None
         histogram = {
             "field": "timestamp",
-            "calendar_interval": choose_interval(window, "auto"),
+            "calendar_interval": choose_interval(query.filters, "auto"),
             "time_zone": query.filters.tz.key,
             "min_doc_count": 0,
             "extended_bounds": {"min": int(window.start.timestamp() * 1000),

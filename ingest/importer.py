@@ -48,9 +48,21 @@ OUTPUT_ONLY_FIELDS = ("local_time", "ingested_at")
 """Fields the API adds to entries it returns: dropped so an NDJSON export imports as is."""
 
 CSV_BASE_COLUMNS = (
-    "id", "account_id", "timestamp_utc", "timestamp", "timestamp_local", "category", "type",
-    "actor_id", "actor_name", "actor_email", "actor_type", "action", "message", "metadata_other",
-)  # fmt: skip
+    "id",
+    "account_id",
+    "timestamp_utc",
+    "timestamp",
+    "timestamp_local",
+    "category",
+    "type",
+    "actor_id",
+    "actor_name",
+    "actor_email",
+    "actor_type",
+    "action",
+    "message",
+    "metadata_other",
+)
 CSV_REQUIRED_COLUMNS = ("category", "action")
 SPREADSHEET_ESCAPED = re.compile(r"^'[=+\-@\t\r]")
 INTEGER = re.compile(r"^[+-]?\d+$")  # "$": a cell ending in a newline is read, as int() reads it
@@ -89,8 +101,14 @@ class ImportSummary:
                 else:
                     self.failed += 1
                 if len(counted) < MAX_REPORTED:
-                    counted.append({"line": result.line, "id": result.id, "field": result.field,
-                                    "message": result.message})  # fmt: skip
+                    counted.append(
+                        {
+                            "line": result.line,
+                            "id": result.id,
+                            "field": result.field,
+                            "message": result.message,
+                        }
+                    )
 
     def progress_line(self) -> str:
         return (
@@ -249,16 +267,21 @@ def _typed(value: str, rule_type: str | None, field: str) -> object:
 def csv_row_to_entry(cells: dict[str, str], templates_dir: Path) -> dict[str, Any]:
     """An entry as the API takes it from one CSV row (empty cells are absent)."""
     row = {k: _unescape(v) for k, v in cells.items() if v != ""}
-    entry: dict[str, Any] = {k: row[k] for k in ("id", "account_id", "category", "type", "action")
-                             if k in row}  # fmt: skip
+    entry: dict[str, Any] = {
+        k: row[k] for k in ("id", "account_id", "category", "type", "action") if k in row
+    }
     entry["message"] = row.get("message", "")
     for column in ("timestamp_utc", "timestamp", "timestamp_local"):
         if column in row:
             entry["timestamp"] = row[column]
             break
     email = row.get("actor_email")
-    actor = {"type": row.get("actor_type", "user" if email else "system"),
-             "id": row.get("actor_id"), "name": row.get("actor_name"), "email": email}  # fmt: skip
+    actor = {
+        "type": row.get("actor_type", "user" if email else "system"),
+        "id": row.get("actor_id"),
+        "name": row.get("actor_name"),
+        "email": email,
+    }
     entry["actor"] = {k: v for k, v in actor.items() if v is not None}
     metadata: dict[str, Any] = {}
     if "metadata_other" in row:
@@ -347,10 +370,15 @@ async def _ingest_chunk(
     except TransportError as e:
         available, message = False, f"the engine is unavailable ({e}); run the import again"
         results = [
-            EntryResult(item.raw.get("id") if isinstance(item.raw, dict) else None, "failed",
-                        None, message, item.line)
+            EntryResult(
+                item.raw.get("id") if isinstance(item.raw, dict) else None,
+                "failed",
+                None,
+                message,
+                item.line,
+            )
             for item in chunk
-        ]  # fmt: skip
+        ]
     summary.lines = chunk[-1].line or summary.lines
     summary.add(results)
     return available

@@ -15,6 +15,7 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, TransportError
 
 from ingest.validation import EntryChecks, Rejected, ValidEntry
+from service.config import Settings
 from service.search.indices import IndexNames
 from service.search.writer import PreparedEntry, doc_id_for, store_entries
 
@@ -56,6 +57,20 @@ class IngestContext:
     batch_size: int
     counters: Counter[str] = field(default_factory=Counter)
     """Where failures are counted (the service's ``/metrics`` counters)."""
+
+    @classmethod
+    def for_settings(
+        cls, es: AsyncElasticsearch, settings: Settings, counters: Counter[str] | None = None
+    ) -> IngestContext:
+        """The context of the service, the command line and the demo loader alike."""
+        return cls(
+            es=es,
+            names=IndexNames(settings.index_prefix),
+            templates_dir=settings.templates_dir,
+            max_skew_s=settings.max_future_skew_s,
+            batch_size=settings.bulk_batch_size,
+            counters=Counter() if counters is None else counters,
+        )
 
 
 def summarize(results: list[EntryResult]) -> dict[str, Any]:

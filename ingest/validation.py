@@ -29,8 +29,17 @@ RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt]([01]\d|2[0-3]):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"
 )
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\Z")
-TOP_LEVEL = {"id", "account_id", "timestamp", "category", "type", "actor", "action", "message",
-             "metadata"}  # fmt: skip
+TOP_LEVEL = {
+    "id",
+    "account_id",
+    "timestamp",
+    "category",
+    "type",
+    "actor",
+    "action",
+    "message",
+    "metadata",
+}
 ACTOR_FIELDS = {"type", "id", "name", "email"}
 MAX_MESSAGE = 10_000
 MAX_ACTOR_FIELD = 256
@@ -78,8 +87,13 @@ def format_utc(moment: datetime) -> str:
 
 def _stored_form(sent: object, timestamp: datetime) -> str:
     """``format_utc(timestamp)``; the text as sent when it is already in that form (most are)."""
-    if (isinstance(sent, str) and len(sent) == 24 and sent[23] == "Z" and sent[19] == "."
-            and sent[10] == "T"):  # fmt: skip
+    if (
+        isinstance(sent, str)
+        and len(sent) == 24
+        and sent[23] == "Z"
+        and sent[19] == "."
+        and sent[10] == "T"
+    ):
         return sent
     return format_utc(timestamp)
 

@@ -9,13 +9,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service import audit_trail
-from service.auth import ACCOUNT_ID, ACCOUNT_SCOPES, KEY_ID, SCOPES, new_key, require
+from service.accounts import (
+    AccountActions,
+    validate_account_id,
+    validate_name,
+    validate_scopes,
+    validate_timezone,
+)
+from service.auth import ACCOUNT_ID, KEY_ID, Principal, require
 from service.bodies import read_json_object
 from service.errors import ServiceError, bad_request, engine_unavailable
-from service.ingest_api import ingest_context
 from service.runtime import runtime_of
 from service.search.accounts import Account, AccountStore
-from service.zones import zone
 
 MAX_ADMIN_BODY = 64 * 1024
 
@@ -27,41 +32,29 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return parsed
 
 
-def validate_timezone(value: object) -> str:
-    return zone(value, "timezone").key
-
-
-def validate_name(value: object, field: str = "name") -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise bad_request(f"{field} must be a non-empty string of at most 200 characters", field)
-    return value
-
-
 def _store(request: Request) -> AccountStore:
     runtime = runtime_of(request)
     return AccountStore(runtime.es, runtime.names)
 
 
+def _actions(request: Request, principal: Principal) -> AccountActions:
+    runtime = runtime_of(request)
+    return AccountActions(_store(request), runtime.ingest, audit_trail.key_actor(principal.key_id))
+
+
 async def create_account(request: Request) -> Response:
     principal = await require(request, "admin")
     body = await _json_object(request)
-    account_id = body.get("id")
-    if not isinstance(account_id, str) or not ACCOUNT_ID.match(account_id):
-        raise bad_request("id must be 1-63 characters of a-z 0-9 _ - (starting a-z 0-9)", "id")
-    account = Account(account_id, validate_name(body.get("name", account_id)),
-                      validate_timezone(body.get("timezone", "UTC")))  # fmt: skip
+    account_id = validate_account_id(body.get("id"))
+    name = validate_name(body.get("name", account_id))
+    account = Account(account_id, name, validate_timezone(body.get("timezone", "UTC")))
     try:
-        created = await _store(request).create_account(account)
+        created = await _actions(request, principal).create_account(account)
     except (ApiError, TransportError) as e:
         raise engine_unavailable() from e
     if not created:
         raise ServiceError(409, "conflict", f"account '{account_id}' exists", field="id")
     runtime_of(request).account_cache.pop(account_id, None)
-    await audit_trail.record(
-        ingest_context(runtime_of(request)), account_id, audit_trail.key_actor(principal.key_id),
-        "account.created", f"Account {account.name} created (timezone {account.timezone})",
-        {"target_type": "account", "target_id": account_id, "target_name": account.name},
-    )  # fmt: skip
     return JSONResponse(account.to_dict(), status_code=201)
 
 
@@ -83,18 +76,12 @@ async def update_account(request: Request) -> Response:
     if not changes:
         raise bad_request("nothing to change: give name and/or timezone", field="body")
     try:
-        account = await _store(request).update_account(account_id, changes)
+        account = await _actions(request, principal).update_account(account_id, changes)
     except (ApiError, TransportError) as e:
         raise engine_unavailable() from e
     if account is None:
         raise ServiceError(404, "not_found", f"no account '{account_id}'")
     runtime_of(request).account_cache.pop(account_id, None)
-    summary = ", ".join(f"{k} → {v}" for k, v in changes.items())
-    await audit_trail.record(
-        ingest_context(runtime_of(request)), account_id, audit_trail.key_actor(principal.key_id),
-        "account.updated", f"Account settings changed: {summary}",
-        {"target_type": "account", "target_id": account_id, "target_name": account.name},
-    )  # fmt: skip
     return JSONResponse(account.to_dict())
 
 
@@ -107,16 +94,6 @@ async def list_accounts(request: Request) -> Response:
     return JSONResponse({"accounts": [a.to_dict() for a in accounts]})
 
 
-def validate_scopes(value: object, account_id: str | None) -> list[str]:
-    allowed = ACCOUNT_SCOPES if account_id else SCOPES
-    if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
-        raise bad_request(f"scopes must be a non-empty array of {', '.join(allowed)}", "scopes")
-    bad = [s for s in value if s not in allowed]
-    if bad:
-        raise bad_request(f"scope '{bad[0]}' is not one of {', '.join(allowed)}", "scopes")
-    return sorted(set(value))
-
-
 async def create_key(request: Request) -> Response:
     principal = await require(request, "admin")
     body = await _json_object(request)
@@ -127,21 +104,13 @@ async def create_key(request: Request) -> Response:
         raise bad_request("account_id must be an account id or null", field="account_id")
     scopes = validate_scopes(body.get("scopes"), account_id)
     name = validate_name(body.get("name", "key"))
-    store = _store(request)
     try:
-        if account_id is not None and await store.get_account(account_id) is None:
-            raise ServiceError(404, "not_found", f"no account '{account_id}'", "account_id")
-        record, secret = new_key(name, account_id, scopes)
-        await store.create_key(record)
+        created = await _actions(request, principal).create_key(name, account_id, scopes)
     except (ApiError, TransportError) as e:
         raise engine_unavailable() from e
-    if account_id is not None:
-        await audit_trail.record(
-            ingest_context(runtime_of(request)), account_id,
-            audit_trail.key_actor(principal.key_id), "keys.created",
-            f"API key '{name}' created with scopes {', '.join(scopes)}",
-            {"target_type": "api_key", "target_id": record.id, "target_name": name},
-        )  # fmt: skip
+    if created is None:
+        raise ServiceError(404, "not_found", f"no account '{account_id}'", "account_id")
+    record, secret = created
     return JSONResponse({**record.public(), "key": secret}, status_code=201)
 
 
@@ -150,20 +119,13 @@ async def revoke_key(request: Request) -> Response:
     key_id = request.path_params["key_id"]
     if not KEY_ID.match(key_id):
         raise ServiceError(404, "not_found", f"no key '{key_id}'")
-    runtime = runtime_of(request)
     try:
-        record = await _store(request).revoke_key(key_id)
+        record = await _actions(request, principal).revoke_key(key_id)
     except (ApiError, TransportError) as e:
         raise engine_unavailable() from e
     if record is None:
         raise ServiceError(404, "not_found", f"no key '{key_id}'")
-    runtime.key_cache.forget(key_id)
-    if record.account_id is not None:
-        await audit_trail.record(
-            ingest_context(runtime), record.account_id, audit_trail.key_actor(principal.key_id),
-            "keys.revoked", f"API key '{record.name}' revoked",
-            {"target_type": "api_key", "target_id": record.id, "target_name": record.name},
-        )  # fmt: skip
+    runtime_of(request).key_cache.forget(key_id)
     return Response(status_code=204)
 
 

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
+from service.audit_trail import AuditNotRecorded
 from service.config import Settings, load_settings
 from service.engine import EngineError, EngineInstance, default_instance_dir
 
 if TYPE_CHECKING:
     from ingest.importer import ImportSummary
-    from ingest.pipeline import IngestContext
+    from service.accounts import AccountActions
     from service.search.accounts import Account, AccountStore, KeyRecord
 
 EXIT_FAILED = 1
@@ -68,6 +69,8 @@ def _with_client(
         return asyncio.run(call())
     except (ApiError, TransportError) as e:
         raise CliError(f"the engine did not answer as expected: {e}", EXIT_FAILED) from e
+    except AuditNotRecorded as e:  # the change was made; its audit entry was not written
+        raise CliError(f"done, but not recorded: {e.message}", EXIT_FAILED) from e
 
 
 async def _ensure_setup(es: AsyncElasticsearch, settings: Settings) -> None:
@@ -134,22 +137,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --- import -----------------------------------------------------------------------------------
 
 
-def _ingest_context(es: AsyncElasticsearch, settings: Settings) -> IngestContext:
-    from ingest.pipeline import IngestContext
-    from service.search.indices import IndexNames
-
-    names = IndexNames(settings.index_prefix)
-    return IngestContext(
-        es, names, settings.templates_dir, settings.max_future_skew_s, settings.bulk_batch_size
-    )
-
-
 def _show_progress(summary: ImportSummary) -> None:
     print(f"\r{summary.progress_line()}", end="", file=sys.stderr, flush=True)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     from ingest.importer import ImportUsageError, import_file
+    from ingest.pipeline import IngestContext
 
     path = Path(args.file)
     if not path.is_file():
@@ -159,9 +153,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     async def run(es: AsyncElasticsearch, settings: Settings) -> ImportSummary:
         return await import_file(
-            _ingest_context(es, settings), path, account=args.account, file_format=args.format,
-            max_line_bytes=settings.max_line_bytes, progress=_show_progress,
-        )  # fmt: skip
+            IngestContext.for_settings(es, settings),
+            path,
+            account=args.account,
+            file_format=args.format,
+            max_line_bytes=settings.max_line_bytes,
+            progress=_show_progress,
+        )
 
     try:
         summary: ImportSummary = _with_client(run, ensure_setup=True)
@@ -204,23 +202,17 @@ def _store(es: AsyncElasticsearch, settings: Settings) -> AccountStore:
     return AccountStore(es, IndexNames(settings.index_prefix))
 
 
-async def _record(
-    es: AsyncElasticsearch, settings: Settings, account_id: str, action: str, message: str,
-    target: tuple[str, str, str],
-) -> None:  # fmt: skip
-    """Record the change in the account's own log, as the admin API does."""
-    from service import audit_trail
+def _actions(es: AsyncElasticsearch, settings: Settings) -> AccountActions:
+    """The account and key actions of the command line (recorded as the admin API's are)."""
+    from ingest.pipeline import IngestContext
+    from service.accounts import AccountActions
 
-    metadata = dict(zip(("target_type", "target_id", "target_name"), target, strict=True))
-    ctx = _ingest_context(es, settings)
-    try:
-        await audit_trail.record(ctx, account_id, CLI_ACTOR, action, message, metadata)
-    except audit_trail.AuditNotRecorded as e:
-        raise CliError(f"done, but not recorded: {e.message}") from e
+    ingest = IngestContext.for_settings(es, settings)
+    return AccountActions(_store(es, settings), ingest, CLI_ACTOR)
 
 
 def _account_changes(args: argparse.Namespace) -> dict[str, str]:
-    from service.admin_api import validate_name, validate_timezone
+    from service.accounts import validate_name, validate_timezone
 
     changes = {}
     if args.name is not None:
@@ -237,12 +229,7 @@ def _accounts_create(account_id: str, changes: dict[str, str]) -> int:
     account = Account(account_id, name, timezone)
 
     async def create(es: AsyncElasticsearch, settings: Settings) -> bool:
-        if not await _store(es, settings).create_account(account):
-            return False
-        text = f"Account {name} created (timezone {timezone})"
-        target = ("account", account_id, name)
-        await _record(es, settings, account_id, "account.created", text, target)
-        return True
+        return await _actions(es, settings).create_account(account)
 
     if not _with_client(create, ensure_setup=True):
         raise CliError(f"account '{account_id}' exists")
@@ -255,13 +242,7 @@ def _accounts_update(account_id: str, changes: dict[str, str]) -> int:
         raise CliError("nothing to change: give --name and/or --timezone")
 
     async def update(es: AsyncElasticsearch, settings: Settings) -> Account | None:
-        updated = await _store(es, settings).update_account(account_id, changes)
-        if updated is not None:
-            summary = ", ".join(f"{k} → {v}" for k, v in changes.items())
-            target = ("account", account_id, updated.name)
-            text = f"Account settings changed: {summary}"
-            await _record(es, settings, account_id, "account.updated", text, target)
-        return updated
+        return await _actions(es, settings).update_account(account_id, changes)
 
     updated = _with_client(update, ensure_setup=True)
     if updated is None:
@@ -279,10 +260,7 @@ def _fix_timezones() -> int:
         fixed = []
         for account in await _store(es, settings).accounts_outside(accepted_zones()):
             zone = accepted_name(account.timezone) or "UTC"
-            await _store(es, settings).update_account(account.id, {"timezone": zone})
-            text = f"Account settings changed: timezone {account.timezone} → {zone}"
-            target = ("account", account.id, account.name)
-            await _record(es, settings, account.id, "account.updated", text, target)
+            await _actions(es, settings).update_account(account.id, {"timezone": zone})
             fixed.append({"id": account.id, "from": account.timezone, "to": zone})
         return fixed
 
@@ -304,8 +282,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    from service.admin_api import validate_name, validate_scopes
-    from service.auth import new_key
+    from service.accounts import validate_name, validate_scopes
 
     account_id = None if args.platform else _account_id(args.account)
     wanted = [s.strip() for s in args.scopes.split(",") if s.strip()]
@@ -315,15 +292,10 @@ def _keys_create(args: argparse.Namespace) -> int:
     )
 
     async def create(es: AsyncElasticsearch, settings: Settings) -> dict[str, Any] | None:
-        store = _store(es, settings)
-        if account_id is not None and await store.get_account(account_id) is None:
+        created = await _actions(es, settings).create_key(name, account_id, scopes)
+        if created is None:
             return None
-        record, secret = new_key(name, account_id, scopes)
-        await store.create_key(record)
-        if account_id is not None:
-            text = f"API key '{name}' created with scopes {', '.join(scopes)}"
-            target = ("api_key", record.id, name)
-            await _record(es, settings, account_id, "keys.created", text, target)
+        record, secret = created
         return {**record.public(), "key": secret}
 
     created = _with_client(create, ensure_setup=True)
@@ -336,11 +308,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 def _keys_revoke(key_id: str) -> int:
     async def revoke(es: AsyncElasticsearch, settings: Settings) -> KeyRecord | None:
-        record = await _store(es, settings).revoke_key(key_id)
-        if record is not None and record.account_id is not None:
-            text, target = f"API key '{record.name}' revoked", ("api_key", key_id, record.name)
-            await _record(es, settings, record.account_id, "keys.revoked", text, target)
-        return record
+        return await _actions(es, settings).revoke_key(key_id)
 
     record = _with_client(revoke, ensure_setup=True)
     if record is None:

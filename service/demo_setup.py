@@ -17,8 +17,7 @@ from elasticsearch import AsyncElasticsearch
 from ingest.demo import DEMO_ACCOUNTS, DemoAccount, generate_demo_entries
 from ingest.pipeline import IngestContext, Item, ingest_items
 from ingest.validation import Rejected
-from service import audit_trail
-from service.auth import new_key
+from service.accounts import AccountActions
 from service.config import Settings
 from service.search.accounts import Account, AccountStore
 from service.search.client import make_client
@@ -52,17 +51,10 @@ async def _load_entries(ctx: IngestContext, accounts: list[DemoAccount]) -> dict
 
 
 async def _demo_key(ctx: IngestContext, store: AccountStore) -> str:
-    record, secret = new_key(DEMO_KEY_NAME, DEMO_KEY_ACCOUNT, DEMO_KEY_SCOPES)
-    await store.create_key(record)
-    await audit_trail.record(
-        ctx,
-        DEMO_KEY_ACCOUNT,
-        DEMO_ACTOR,
-        "keys.created",
-        f"API key '{DEMO_KEY_NAME}' created with scopes {', '.join(DEMO_KEY_SCOPES)}",
-        {"target_type": "api_key", "target_id": record.id, "target_name": DEMO_KEY_NAME},
-    )
-    return secret
+    actions = AccountActions(store, ctx, DEMO_ACTOR)
+    created = await actions.create_key(DEMO_KEY_NAME, DEMO_KEY_ACCOUNT, DEMO_KEY_SCOPES)
+    assert created is not None  # the demo account is created before its key
+    return created[1]
 
 
 async def prepare(
@@ -72,9 +64,7 @@ async def prepare(
     await run_setup(es, settings)
     names = IndexNames(settings.index_prefix)
     store = AccountStore(es, names)
-    ctx = IngestContext(
-        es, names, settings.templates_dir, settings.max_future_skew_s, settings.bulk_batch_size
-    )
+    ctx = IngestContext.for_settings(es, settings)
     missing = [a for a in DEMO_ACCOUNTS if await store.get_account(a.id) is None]
     if missing:
         report(f"loading the demo data of {', '.join(a.id for a in missing)}...")

@@ -6,29 +6,22 @@ export is recorded as an ``audit`` entry of the account (who, format, filters, f
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from elasticsearch import ApiError, TransportError
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
-from service import audit_trail
-from service.auth import Principal, require
+from service.auth import require
 from service.bodies import read_json_object
 from service.errors import ServiceError, bad_request, engine_unavailable
-from service.export.jobs import job_file, new_job, public, run_job
-from service.export.stream import ExportPlan, export_bytes, plan_export
+from service.export.delivery import job_file_response, start_export_job, stream_export
+from service.export.jobs import public
+from service.export.stream import ExportPlan, plan_export
 from service.export.writers import WRITERS
-from service.ingest_api import ingest_context
-from service.runtime import Runtime, runtime_of
-from service.search.filters import FILTER_PARAMS
+from service.runtime import runtime_of
 from service.search.jobs import JobStore
-from service.search_api import query_params, read_request
-
-EXPORT_PARAMS = {*FILTER_PARAMS, "format", "order"}
+from service.view_request import EXPORT_PARAMS, query_params, read_request
 
 
 def _format_and_order(params: dict[str, list[str]]) -> tuple[str, str]:
@@ -46,61 +39,6 @@ async def _plan(request: Request, fmt: str, order: str, filters: Any) -> ExportP
     return await plan_export(
         runtime.es, runtime.names, filters, fmt, order, runtime.settings.templates_dir
     )
-
-
-async def record_export(runtime: Runtime, principal: Principal, plan: ExportPlan, how: str) -> None:
-    info = plan.info()
-    await audit_trail.record(
-        ingest_context(runtime), plan.filters.account_id, audit_trail.key_actor(principal.key_id),
-        "export.completed",
-        f"Exported {plan.read} entries as {plan.fmt.upper()} ({how}) from {info['from']} to "
-        f"{info['to']}",
-        {"target_type": "export", "target_name": plan.filename(), "format": plan.fmt,
-         "rows": plan.read, "filters": info["filters"], "from": info["from"], "to": info["to"]},
-    )  # fmt: skip
-
-
-def stream_export(runtime: Runtime, principal: Principal, plan: ExportPlan, how: str) -> Response:
-    """The file of ``plan`` as an attachment; its last bytes wait for the audit entry (written
-    alongside the writing, as soon as every entry is read from the engine)."""
-
-    async def record() -> None:
-        await record_export(runtime, principal, plan, how)
-
-    async def body() -> AsyncIterator[bytes]:
-        async for chunk in export_bytes(plan, record):
-            if chunk:
-                yield chunk
-
-    runtime.counters["exports"] += 1
-    headers = {"Content-Disposition": f'attachment; filename="{plan.filename()}"',
-               "X-Total-Count": str(plan.total)}  # fmt: skip
-    return StreamingResponse(body(), media_type=plan.writer.media_type, headers=headers)
-
-
-async def start_export_job(
-    runtime: Runtime, principal: Principal, plan: ExportPlan, how: str
-) -> dict[str, Any]:
-    """Record an export job of ``plan`` and run it in the background; return the job."""
-    store = JobStore(runtime.es, runtime.names)
-    job = new_job(plan, principal.key_id, runtime.settings.export_ttl_h)
-    try:
-        await store.create(job)
-    except (ApiError, TransportError) as e:
-        await plan.scan.close()
-        raise engine_unavailable() from e
-
-    async def record() -> None:
-        await record_export(runtime, principal, plan, how)
-
-    async def run() -> None:
-        await run_job(store, plan, job, runtime.settings.export_dir, record)
-
-    task = asyncio.create_task(run())
-    runtime.tasks.add(task)
-    task.add_done_callback(runtime.tasks.discard)
-    runtime.counters["export_jobs"] += 1
-    return job
 
 
 async def get_export(request: Request) -> Response:
@@ -159,17 +97,3 @@ async def get_export_job(request: Request) -> Response:
 
 async def download_export_job(request: Request) -> Response:
     return job_file_response(runtime_of(request).settings.export_dir, await _own_job(request))
-
-
-def job_file_response(export_dir: Path, stored: dict[str, Any]) -> Response:
-    """The finished job's file; 409 while it runs or failed, 410 once it expired."""
-    job = public(stored)
-    if job["status"] == "expired":
-        raise ServiceError(410, "expired", "this export has expired; start a new one")
-    if job["status"] != "done":
-        raise ServiceError(409, "not_ready", f"the export is {job['status']}")
-    path = job_file(export_dir, job)
-    if not path.exists():
-        raise ServiceError(410, "expired", "this export's file is gone; start a new one")
-    return FileResponse(path, media_type=WRITERS[job["format"]].media_type,
-                        filename=job["filename"])  # fmt: skip

@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ingest import json_input
-from ingest.pipeline import IngestContext, Item, ingest_items, summarize
+from ingest.pipeline import Item, ingest_items, summarize
 from ingest.validation import Rejected
 from service.auth import Principal, forbidden_account, get_account_cached, require
 from service.bodies import parse_json, read_body
 from service.errors import ServiceError, bad_request, engine_unavailable
-from service.runtime import Runtime, runtime_of
+from service.runtime import runtime_of
 
 JSON_TYPES = ("application/json",)
 
@@ -41,18 +41,6 @@ def _content_type(request: Request, allowed: tuple[str, ...]) -> None:
         raise ServiceError(
             415, "unsupported_media_type", f"Content-Type must be {' or '.join(allowed)}"
         )
-
-
-def ingest_context(runtime: Runtime) -> IngestContext:
-    s = runtime.settings
-    return IngestContext(
-        es=runtime.es,
-        names=runtime.names,
-        templates_dir=s.templates_dir,
-        max_skew_s=s.max_future_skew_s,
-        batch_size=s.bulk_batch_size,
-        counters=runtime.counters,
-    )
 
 
 async def _accounts_for(
@@ -88,7 +76,7 @@ async def _ingest(request: Request, principal: Principal, items: list[Item]) -> 
         )
     account_of = await _accounts_for(request, principal, items)
     try:
-        results = await ingest_items(ingest_context(runtime), items, account_of)
+        results = await ingest_items(runtime.ingest, items, account_of)
     except TransportError as e:
         raise engine_unavailable() from e
     summary = summarize(results)

@@ -73,8 +73,13 @@ class InflightLimit:
             await self.app(scope, receive, send)
             return
         if self.inflight >= self.limit:
-            body = {"error": {"code": "overloaded", "message": "too many requests in flight; retry",
-                              "field": None}}  # fmt: skip
+            body = {
+                "error": {
+                    "code": "overloaded",
+                    "message": "too many requests in flight; retry",
+                    "field": None,
+                }
+            }
             response = JSONResponse(body, status_code=429, headers={"Retry-After": "1"})
             await response(scope, receive, send)
             return

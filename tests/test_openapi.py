@@ -5,8 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from service.export_api import EXPORT_PARAMS
-from service.search_api import ENTRIES_PARAMS, HISTOGRAM_PARAMS
+from service.view_request import ENTRIES_PARAMS, EXPORT_PARAMS, HISTOGRAM_PARAMS
 
 
 def test_every_v1_route_is_documented(client: TestClient) -> None:

@@ -79,8 +79,10 @@ async def run_job(
                     reported = time.monotonic()
                     await store.update(job["id"], {"rows_done": plan.rows})
         partial.replace(target)
-        await store.update(job["id"], {"status": "done", "rows_done": plan.rows, "size": size,
-                                       "sha256": digest.hexdigest()})  # fmt: skip
+        await store.update(
+            job["id"],
+            {"status": "done", "rows_done": plan.rows, "size": size, "sha256": digest.hexdigest()},
+        )
         return True
     except asyncio.CancelledError:
         partial.unlink(missing_ok=True)
@@ -130,9 +132,22 @@ async def sweep_jobs(store: JobStore, export_dir: Path) -> int:
 
 def public(job: dict[str, Any]) -> dict[str, Any]:
     shown = effective(job)
-    keys = ("id", "account_id", "status", "format", "filename", "filters", "rows_done",
-            "rows_total", "size", "sha256", "error", "created_at", "updated_at",
-            "expires_at")  # fmt: skip
+    keys = (
+        "id",
+        "account_id",
+        "status",
+        "format",
+        "filename",
+        "filters",
+        "rows_done",
+        "rows_total",
+        "size",
+        "sha256",
+        "error",
+        "created_at",
+        "updated_at",
+        "expires_at",
+    )
     out = {k: shown.get(k) for k in keys}
     if shown["status"] == "done":
         out["download"] = f"/v1/exports/{job['id']}/download"

@@ -21,8 +21,18 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-BASE_COLUMNS = ("id", "timestamp_local", "timestamp_utc", "category", "type", "actor_id",
-                "actor_name", "actor_email", "action", "message")  # fmt: skip
+BASE_COLUMNS = (
+    "id",
+    "timestamp_local",
+    "timestamp_utc",
+    "category",
+    "type",
+    "actor_id",
+    "actor_name",
+    "actor_email",
+    "action",
+    "message",
+)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -38,8 +48,9 @@ def local_timestamps(utc: list[str], tz: ZoneInfo) -> list[str]:
     wall = instants.dt.tz_convert(tz).dt.tz_localize(None)
     offsets = ((wall - instants.dt.tz_localize(None)).dt.total_seconds() // 60).astype(int)
     text = np.datetime_as_string(wall.to_numpy(dtype="datetime64[ms]"), unit="ms")
-    names = {m: f"{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
-             for m in offsets.unique()}  # fmt: skip
+    names = {
+        m: f"{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in offsets.unique()
+    }
     return [t + names[m] for t, m in zip(text.tolist(), offsets.tolist(), strict=True)]
 
 

@@ -73,9 +73,16 @@ class CsvWriter:
                     except TypeError:  # not all text
                         line = ""
                     row[first], row[second] = one, two
-                    if (line.count(",") == commas and line.count(_MARK) == 2 and '"' not in line
-                            and "\n" not in line and "\r" not in line and ";" not in line
-                            and type(one) is str and type(two) is str):  # fmt: skip
+                    if (
+                        line.count(",") == commas
+                        and line.count(_MARK) == 2
+                        and '"' not in line
+                        and "\n" not in line
+                        and "\r" not in line
+                        and ";" not in line
+                        and type(one) is str
+                        and type(two) is str
+                    ):
                         head, middle, tail = line.split(_MARK)
                         lines.append(head + _quoted(one) + middle + _quoted(two) + tail)
                         continue
@@ -201,8 +208,9 @@ class XlsxWriter:
 
     def _new_sheet(self) -> None:
         self.sheets += 1
-        self.sheet = self.workbook.create_sheet(f"Entries {self.sheets}" if self.sheets > 1
-                                                else "Entries")  # fmt: skip
+        self.sheet = self.workbook.create_sheet(
+            f"Entries {self.sheets}" if self.sheets > 1 else "Entries"
+        )
         self.sheet.append(self.columns)
         self.sheet_rows = 0
 

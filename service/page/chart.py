@@ -23,8 +23,13 @@ SVG_HEIGHT = 172
 BAR_UNITS = 10
 BAR_WIDTH = 8
 MAX_LABELS = 8
-INTERVAL_WORDS = {"minute": "minute", "hour": "hour", "day": "day", "week": "week",
-                  "month": "month"}  # fmt: skip
+INTERVAL_WORDS = {
+    "minute": "minute",
+    "hour": "hour",
+    "day": "day",
+    "week": "week",
+    "month": "month",
+}
 
 
 def nice_ceiling(value: int) -> int:

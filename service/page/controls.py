@@ -14,8 +14,10 @@ from service.page.view import PAGE_PRESETS, PageView
 from service.vocabulary import CATEGORIES, CATEGORY_LABELS, TYPES
 
 SYNTAX_HELP = (
-    ("Competitor mentions", "words anywhere in an entry: message, action, actor, Signal name, "
-     "contact, URL…"),
+    (
+        "Competitor mentions",
+        "words anywhere in an entry: message, action, actor, Signal name, contact, URL…",
+    ),
     ('"post by Mateo Garcia"', "an exact phrase"),
     ("category:webhook", "a source: audit, credits, ai, webhook, signal, integration, api"),
     ("type:warning,error", "a type; commas mean “or”"),
@@ -25,7 +27,7 @@ SYNTAX_HELP = (
     ("status:failed", "the status of an integration or AI Agent run"),
     ("after:2026-11-01 before:2026-11-08", "dates in the account timezone (before: excluded)"),
     ("-type:notice  -timeout", "a minus sign excludes"),
-)  # fmt: skip
+)
 TYPE_LABELS = {"notice": "Notice", "warning": "Warning", "error": "Error"}
 FORMATS = (("csv", "CSV"), ("xlsx", "Excel (XLSX)"))
 
@@ -55,9 +57,14 @@ def _chip(href: str, label_html: str, count: int | None, selected: bool, extra: 
 
 
 def facet_chips(
-    facet: str, title: str, values: tuple[str, ...], labels: dict[str, str],
-    buckets: list[dict[str, Any]] | None, view: PageView, timed_out: bool,
-) -> str:  # fmt: skip
+    facet: str,
+    title: str,
+    values: tuple[str, ...],
+    labels: dict[str, str],
+    buckets: list[dict[str, Any]] | None,
+    view: PageView,
+    timed_out: bool,
+) -> str:
     """A row of chips: "All" and one per value, each with its count; click to toggle.
 
     ``buckets`` None (the view could not be read) shows the chips without counts.
@@ -94,10 +101,14 @@ def source_and_type(view: PageView, facets: Facets | None, timed_out: list[str])
         return None if facets is None else facets.get(name, [])
 
     return facet_chips(
-        "category", "Source", CATEGORIES, CATEGORY_LABELS, buckets("category"), view,
+        "category",
+        "Source",
+        CATEGORIES,
+        CATEGORY_LABELS,
+        buckets("category"),
+        view,
         "category" in timed_out,
-    ) + facet_chips("type", "Type", TYPES, TYPE_LABELS, buckets("type"), view,
-                    "type" in timed_out)  # fmt: skip
+    ) + facet_chips("type", "Type", TYPES, TYPE_LABELS, buckets("type"), view, "type" in timed_out)
 
 
 def _actor_select(view: PageView, facets: Facets | None) -> str:
@@ -142,15 +153,23 @@ def _syntax_help() -> str:
     )
 
 
-def filter_panel(view: PageView, facets: Facets | None, timed_out: list[str], tz_label: str,
-                 window_text: str | None, invalid: str | None = None) -> str:  # fmt: skip
+def filter_panel(
+    view: PageView,
+    facets: Facets | None,
+    timed_out: list[str],
+    tz_label: str,
+    window_text: str | None,
+    invalid: str | None = None,
+) -> str:
     """The filter card: search form (with actor and custom dates), range, source and type.
 
     ``facets`` None: the view could not be read (no counts); ``invalid``: the field at fault.
     """
     hidden = hidden_fields(view, skip=("q", "actor", "start", "end"))
-    bad = {name: ' aria-invalid="true" aria-errormessage="view-error"' if name == invalid else ""
-           for name in ("q", "start", "end")}  # fmt: skip
+    bad = {
+        name: ' aria-invalid="true" aria-errormessage="view-error"' if name == invalid else ""
+        for name in ("q", "start", "end")
+    }
     search = (
         '<div class="field field-search"><label for="q">Search</label>'
         f'<input id="q" name="q" type="search" value="{esc(view.q)}"{bad["q"]} '
@@ -193,8 +212,9 @@ def export_form(view: PageView, can_export: bool, total: int, job_threshold: int
     big = total > job_threshold
     job_note = (
         f'<span class="help">More than {job_threshold:,} entries: the export runs as a job.</span>'
-        if big else ""
-    )  # fmt: skip
+        if big
+        else ""
+    )
     return (
         f'<form method="post" action="{BASE_PATH}/export" class="export" '
         f'aria-label="Export logs">{hidden_fields(view)}'

@@ -3,8 +3,8 @@
 ``POST /settings/audit-logs/export`` takes the view's filters (hidden fields of the export form)
 and runs the export code of ``/v1/export``: :func:`~service.export.stream.plan_export` reads the
 first page before any byte is sent, :func:`~service.export.stream.export_bytes` streams the file,
-and :func:`service.export_api.record_export` writes the account's audit entry. Views of more than
-:data:`JOB_THRESHOLD` entries, or when the visitor asks for it, become an export job
+and :func:`~service.export.delivery.record_export` writes the account's audit entry. Views of
+more than :data:`JOB_THRESHOLD` entries, or when the visitor asks for it, become an export job
 (:mod:`service.export.jobs`) whose page shows its progress and refreshes itself until the file is
 ready. Job pages and downloads check that the job belongs to the signed-in account.
 """
@@ -20,14 +20,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from service.errors import ServiceError, engine_unavailable
+from service.export.delivery import job_file_response, start_export_job, stream_export
 from service.export.jobs import public
 from service.export.stream import plan_export
-from service.export_api import (
-    EXPORT_PARAMS,
-    job_file_response,
-    start_export_job,
-    stream_export,
-)
 from service.page.html import BASE_PATH, esc, html_page
 from service.page.layout import alert, format_local, plain_page
 from service.page.session import Refused, Session, read_session, same_origin, sign_in_response
@@ -35,7 +30,7 @@ from service.page.view import parse_page_view
 from service.runtime import runtime_of
 from service.search.accounts import Account
 from service.search.jobs import JobStore
-from service.search_api import read_request
+from service.view_request import EXPORT_PARAMS, read_request
 
 JOB_THRESHOLD = 100_000
 """Views with more entries than this are exported as a job."""
@@ -153,9 +148,11 @@ def _job_content(job: dict[str, Any], tz: ZoneInfo, ttl_h: float) -> str:
         f"({percent}%)</p></div>"
     )
     if status in ("queued", "running"):
-        note = (f'<p class="help">This page refreshes itself every {JOB_REFRESH_S} seconds. You '
-                "may leave it: the export keeps running and its file is kept for "
-                f"{ttl_h:g} hours.</p>")  # fmt: skip
+        note = (
+            f'<p class="help">This page refreshes itself every {JOB_REFRESH_S} seconds. You '
+            "may leave it: the export keeps running and its file is kept for "
+            f"{ttl_h:g} hours.</p>"
+        )
         return facts + progress + note
     if status == "done":
         expires = _instant(job["expires_at"], tz, "")

@@ -22,7 +22,7 @@ from service.page.view import parse_page_view
 from service.runtime import runtime_of
 from service.search.entries import search_entries
 from service.search.histogram import date_histogram
-from service.search_api import ENTRIES_PARAMS, read_request
+from service.view_request import ENTRIES_PARAMS, read_request
 
 PAGE_SIZE = 50
 
@@ -41,9 +41,15 @@ async def audit_logs(request: Request) -> Response:
             request, "read", ENTRIES_PARAMS, session.principal, params
         )
         screen.page = await search_entries(
-            runtime.es, runtime.names, screen.filters, PAGE_SIZE, "desc", view.cursor or None,
-            str(runtime.settings.cursor_secret).encode(), runtime.settings.search_timeout_s,
-        )  # fmt: skip
+            runtime.es,
+            runtime.names,
+            screen.filters,
+            size=PAGE_SIZE,
+            order="desc",
+            cursor_text=view.cursor or None,
+            secret=str(runtime.settings.cursor_secret).encode(),
+            timeout_s=runtime.settings.search_timeout_s,
+        )
         screen.histogram = await date_histogram(
             runtime.es, runtime.names, screen.filters, "auto", "category"
         )

@@ -11,8 +11,7 @@ from service.page import exports, handlers, session
 from service.page.html import BASE_PATH, SECURITY_HEADERS, STATIC_DIR
 from service.security import DefaultHeaders
 
-STATIC_TYPES = {"page.css": "text/css; charset=utf-8",
-                "page.js": "text/javascript; charset=utf-8"}  # fmt: skip
+STATIC_TYPES = {"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8"}
 
 
 async def static_file(request: Request) -> Response:
@@ -21,8 +20,9 @@ async def static_file(request: Request) -> Response:
     if name not in STATIC_TYPES:
         return PlainTextResponse("not found", status_code=404)
     body = (STATIC_DIR / name).read_bytes()
-    return Response(body, media_type=STATIC_TYPES[name],
-                    headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
+    return Response(
+        body, media_type=STATIC_TYPES[name], headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 def routes() -> list[Route]:

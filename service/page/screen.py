@@ -17,8 +17,15 @@ from service.search.entries import Page
 from service.search.filters import ViewFilters
 from service.search.histogram import Histogram
 
-FIELD_NAMES = {"q": "Search", "start": "Start date", "end": "End date", "from": "Start date",
-               "to": "End date", "range": "Date range", "cursor": "Older entries"}  # fmt: skip
+FIELD_NAMES = {
+    "q": "Search",
+    "start": "Start date",
+    "end": "End date",
+    "from": "Start date",
+    "to": "End date",
+    "range": "Date range",
+    "cursor": "Older entries",
+}
 FIELD_ALIASES = {"q": "q", "start": "start", "from": "start", "end": "end", "to": "end"}
 
 
@@ -63,8 +70,10 @@ def _pager(screen: Screen) -> str:
             'rel="next" data-load-more>Load older entries</a>'
         )
     if view.cursor:
-        links.append(f'<a class="button button-quiet" href="{esc(view.first_page().url())}">'
-                     "Back to the newest entries</a>")  # fmt: skip
+        links.append(
+            f'<a class="button button-quiet" href="{esc(view.first_page().url())}">'
+            "Back to the newest entries</a>"
+        )
     return (
         '<nav class="pager" aria-label="More entries">'
         f'<p class="shown" aria-live="polite">{status}</p>{"".join(links)}</nav>'

@@ -118,16 +118,24 @@ def sign_in_response(request: Request, refused: Refused | None = None) -> Respon
 
 def set_cookie(response: Response, request: Request, key: str) -> None:
     response.set_cookie(
-        COOKIE, key, max_age=COOKIE_MAX_AGE_S, path=BASE_PATH, httponly=True,
-        samesite="strict", secure=request.url.scheme == "https",
-    )  # fmt: skip
+        COOKIE,
+        key,
+        max_age=COOKIE_MAX_AGE_S,
+        path=BASE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
 
 
 def clear_cookie(response: Response, request: Request) -> None:
     response.delete_cookie(
-        COOKIE, path=BASE_PATH, httponly=True, samesite="strict",
+        COOKIE,
+        path=BASE_PATH,
+        httponly=True,
+        samesite="strict",
         secure=request.url.scheme == "https",
-    )  # fmt: skip
+    )
 
 
 async def sign_in(request: Request) -> Response:

@@ -30,8 +30,15 @@ KEY_LABELS = {
     "url": "URL",
     "api_key_id": "API key ID",
 }
-_WORDS = {"id": "ID", "url": "URL", "urn": "URN", "ip": "IP", "api": "API", "ai": "AI",
-          "ms": "(ms)"}  # fmt: skip
+_WORDS = {
+    "id": "ID",
+    "url": "URL",
+    "urn": "URN",
+    "ip": "IP",
+    "api": "API",
+    "ai": "AI",
+    "ms": "(ms)",
+}
 COLUMNS = ("Time", "Source", "Type", "Actor", "Action", "Details")
 
 
@@ -136,8 +143,11 @@ def entry_row(entry: dict[str, Any]) -> str:
         f'<td class="col-{name.lower()}" data-label="{name}">{cell}</td>'
         for name, cell in zip(COLUMNS, cells, strict=True)
     )
-    row = {"class": f"entry entry-{kind}", "data-id": entry.get("id"),
-           "data-category": entry.get("category")}  # fmt: skip
+    row = {
+        "class": f"entry entry-{kind}",
+        "data-id": entry.get("id"),
+        "data-category": entry.get("category"),
+    }
     return f"<tr{attrs(row)}>{tds}</tr>"
 
 

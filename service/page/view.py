@@ -50,8 +50,11 @@ class PageView:
         params: dict[str, list[str]] = {}
         if self.q.strip():
             params["q"] = [self.q]
-        for name, values in (("category", self.categories), ("type", self.types),
-                             ("actor", self.actors)):  # fmt: skip
+        for name, values in (
+            ("category", self.categories),
+            ("type", self.types),
+            ("actor", self.actors),
+        ):
             if values:
                 params[name] = list(values)
         if self.custom:

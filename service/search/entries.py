@@ -144,6 +144,7 @@ async def search_entries(
     es: AsyncElasticsearch,
     names: IndexNames,
     filters: ViewFilters,
+    *,
     size: int,
     order: str,
     cursor_text: str | None,
@@ -190,12 +191,16 @@ async def search_entries(
         elif len(hits) == size:
             next_cursor = encode_cursor(
                 EntryCursor(
-                    filters.account_id, filters.fingerprint(), order,
+                    filters.account_id,
+                    filters.fingerprint(),
+                    order,
                     format_instant(filters.window.start) if filters.window.start else None,
-                    format_instant(filters.window.end), pit, list(hits[-1]["sort"]),
+                    format_instant(filters.window.end),
+                    pit,
+                    list(hits[-1]["sort"]),
                 ),
                 secret,
-            )  # fmt: skip
+            )
     return Page(
         entries=[present(h["_source"], filters) for h in hits],
         total=resp["hits"]["total"]["value"],

@@ -41,8 +41,19 @@ PRESETS: dict[str, timedelta | None] = {
 }
 DEFAULT_RANGE = "7d"
 MAX_VALUES = 50
-FILTER_PARAMS = ("account_id", "category", "type", "actor", "action", "provider", "range",
-                 "from", "to", "tz", "q")  # fmt: skip
+FILTER_PARAMS = (
+    "account_id",
+    "category",
+    "type",
+    "actor",
+    "action",
+    "provider",
+    "range",
+    "from",
+    "to",
+    "tz",
+    "q",
+)
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,12 @@ class Histogram:
     buckets: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"interval": self.interval, "tz": self.tz, "total": self.total,
-                "buckets": self.buckets}  # fmt: skip
+        return {
+            "interval": self.interval,
+            "tz": self.tz,
+            "total": self.total,
+            "buckets": self.buckets,
+        }
 
 
 def choose_interval(filters: ViewFilters, requested: str) -> str:
@@ -72,9 +76,11 @@ async def _first_timestamp(
     es: AsyncElasticsearch, names: IndexNames, query: EntryQuery
 ) -> datetime | None:
     resp = await es.search(
-        index=names.entries_alias, size=0, query=query.full_query(),
+        index=names.entries_alias,
+        size=0,
+        query=query.full_query(),
         aggs={"first": {"min": {"field": "timestamp"}}},
-    )  # fmt: skip
+    )
     value = resp["aggregations"]["first"]["value"]
     return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
 
@@ -120,8 +126,11 @@ async def date_histogram(
         if field is not None:
             agg["aggs"] = {"split": {"terms": {"field": field, "size": 20}}}
         resp = await es.search(
-            index=names.entries_alias, size=0, query=query.full_query(),
-            aggs={"histogram": agg}, track_total_hits=True,
-        )  # fmt: skip
+            index=names.entries_alias,
+            size=0,
+            query=query.full_query(),
+            aggs={"histogram": agg},
+            track_total_hits=True,
+        )
     buckets = [_bucket(b, filters.tz, field) for b in resp["aggregations"]["histogram"]["buckets"]]
     return Histogram(chosen, filters.tz.key, resp["hits"]["total"]["value"], buckets)

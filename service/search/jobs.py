@@ -46,11 +46,17 @@ class JobStore:
             "bool": {
                 "should": [
                     {"terms": {"status": ["queued", "running"]}},
-                    {"bool": {"filter": [{"term": {"status": "done"}},
-                                         {"range": {"expires_at": {"lte": now}}}]}},
+                    {
+                        "bool": {
+                            "filter": [
+                                {"term": {"status": "done"}},
+                                {"range": {"expires_at": {"lte": now}}},
+                            ]
+                        }
+                    },
                 ],
                 "minimum_should_match": 1,
             }
-        }  # fmt: skip
+        }
         resp = await self.es.search(index=self.names.export_jobs, size=1000, query=query)
         return [dict(h["_source"]) for h in resp["hits"]["hits"]]

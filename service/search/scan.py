@@ -60,9 +60,13 @@ class ViewScan:
     """All entries of a view in ``order``; close it to release the point in time."""
 
     def __init__(
-        self, es: AsyncElasticsearch, names: IndexNames, query: EntryQuery, order: str = "desc",
+        self,
+        es: AsyncElasticsearch,
+        names: IndexNames,
+        query: EntryQuery,
+        order: str = "desc",
         page_size: int = PAGE_SIZE,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.es, self.names, self.query = es, names, query
         self.order, self.page_size = order, page_size
         self.pit: str | None = None
@@ -89,9 +93,12 @@ class ViewScan:
         return page
 
     async def _page(
-        self, after: list[Any] | None, size: int, track_total: bool = False,
+        self,
+        after: list[Any] | None,
+        size: int,
+        track_total: bool = False,
         categories: bool = False,
-    ) -> ScanPage:  # fmt: skip
+    ) -> ScanPage:
         assert self.pit is not None
         query = self.query.full_query()
         if after is not None:  # only what is left: without it, every page visits every entry
@@ -139,9 +146,11 @@ class ViewScan:
         return self._pages(first, queue, self.reader)
 
     async def _read_ahead(
-        self, page: ScanPage, out: asyncio.Queue[ScanPage | Exception],
+        self,
+        page: ScanPage,
+        out: asyncio.Queue[ScanPage | Exception],
         all_read: Callable[[int], None] | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         read = len(page.hits)
         if page.is_last and all_read is not None:
             all_read(read)  # its failure, if any, reaches the caller through this task

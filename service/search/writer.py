@@ -127,8 +127,9 @@ async def _bulk_create(
     results: list[dict[str, Any]] = [_UNSENT] * len(ops)
     for n, group in enumerate(_groups(ops, max_bytes)):
         try:
-            for i, result in zip(group, await _bulk_group(es, [ops[i] for i in group]),
-                                 strict=True):  # fmt: skip
+            for i, result in zip(
+                group, await _bulk_group(es, [ops[i] for i in group]), strict=True
+            ):
                 results[i] = result
         except EngineUnavailable:
             if n == 0:

@@ -12,7 +12,6 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from ingest.pipeline import Item, ingest_items
-from service.ingest_api import ingest_context
 from service.retention_runs import run_retention
 from service.runtime import Runtime
 from service.search.client import make_client
@@ -61,7 +60,7 @@ def _run(engine_url: str, prefix: str, es: Elasticsearch) -> RetentionReport:
             await run_setup(client, settings)
             runtime = Runtime(settings=settings, es=client, names=names)
             results = await ingest_items(
-                ingest_context(runtime), [Item(e) for e in fresh], dict.fromkeys(range(4), ACCOUNT)
+                runtime.ingest, [Item(e) for e in fresh], dict.fromkeys(range(4), ACCOUNT)
             )
             assert [r.status for r in results] == ["created"] * 4
             for e in expired:  # stored while they were fresh: ingest now rejects them as expired

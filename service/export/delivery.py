@@ -1,0 +1,106 @@
+"""Delivering an export: streamed as a download, or run as a job whose file is fetched later.
+
+The API and the page both deliver exports here. Every export is recorded as an
+``export.completed`` audit entry of the account before it is delivered as complete: a download's
+last bytes and a job's ``done`` wait for it, and its failure cuts the download or fails the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import ApiError, TransportError
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from service import audit_trail
+from service.auth import Principal
+from service.errors import ServiceError, engine_unavailable
+from service.export.jobs import job_file, new_job, public, run_job
+from service.export.stream import ExportPlan, export_bytes
+from service.export.writers import WRITERS
+from service.runtime import Runtime
+from service.search.jobs import JobStore
+
+
+async def record_export(runtime: Runtime, principal: Principal, plan: ExportPlan, how: str) -> None:
+    info = plan.info()
+    await audit_trail.record(
+        runtime.ingest,
+        plan.filters.account_id,
+        audit_trail.key_actor(principal.key_id),
+        "export.completed",
+        f"Exported {plan.read} entries as {plan.fmt.upper()} ({how}) from {info['from']} to "
+        f"{info['to']}",
+        {
+            "target_type": "export",
+            "target_name": plan.filename(),
+            "format": plan.fmt,
+            "rows": plan.read,
+            "filters": info["filters"],
+            "from": info["from"],
+            "to": info["to"],
+        },
+    )
+
+
+def stream_export(runtime: Runtime, principal: Principal, plan: ExportPlan, how: str) -> Response:
+    """The file of ``plan`` as an attachment; its last bytes wait for the audit entry (written
+    alongside the writing, as soon as every entry is read from the engine)."""
+
+    async def record() -> None:
+        await record_export(runtime, principal, plan, how)
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in export_bytes(plan, record):
+            if chunk:
+                yield chunk
+
+    runtime.counters["exports"] += 1
+    headers = {
+        "Content-Disposition": f'attachment; filename="{plan.filename()}"',
+        "X-Total-Count": str(plan.total),
+    }
+    return StreamingResponse(body(), media_type=plan.writer.media_type, headers=headers)
+
+
+async def start_export_job(
+    runtime: Runtime, principal: Principal, plan: ExportPlan, how: str
+) -> dict[str, Any]:
+    """Record an export job of ``plan`` and run it in the background; return the job."""
+    store = JobStore(runtime.es, runtime.names)
+    job = new_job(plan, principal.key_id, runtime.settings.export_ttl_h)
+    try:
+        await store.create(job)
+    except (ApiError, TransportError) as e:
+        await plan.scan.close()
+        raise engine_unavailable() from e
+
+    async def record() -> None:
+        await record_export(runtime, principal, plan, how)
+
+    async def run() -> None:
+        await run_job(store, plan, job, runtime.settings.export_dir, record)
+
+    task = asyncio.create_task(run())
+    runtime.tasks.add(task)
+    task.add_done_callback(runtime.tasks.discard)
+    runtime.counters["export_jobs"] += 1
+    return job
+
+
+def job_file_response(export_dir: Path, stored: dict[str, Any]) -> Response:
+    """The finished job's file; 409 while it runs or failed, 410 once it expired."""
+    job = public(stored)
+    if job["status"] == "expired":
+        raise ServiceError(410, "expired", "this export has expired; start a new one")
+    if job["status"] != "done":
+        raise ServiceError(409, "not_ready", f"the export is {job['status']}")
+    path = job_file(export_dir, job)
+    if not path.exists():
+        raise ServiceError(410, "expired", "this export's file is gone; start a new one")
+    return FileResponse(
+        path, media_type=WRITERS[job["format"]].media_type, filename=job["filename"]
+    )
