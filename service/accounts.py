@@ -4,6 +4,11 @@ Each action validates its input (a 400 naming the field), changes the account st
 the change in the account's own log as an ``audit`` entry of the actor who made it (an API key,
 the command line, the demo loader). The texts of those entries are written here only.
 Engine errors propagate as they are: the caller answers them (503, or exit code 1).
+
+A change is made before its audit entry is written, so an entry the engine refuses cannot undo
+it: the action still answers (a new key's secret is shown only once), and the failure is logged
+and counted (``audit_failures`` in ``/metrics``). Exports are stricter: one whose entry is not
+written is not delivered as complete (:mod:`service.export.delivery`).
 """
 
 from __future__ import annotations
@@ -55,7 +60,10 @@ class AccountActions:
 
     async def _record(self, account_id: str, action: str, message: str, target: Target) -> None:
         metadata = {"target_type": target.kind, "target_id": target.id, "target_name": target.name}
-        await audit_trail.record(self.ingest, account_id, self.actor, action, message, metadata)
+        try:
+            await audit_trail.record(self.ingest, account_id, self.actor, action, message, metadata)
+        except audit_trail.AuditNotRecorded:
+            return  # logged and counted by record(); the change itself stands (module docstring)
 
     async def create_account(self, account: Account) -> bool:
         """Create ``account``; False when it exists."""

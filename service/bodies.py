@@ -19,7 +19,8 @@ from service.errors import ServiceError, bad_request
 def content_length(request: Request) -> int | None:
     """The declared ``Content-Length`` (ASCII digits only), None when absent or not a number."""
     declared = request.headers.get("content-length", "")
-    return int(declared) if declared.isascii() and declared.isdigit() else None
+    digits = declared.isascii() and declared.isdigit() and len(declared) <= 18
+    return int(declared) if digits else None
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from service.audit_trail import AuditNotRecorded
 from service.config import Settings, load_settings
 from service.engine import EngineError, EngineInstance, default_instance_dir
 
@@ -69,8 +68,6 @@ def _with_client(
         return asyncio.run(call())
     except (ApiError, TransportError) as e:
         raise CliError(f"the engine did not answer as expected: {e}", EXIT_FAILED) from e
-    except AuditNotRecorded as e:  # the change was made; its audit entry was not written
-        raise CliError(f"done, but not recorded: {e.message}", EXIT_FAILED) from e
 
 
 async def _ensure_setup(es: AsyncElasticsearch, settings: Settings) -> None:

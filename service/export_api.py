@@ -57,8 +57,9 @@ async def _job_params(request: Request) -> dict[str, list[str]]:
             if name not in EXPORT_PARAMS:
                 raise bad_request(f"unknown parameter '{name}'", field=name)
             values = value if isinstance(value, list) else [value]
-            if not all(isinstance(v, str) for v in values):
-                raise bad_request(f"{name} must be a string or an array of strings", field=name)
+            if not values or not all(isinstance(v, str) for v in values):
+                message = f"{name} must be a string or a non-empty array of strings"
+                raise bad_request(message, field=name)
             params.setdefault(name, []).extend(values)
     return params
 

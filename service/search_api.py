@@ -19,7 +19,8 @@ def _one(params: dict[str, list[str]], name: str, default: str) -> str:
 async def get_entries(request: Request) -> Response:
     _, filters, params = await read_request(request, "read", ENTRIES_PARAMS)
     size_text = _one(params, "size", "50")
-    if not (size_text.isascii() and size_text.isdigit()) or not 1 <= int(size_text) <= 200:
+    digits = size_text.isascii() and size_text.isdigit() and len(size_text) <= 3
+    if not digits or not 1 <= int(size_text) <= 200:
         raise bad_request("size must be a whole number from 1 to 200 (ASCII digits)", field="size")
     order = _one(params, "order", "desc")
     if order not in ("asc", "desc"):

@@ -140,9 +140,9 @@ async def export_bytes(
 
     The pages after the first are read ahead while the first is written (``ViewScan.rest``).
     ``when_read`` starts as soon as the last page is in from the engine (``plan.read`` is then
-    the file's row count) and runs alongside the writing; the last bytes wait for it, and its
-    failure aborts the download. A chunk may be empty (a workbook's rows go to its file until
-    the end): it marks progress, ``plan.rows`` having grown.
+    the file's row count) and runs alongside the writing; the last rows and the file's tail wait
+    for it, and its failure aborts the download without them. A chunk may be empty (a
+    workbook's rows go to its file until the end): it marks progress, ``plan.rows`` having grown.
     """
     closing: list[asyncio.Task[None]] = []
 
@@ -158,9 +158,12 @@ async def export_bytes(
         if head:
             yield head
         page: ScanPage | None = plan.first
+        held: bytes | None = None  # the last rows wait for ``when_read`` with the tails
         while page is not None:
             async for chunk in _page_chunks(plan, page):
-                yield chunk
+                if held is not None:
+                    yield held
+                held = chunk
             page = await anext(pages, None)
         if isinstance(plan.writer, XlsxWriter):  # zipped here (seconds for a million rows)
             tails = await run_in_threadpool(plan.writer.finish, plan.info())
@@ -168,6 +171,8 @@ async def export_bytes(
             tails = plan.writer.finish(plan.info())
         for task in closing:  # called once every page is in, before the last one is taken
             await task
+        if held:
+            yield held
         for tail in tails:
             yield tail
     finally:

@@ -29,7 +29,7 @@ from service.search.search_text import (
     resolve_qualifier,
 )
 from service.vocabulary import CATEGORIES, PROVIDERS, TYPES
-from service.zones import accepted_zones, zone
+from service.zones import accepted_name, accepted_zones, zone
 
 PRESETS: dict[str, timedelta | None] = {
     "1h": timedelta(hours=1),
@@ -105,12 +105,8 @@ def parse_timezone(value: str | None, default: str) -> ZoneInfo:
     """The ``tz`` parameter's zone, else the account's (``default``)."""
     if value:
         return zone(value, "tz")
-    if default not in accepted_zones():  # stored before zones were checked against the engine
-        raise bad_request(
-            f"the account's timezone {default!r} is not supported: give tz, or run "
-            "`auditlog accounts fix-timezones`",
-            field="tz",
-        )
+    if default not in accepted_zones():  # stored before zones were checked against the engine:
+        return ZoneInfo(accepted_name(default) or "UTC")  # reported at startup, until fixed
     return ZoneInfo(default)
 
 
@@ -173,8 +169,10 @@ def resolve_window(
             else:
                 end = min(end, instant)
     if start is not None and start > end:
+        if given_from is not None and given_to is not None and given_from > given_to:
+            raise bad_request("from must be before to", field="from")
         if text.after is not None or text.before is not None:
-            raise bad_request("after: must be before before: and the time range", field="q")
+            raise bad_request("after: and before: leave no time in the range", field="q")
         raise bad_request("from must be before to", field="from" if given_from else "to")
     return TimeWindow(start, end)
 

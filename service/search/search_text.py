@@ -291,10 +291,12 @@ def _none_on_error(convert: Callable[[str], _T], text: str) -> _T | None:
         return None
 
 
-EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+EARLIEST = datetime(1, 3, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 30, tzinfo=UTC)
-"""The first and last instants a bound may be: a day inside the years 1 and 9999, so that every
-bound is a date in every timezone (a view's local dates, an export's file name)."""
+"""The first and last instants a bound may be: inside the years 1 and 9999 by a day at the end
+and by two months at the start, so that every bound is a date in every timezone (a view's local
+dates, an export's file name) and so is the start of the month or week a histogram bucket that
+holds it begins with."""
 
 
 class OutOfRange(ValueError):

@@ -24,6 +24,7 @@ still complete loses its claim. The happy path writes nothing more than the clai
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,12 +47,15 @@ WRITER_TIMEOUT_S = RETRIES * (CLIENT_RETRIES + 1) * REQUEST_TIMEOUT_S + BACKOFF_
 """The longest one batch's writes can take: :data:`RETRIES` bulk calls, each up to the client's
 tries of :data:`REQUEST_TIMEOUT_S`, and the backoffs between them (363.5 s)."""
 CLAIM_LEASE_S = 600.0
-"""How long a claim whose entry is not stored yet belongs to the attempt that made it: longer
-than :data:`WRITER_TIMEOUT_S`, so no attempt that can still complete loses its claim."""
+"""How long a claim whose entry is not stored yet belongs to the attempt that made it. An attempt
+starts no entry write later than ``CLAIM_LEASE_S - WRITER_TIMEOUT_S`` after it claimed (on its
+monotonic clock), and a write lasts at most :data:`WRITER_TIMEOUT_S`: no attempt that can still
+complete loses its claim. Instances' wall clocks must agree to well under the difference (NTP)."""
 IN_FLIGHT = (
-    "an earlier request with this id is still being stored; retry with the same id "
-    "(it is answered duplicate once stored)"
+    "an earlier request has claimed this id and may still be storing it: retry with the same "
+    "entry (answered duplicate once stored), or after 10 minutes with another timestamp or category"
 )
+TOO_LATE = "not written: the batch took too long to reach its write; retry with the same id"
 
 
 @dataclass(slots=True)
@@ -116,16 +120,23 @@ def _groups(ops: list[bytes], max_bytes: int) -> list[list[int]]:
 
 
 async def _bulk_create(
-    es: AsyncElasticsearch, ops: list[bytes], max_bytes: int = BULK_MAX_BYTES
+    es: AsyncElasticsearch,
+    ops: list[bytes],
+    max_bytes: int = BULK_MAX_BYTES,
+    start_by: float | None = None,
 ) -> list[dict[str, Any]]:
     """Send each ``create`` op, in requests of at most ``max_bytes``; return each item's final
     result, retrying throttling. Once the engine refuses a whole request, the ops not yet sent
     are not sent (reported 503); when nothing at all was acknowledged, the engine is unavailable.
+    No request starts after ``start_by`` (``time.monotonic()``): its ops are reported 503 unsent.
     """
-    if sum(map(len, ops)) <= max_bytes:  # the usual case: one request
+    late = start_by is not None and time.monotonic() > start_by
+    if sum(map(len, ops)) <= max_bytes and not late:  # the usual case: one request
         return await _bulk_group(es, ops) if ops else []
     results: list[dict[str, Any]] = [_UNSENT] * len(ops)
     for n, group in enumerate(_groups(ops, max_bytes)):
+        if start_by is not None and time.monotonic() > start_by:
+            break
         try:
             for i, result in zip(
                 group, await _bulk_group(es, [ops[i] for i in group]), strict=True
@@ -200,13 +211,20 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-async def _stored(es: AsyncElasticsearch, docs: list[tuple[str, str]]) -> set[str]:
-    """Those of ``(index, doc_id)`` whose entry is stored."""
+async def _stored(es: AsyncElasticsearch, docs: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
+    """Those of ``(index, doc_id)`` whose entry is stored, and those the engine could not tell
+    (a shard failed, the index is closed); a missing index holds nothing."""
     if not docs:
-        return set()
+        return set(), set()
     body = [{"_index": index, "_id": doc_id} for index, doc_id in docs]
     entries = await es.options(ignore_status=404).mget(docs=body)
-    return {d["_id"] for d in entries["docs"] if d.get("found")}
+    stored = {d["_id"] for d in entries["docs"] if d.get("found")}
+    unknown = {
+        d["_id"]
+        for d in entries["docs"]
+        if "error" in d and d["error"].get("type") != "index_not_found_exception"
+    }
+    return stored, unknown
 
 
 async def store_entries(
@@ -243,6 +261,7 @@ async def _store_unique(
 ) -> list[Outcome]:
     outcomes = [NOT_ACKNOWLEDGED] * len(entries)
     now = datetime.now(UTC)
+    write_by = time.monotonic() + CLAIM_LEASE_S - WRITER_TIMEOUT_S  # see CLAIM_LEASE_S
     entry_ops: dict[int, bytes] = {}
     claim_ops = []
     claim_sources: dict[str, bytes] = {}  # the same for every entry of an index
@@ -271,8 +290,11 @@ async def _store_unique(
     if conflicts:
         to_write += await _resolve_conflicts(es, names, entries, conflicts, outcomes, now)
         to_write.sort()
-    written = await _bulk_create(es, [entry_ops[i] for i in to_write])
+    written = await _bulk_create(es, [entry_ops[i] for i in to_write], start_by=write_by)
     for i, result in zip(to_write, written, strict=True):
+        if result is _UNSENT and time.monotonic() > write_by:
+            outcomes[i] = Outcome("failed", TOO_LATE)
+            continue
         status = int(result.get("status", 500))
         if status in (200, 201):
             outcomes[i] = CREATED
@@ -306,18 +328,19 @@ async def _resolve_conflicts(
         for i, claim in claim_of.items()
         if claim is not None and claim.index != entries[i].index
     ]
-    stored = await _stored(es, elsewhere)
+    stored, unknown = await _stored(es, elsewhere)
     to_write: list[int] = []
     expired: list[int] = []
     for i, claim in claim_of.items():
-        if claim is None:  # deleted since the create failed: let the client try again
+        lapsed = claim is not None and (now - claim.claimed_at).total_seconds() > CLAIM_LEASE_S
+        if claim is None or entries[i].doc_id in unknown:  # deleted meanwhile, or unreadable
             outcomes[i] = Outcome("failed", IN_FLIGHT)
-        elif claim.index == entries[i].index:
-            to_write.append(i)
         elif entries[i].doc_id in stored:
             outcomes[i] = DUPLICATE
-        elif (now - claim.claimed_at).total_seconds() > CLAIM_LEASE_S:
+        elif lapsed:  # taken over even into its own index: one taker wins, whatever the index
             expired.append(i)
+        elif claim.index == entries[i].index:
+            to_write.append(i)
         else:
             outcomes[i] = Outcome("failed", IN_FLIGHT)
     if expired:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,8 @@ from service.search.writer import (
     CLAIM_LEASE_S,
     WRITER_TIMEOUT_S,
     PreparedEntry,
+    _bulk_create,
+    create_op,
     doc_id_for,
     store_entries,
 )
@@ -100,8 +103,22 @@ def test_one_id_sent_at_once_in_different_categories_is_stored_once(
     assert _copies(es, settings, doc_id_for(account_id, entry_id)) == 1
 
 
-def test_the_lease_outlasts_the_writers_whole_timeout() -> None:
-    assert CLAIM_LEASE_S > WRITER_TIMEOUT_S
+def test_a_write_that_would_outlast_the_lease_is_not_started(
+    client: TestClient, es: Elasticsearch, settings: Settings
+) -> None:
+    """An attempt writes its entries only while a write can still end within its claim's lease
+    (here the deadline has passed): they are reported unsent, and nothing is written."""
+    del client
+    names = IndexNames(settings.index_prefix)
+    prepared = _prepared(names, f"late-{uuid.uuid4().hex[:8]}", "e1", "1993-04-15T00:00:00.000Z")
+    op = create_op(prepared.index, prepared.doc_id, prepared.source)
+    late = time.monotonic() - 1
+
+    results = with_engine(settings, lambda engine: _bulk_create(engine, [op], start_by=late))
+
+    assert [r["status"] for r in results] == [503]
+    assert _copies(es, settings, prepared.doc_id) == 0
+    assert CLAIM_LEASE_S - WRITER_TIMEOUT_S > 0  # an attempt has time to start its write
 
 
 def _prepared(names: IndexNames, account_id: str, entry_id: str, stamp: str) -> PreparedEntry:
@@ -157,7 +174,8 @@ def test_a_claim_past_its_lease_is_taken_over_by_one_attempt_only(
     doc_id = doc_id_for(account_id, entry_id)
     first_index = names.entry_index_for("api", datetime(1991, 1, 15, tzinfo=UTC))
     _abandoned_claim(es, names, doc_id, index=first_index, age_s=CLAIM_LEASE_S + 1)
-    stamps = [f"1991-{month:02d}-15T00:00:00.000Z" for month in range(2, 8)]
+    # one attempt goes to the claimed index itself: it must take the claim over like the others
+    stamps = [f"1991-{month:02d}-15T00:00:00.000Z" for month in range(1, 8)]
     attempts = [[_prepared(names, account_id, entry_id, stamp)] for stamp in stamps]
 
     async def all_at_once(engine: Any) -> list[Any]:
