@@ -145,3 +145,28 @@ def test_retention_run_deletes_expired_days_and_records_them(
         ]
     finally:
         delete_prefixed(es, prefix)
+
+
+def test_fix_timezones_gives_stored_refused_zones_the_zone_they_mean(
+    settings: Settings, client: TestClient, es: Elasticsearch
+) -> None:
+    """Accounts stored before zones were checked against the engine: their views fall back to
+    the zone meant, and ``accounts fix-timezones`` stores it, recorded in their logs."""
+    refused = {f"tz-{uuid.uuid4().hex[:8]}": zone for zone in ("right/Europe/Paris", "EST")}
+    for account_id, zone in refused.items():
+        es.index(index=f"{settings.index_prefix}-accounts", id=account_id, refresh=True,
+                 document={"id": account_id, "name": account_id, "timezone": zone})  # fmt: skip
+    some = next(iter(refused))
+    made = {"account_id": some, "scopes": ["read"], "name": "t"}
+    key = client.post("/v1/admin/keys", headers=ADMIN, json=made).json()["key"]
+    view = client.get("/v1/histogram", headers={"Authorization": f"Bearer {key}"})
+    assert view.status_code == 200 and view.json()["tz"] == "Europe/Paris"
+
+    fixed = {f["id"]: f for f in _ok(settings, "accounts", "fix-timezones")["fixed"]}
+
+    assert fixed[some]["to"] == "Europe/Paris"
+    assert {fixed[a]["to"] for a in refused} == {"Europe/Paris", "Etc/GMT+5"}
+    stored = {a: es.get(index=f"{settings.index_prefix}-accounts", id=a)["_source"]["timezone"]
+              for a in refused}  # fmt: skip
+    assert stored == {a: fixed[a]["to"] for a in refused}
+    assert _ok(settings, "accounts", "fix-timezones") == {"fixed": []}
