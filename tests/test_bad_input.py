@@ -8,7 +8,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
-from tests.conftest import entry, new_account, refresh
+from tests.helpers import entry, new_account, refresh
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
@@ -176,7 +176,7 @@ def test_wrong_methods_and_content_types(client: TestClient, headers: dict[str, 
 
 @pytest.mark.parametrize("account_id", ["", " ", "UPPER", "a/b", "x" * 64, 42, "acme\n"])
 def test_key_for_a_malformed_account_id_is_400(client: TestClient, account_id: object) -> None:
-    from tests.conftest import ADMIN
+    from tests.helpers import ADMIN
 
     body = {"account_id": account_id, "scopes": ["read"], "name": "k"}
     resp = client.post("/v1/admin/keys", json=body, headers=ADMIN)

@@ -14,7 +14,7 @@ from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from tests.conftest import ADMIN, delete_prefixed, entry
+from tests.helpers import ADMIN, delete_prefixed, entry
 
 
 def _cli(engine_url: str, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:

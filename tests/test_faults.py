@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.engine import EngineInstance
-from tests.conftest import entry, make_settings, new_account, wait_ready
+from tests.helpers import entry, make_settings, new_account, wait_ready
 
 pytestmark = pytest.mark.second_engine  # starts an engine of its own: not in `make test-fast`
 

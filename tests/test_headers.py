@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-from tests.conftest import ADMIN
+from tests.helpers import ADMIN
 
 
 def test_api_responses_are_not_sniffed_nor_cached(client: TestClient) -> None:

@@ -10,7 +10,7 @@ from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from tests.conftest import ADMIN, entry, new_account, refresh
+from tests.helpers import ADMIN, entry, new_account, refresh
 
 READS = [("GET", "/v1/entries"), ("GET", "/v1/histogram"), ("GET", "/v1/export"),
          ("POST", "/v1/exports")]  # fmt: skip

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from tests.conftest import ADMIN, entry, new_account, refresh
+from tests.helpers import ADMIN, entry, new_account, refresh
 
 READS = ["/v1/entries", "/v1/histogram", "/v1/export"]
 BAD_ZONES = ["America", "Etc", "x" * 256, "right/UTC", "posix/Europe/Paris", "posixrules",

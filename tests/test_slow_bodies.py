@@ -17,7 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from tests.conftest import entry, new_account
+from tests.helpers import entry, new_account
 from tests.live import live_server
 
 IDLE_S, TOTAL_S, SLOTS = 1.0, 3.0, 2

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from service.config import Settings
 from service.search.indices import IndexNames
-from tests.conftest import entry, new_account, refresh
+from tests.helpers import entry, new_account, refresh
 from tests.live import live_server
 
 

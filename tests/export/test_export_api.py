@@ -21,7 +21,7 @@ from service.export.stream import export_bytes, plan_export
 from service.search.filters import parse_view_filters
 from service.search.indices import IndexNames
 from service.search.scan import FIRST_PAGE_SIZE
-from tests.conftest import new_account, open_search_contexts, refresh
+from tests.helpers import new_account, open_search_contexts, refresh
 from tests.search.dataset import ingest, make_entries
 
 TZ = ZoneInfo("America/New_York")

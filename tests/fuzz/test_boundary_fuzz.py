@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-from tests.conftest import ADMIN, entry, new_account
+from tests.helpers import ADMIN, entry, new_account
 
 pytestmark = pytest.mark.fuzz  # thousands of generated requests: not in `make test-fast`
 

@@ -17,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from service.config import Settings
-from tests.conftest import ADMIN, new_account
+from tests.helpers import ADMIN, new_account
 from tests.live import live_server
 
 pytestmark = pytest.mark.fuzz  # generated requests: not in `make test-fast`

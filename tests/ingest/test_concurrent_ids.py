@@ -32,7 +32,7 @@ from service.search.writer import (
     store_entries,
 )
 from service.vocabulary import CATEGORIES
-from tests.conftest import entry, new_account, refresh, with_engine
+from tests.helpers import entry, new_account, refresh, with_engine
 
 WRITERS = 10
 

@@ -19,7 +19,7 @@ from ingest.importer import IdSource, ImportSummary, _chunks, import_file, ndjso
 from ingest.pipeline import IngestContext, Item
 from service.config import Settings
 from service.search.indices import IndexNames
-from tests.conftest import entry, new_account, refresh, with_engine
+from tests.helpers import entry, new_account, refresh, with_engine
 
 EXPORT_COLUMNS = [
     "id", "timestamp_local", "timestamp_utc", "category", "type", "actor_id", "actor_name",

@@ -9,7 +9,7 @@ from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from tests.conftest import ADMIN, entry, new_account, refresh
+from tests.helpers import ADMIN, entry, new_account, refresh
 
 
 def _stored(es: Elasticsearch, settings: Settings, account: str, entry_id: str) -> list[Any]:

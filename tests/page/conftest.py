@@ -30,7 +30,7 @@ from service.app import create_app
 from service.config import Settings
 from service.demo_setup import prepare
 from service.search.client import make_client
-from tests.conftest import new_account, refresh
+from tests.helpers import new_account, refresh
 from tests.search.dataset import ingest, make_entries
 
 CHROMIUM = "/usr/bin/chromium"

@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from service.config import Settings
 from service.page.html import CONTENT_SECURITY_POLICY
-from tests.conftest import ADMIN_KEY, refresh
+from tests.helpers import ADMIN_KEY, refresh
 from tests.page.browsing import PAGE, Visit, csv_ids, xlsx_ids
 from tests.page.conftest import GROUPS, NOW, POST_URN, SIGNAL, TZ, Seeded
 

@@ -13,7 +13,7 @@ from service.app import create_app
 from service.config import Settings
 from service.page import exports
 from service.page.html import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
-from tests.conftest import ADMIN, ADMIN_KEY, wait_ready
+from tests.helpers import ADMIN, ADMIN_KEY, wait_ready
 from tests.page.browsing import PAGE
 from tests.page.conftest import Seeded
 

@@ -12,7 +12,7 @@ from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from tests.conftest import new_account, refresh
+from tests.helpers import new_account, refresh
 from tests.search.dataset import frame, ingest, make_entries
 
 # Europe/Paris leaves summer time on 2026-10-25, America/New_York on 2026-11-01.

@@ -10,7 +10,7 @@ from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from tests.conftest import ADMIN, new_account, refresh
+from tests.helpers import ADMIN, new_account, refresh
 from tests.search.dataset import ingest, make_entries
 
 NOW = datetime.now(UTC)

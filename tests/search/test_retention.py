@@ -18,7 +18,7 @@ from service.search.client import make_client
 from service.search.indices import IndexNames
 from service.search.retention import RetentionReport
 from service.search.setup import run_setup
-from tests.conftest import delete_prefixed, make_settings
+from tests.helpers import delete_prefixed, make_settings
 
 NOW = datetime.now(UTC)
 ACCOUNT = "retention-acct"

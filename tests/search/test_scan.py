@@ -16,7 +16,7 @@ from service.search.filters import parse_view_filters
 from service.search.indices import IndexNames
 from service.search.queries import EntryQuery
 from service.search.scan import ViewScan
-from tests.conftest import entry, new_account, open_search_contexts, refresh
+from tests.helpers import entry, new_account, open_search_contexts, refresh
 
 # Runs of equal timestamps, longer than a page, across a month boundary (two indices).
 STAMPS = (

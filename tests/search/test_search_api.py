@@ -11,7 +11,7 @@ from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from tests.conftest import new_account, refresh
+from tests.helpers import new_account, refresh
 from tests.search.dataset import frame, has_phrase, has_word, ingest, make_entries
 
 NOW = datetime.now(UTC)

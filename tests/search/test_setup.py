@@ -16,7 +16,7 @@ from elasticsearch import Elasticsearch
 from service.config import Settings
 from service.search.client import make_client
 from service.search.setup import SetupReport, has_ilm, run_setup
-from tests.conftest import delete_prefixed, make_settings, with_engine
+from tests.helpers import delete_prefixed, make_settings, with_engine
 
 KW, TEXT, DATE, IP = "keyword", "text", "date", "ip"
 COMMON = {

@@ -24,7 +24,7 @@ from service.search.writer import (
     create_op,
     store_entries,
 )
-from tests.conftest import delete_prefixed, make_settings, with_engine
+from tests.helpers import delete_prefixed, make_settings, with_engine
 
 
 @pytest.fixture

@@ -1,0 +1,121 @@
+"""What tests share: the admin key, accounts with keys, valid entries, refreshing, cleaning up a
+prefix, and running a call with an engine client made as the service makes it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from elasticsearch import AsyncElasticsearch, Elasticsearch
+from starlette.datastructures import Secret
+from starlette.testclient import TestClient
+
+from service.config import Settings, load_settings
+from service.search.client import make_client
+
+ADMIN_KEY = "test-admin-key-0123456789abcdef"
+
+
+def delete_prefixed(es: Elasticsearch, prefix: str) -> None:
+    """Delete this prefix's indices, templates and policies, and nothing else."""
+    found = es.indices.get(index=f"{prefix}-*", allow_no_indices=True, expand_wildcards="all")
+    for index in found.body:
+        es.indices.delete(index=index)
+    lenient = es.options(ignore_status=404)
+    templates = lenient.indices.get_index_template(name=f"{prefix}-*").body
+    for t in templates.get("index_templates", []):
+        es.indices.delete_index_template(name=t["name"])
+    components = lenient.cluster.get_component_template(name=f"{prefix}-*").body
+    for c in components.get("component_templates", []):
+        es.cluster.delete_component_template(name=c["name"])
+
+
+def make_settings(engine_url: str, prefix: str, **overrides: object) -> Settings:
+    return load_settings(
+        env_file=None,
+        es_url=engine_url,
+        index_prefix=prefix,
+        admin_key=Secret(ADMIN_KEY),
+        retention_interval_s=3600.0,
+        **overrides,
+    )
+
+
+def wait_ready(test_client: TestClient, seconds: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if test_client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"service not ready: {test_client.get('/readyz').json()}")
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def new_account(
+    client: TestClient,
+    timezone: str = "UTC",
+    scopes: tuple[str, ...] = ("ingest", "read", "export"),
+) -> tuple[str, dict[str, str]]:
+    """A fresh account and the headers of a key of it with ``scopes``."""
+    account_id = f"acct-{uuid.uuid4().hex[:10]}"
+    created = client.post(
+        "/v1/admin/accounts", json={"id": account_id, "name": account_id, "timezone": timezone},
+        headers=ADMIN,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    key = client.post(
+        "/v1/admin/keys",
+        json={"account_id": account_id, "scopes": list(scopes), "name": "test"},
+        headers=ADMIN,
+    )
+    assert key.status_code == 201, key.text
+    return account_id, {"Authorization": f"Bearer {key.json()['key']}"}
+
+
+def refresh(es: Elasticsearch, prefix: str) -> None:
+    es.indices.refresh(index=f"{prefix}-*")
+
+
+def open_search_contexts(es: Elasticsearch) -> int:
+    """Points in time hold one context per shard; nothing else stays open between requests."""
+    stats = es.nodes.stats(metric="indices", index_metric="search")
+    return sum(n["indices"]["search"]["open_contexts"] for n in stats["nodes"].values())
+
+
+def entry(**fields: object) -> dict[str, object]:
+    """A valid webhook entry, overridden by ``fields``."""
+    base: dict[str, object] = {
+        "id": f"e-{uuid.uuid4().hex}",
+        "timestamp": "2026-11-20T10:15:00.123Z",
+        "category": "webhook",
+        "type": "error",
+        "actor": {"type": "system", "id": "dispatcher", "name": "Webhook dispatcher"},
+        "action": "webhook.delivery.failed",
+        "message": "POST https://hooks.acme.test/x returned 502 after 3 attempts",
+        "metadata": {"url": "https://hooks.acme.test/x", "status_code": 502, "attempt": 3},
+    }
+    base.update(fields)
+    return base
+
+
+T = TypeVar("T")
+
+
+def with_engine(settings: Settings, call: Callable[[AsyncElasticsearch], Awaitable[T]]) -> T:
+    """``call`` with an engine client made as the service makes it, closed afterwards."""
+
+    async def run() -> T:
+        assert settings.es_url
+        client = make_client(settings, settings.es_url)
+        try:
+            return await call(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
