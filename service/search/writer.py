@@ -8,17 +8,19 @@ Entries are then ``create``d in their routed index. Items the engine throttles (
 
 A claim that exists already is resolved without a second copy, whatever the timing:
 
-- it points at the index this attempt writes to: the entry is ``create``d there (the engine's
-  own ``_id`` check decides between ``created`` and ``duplicate``);
-- it points at another index holding the entry: ``duplicate``;
-- it points at another index without the entry, and is younger than :data:`CLAIM_LEASE_S`:
-  the first attempt may still complete, so this one is ``failed`` with "retry";
+- the entry it points at is stored: ``duplicate`` (nothing written);
+- it is younger than :data:`CLAIM_LEASE_S` and points at the index this attempt writes to: the
+  entry is ``create``d there (the engine's own ``_id`` check decides between ``created`` and
+  ``duplicate``);
+- younger, pointing at another index: the first attempt may still complete, so this one is
+  ``failed`` with "retry";
 - older than the lease (the first attempt died between claim and write): the claim is taken
-  over by a conditional update (``if_seq_no``/``if_primary_term``: of two attempts taking it over
-  at once, one wins, the other is ``failed`` with "retry"), then the entry is written.
+  over by a conditional update (``if_seq_no``/``if_primary_term``: of the attempts taking it over
+  at once, whatever their index, one wins and the others are ``failed`` with "retry"), then the
+  entry is written.
 
-The lease is longer than the writer's whole timeout with its retries, so no attempt that can
-still complete loses its claim. The happy path writes nothing more than the claim.
+No attempt that can still complete loses its claim (see :data:`CLAIM_LEASE_S`). The usual paths
+write nothing more than the claim and the entry; a resend writes nothing.
 """
 
 from __future__ import annotations
@@ -130,8 +132,9 @@ async def _bulk_create(
     are not sent (reported 503); when nothing at all was acknowledged, the engine is unavailable.
     No request starts after ``start_by`` (``time.monotonic()``): its ops are reported 503 unsent.
     """
-    late = start_by is not None and time.monotonic() > start_by
-    if sum(map(len, ops)) <= max_bytes and not late:  # the usual case: one request
+    if start_by is not None and time.monotonic() > start_by:
+        return [_UNSENT] * len(ops)
+    if sum(map(len, ops)) <= max_bytes:  # the usual case: one request
         return await _bulk_group(es, ops) if ops else []
     results: list[dict[str, Any]] = [_UNSENT] * len(ops)
     for n, group in enumerate(_groups(ops, max_bytes)):
@@ -323,21 +326,25 @@ async def _resolve_conflicts(
     set, and those to write into their index are returned."""
     claims = await _claims(es, names, [entries[i].doc_id for i in conflicts])
     claim_of = {i: claims.get(entries[i].doc_id) for i in conflicts}
-    elsewhere = [
+    lapsed = {
+        i
+        for i, claim in claim_of.items()
+        if claim is not None and (now - claim.claimed_at).total_seconds() > CLAIM_LEASE_S
+    }
+    looked_up = [  # a young claim into this attempt's own index needs no look-up
         (claim.index, entries[i].doc_id)
         for i, claim in claim_of.items()
-        if claim is not None and claim.index != entries[i].index
+        if claim is not None and (i in lapsed or claim.index != entries[i].index)
     ]
-    stored, unknown = await _stored(es, elsewhere)
+    stored, unknown = await _stored(es, looked_up)
     to_write: list[int] = []
     expired: list[int] = []
     for i, claim in claim_of.items():
-        lapsed = claim is not None and (now - claim.claimed_at).total_seconds() > CLAIM_LEASE_S
         if claim is None or entries[i].doc_id in unknown:  # deleted meanwhile, or unreadable
             outcomes[i] = Outcome("failed", IN_FLIGHT)
         elif entries[i].doc_id in stored:
             outcomes[i] = DUPLICATE
-        elif lapsed:  # taken over even into its own index: one taker wins, whatever the index
+        elif i in lapsed:  # taken over even into its own index: one taker wins, whatever the index
             expired.append(i)
         elif claim.index == entries[i].index:
             to_write.append(i)

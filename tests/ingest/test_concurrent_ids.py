@@ -210,3 +210,22 @@ def test_a_retry_into_the_claimed_index_is_written_at_once(
 
     assert [first[0].status, again[0].status] == ["created", "duplicate"]
     assert _copies(es, settings, doc_id) == 1
+
+
+def test_a_resend_after_the_lease_is_a_duplicate_and_writes_nothing(
+    client: TestClient, es: Elasticsearch, settings: Settings
+) -> None:
+    """An entry stored long ago, sent again (a re-run import): its old claim is not rewritten."""
+    del client
+    names = IndexNames(settings.index_prefix)
+    prepared = [_prepared(names, f"old-{uuid.uuid4().hex[:8]}", "e1", "1994-05-15T00:00:00.000Z")]
+    entry_doc = prepared[0]
+    _abandoned_claim(es, names, entry_doc.doc_id, index=entry_doc.index, age_s=CLAIM_LEASE_S + 60)
+    es.index(index=entry_doc.index, id=entry_doc.doc_id, document=entry_doc.source, refresh=True)
+    claim_before = es.get(index=names.entry_ids, id=entry_doc.doc_id)["_seq_no"]
+
+    outcomes = with_engine(settings, lambda engine: store_entries(engine, names, prepared))
+
+    assert outcomes[0].status == "duplicate"
+    assert es.get(index=names.entry_ids, id=entry_doc.doc_id)["_seq_no"] == claim_before
+    assert _copies(es, settings, entry_doc.doc_id) == 1
