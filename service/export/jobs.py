@@ -60,10 +60,10 @@ async def run_job(
     job: dict[str, Any],
     export_dir: Path,
     when_read: Callable[[], Coroutine[Any, Any, None]] | None = None,
-) -> bool:
-    """Write the job's file; True when it finished. ``when_read`` (the export's audit entry) runs
-    once every entry is read, and the job is done only when it succeeded: its failure fails the
-    job."""
+) -> None:
+    """Write the job's file; its outcome is the job's status (``done`` or ``failed``).
+    ``when_read`` (the export's audit entry) runs once every entry is read, and the job is done
+    only when it succeeded: its failure fails the job."""
     export_dir.mkdir(parents=True, exist_ok=True)
     target = job_file(export_dir, job)
     partial = target.with_suffix(target.suffix + ".part")
@@ -83,7 +83,6 @@ async def run_job(
             job["id"],
             {"status": "done", "rows_done": plan.rows, "size": size, "sha256": digest.hexdigest()},
         )
-        return True
     except asyncio.CancelledError:
         partial.unlink(missing_ok=True)
         with contextlib.suppress(ApiError, TransportError):
@@ -96,7 +95,6 @@ async def run_job(
             await store.update(job["id"], {"status": "failed", "error": _reason(e)})
         except (ApiError, TransportError):
             log.error("could not record the failure of export job %s", job["id"])
-        return False
 
 
 def _reason(error: Exception) -> str:
