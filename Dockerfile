@@ -12,4 +12,4 @@ ENV AUDITLOG_TEMPLATES_DIR=/app/index_templates \
     AUDITLOG_HOST=0.0.0.0
 EXPOSE 8000
 USER nobody
-CMD ["python", "-m", "service.serve"]
+CMD ["auditlog", "serve"]

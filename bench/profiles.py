@@ -22,10 +22,10 @@ from bench.dataset import MAIN_ACCOUNT
 from bench.ingest_bench import Body
 from bench.search_bench import SEARCH_MIX, _as_dict
 from ingest.pipeline import IngestContext, ingest_items, summarize
+from service.api.ingest import parse_ndjson
 from service.app import collector_tuned
 from service.config import Settings
 from service.export.stream import export_bytes, plan_export
-from service.ingest_api import parse_ndjson
 from service.search.client import make_client
 from service.search.entries import search_entries
 from service.search.filters import ViewFilters, parse_view_filters

@@ -41,7 +41,7 @@ from bench.pinned import ingest_on_separate_cpus
 from bench.search_bench import RawSearch, run_search
 from bench.service import HttpClient, ServiceProcess, create_account_key
 from service.config import Settings, load_settings
-from service.engine import EngineInstance
+from service.local_engine.node import EngineInstance
 from service.search.indices import IndexNames
 from service.search.setup import run_setup
 

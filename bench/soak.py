@@ -24,7 +24,7 @@ from typing import Any
 from bench.dataset import MAIN_ACCOUNT, generate
 from bench.measure import machine_info, rss_bytes
 from bench.service import HttpClient, ServiceProcess, create_account_key
-from service.engine import EngineInstance
+from service.local_engine.node import EngineInstance
 
 OK = {200, 201, 202}
 BACKPRESSURE = {429, 503}

@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from elasticsearch import TransportError
-
 from ingest import json_input
 from ingest.pipeline import EntryResult, IngestContext, Item, ingest_items
 from ingest.schema import INT_BOUNDS, metadata_rules
 from ingest.validation import Rejected
+from service.errors import EngineUnavailable
 from service.search.accounts import AccountStore
 
 FORMATS = ("ndjson", "csv")
@@ -367,7 +366,7 @@ async def _ingest_chunk(
     available = True
     try:
         results = await ingest_items(ctx, chunk, account_of)
-    except TransportError as e:
+    except EngineUnavailable as e:
         available, message = False, f"the engine is unavailable ({e}); run the import again"
         results = [
             EntryResult(

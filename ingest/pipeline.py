@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, TransportError
-
 from ingest.validation import EntryChecks, Rejected, ValidEntry
 from service.config import Settings
+from service.errors import EngineUnavailable
+from service.search.client import Engine
 from service.search.indices import IndexNames
 from service.search.writer import PreparedEntry, doc_id_for, store_entries
 
@@ -50,7 +50,7 @@ class Item:
 
 @dataclass(frozen=True)
 class IngestContext:
-    es: AsyncElasticsearch
+    es: Engine
     names: IndexNames
     templates_dir: Path
     max_skew_s: int
@@ -60,7 +60,7 @@ class IngestContext:
 
     @classmethod
     def for_settings(
-        cls, es: AsyncElasticsearch, settings: Settings, counters: Counter[str] | None = None
+        cls, es: Engine, settings: Settings, counters: Counter[str] | None = None
     ) -> IngestContext:
         """The context of the service, the command line and the demo loader alike."""
         return cls(
@@ -133,7 +133,7 @@ async def ingest_items(
         ]
         try:
             outcomes = await store_entries(ctx.es, ctx.names, prepared)
-        except TransportError:
+        except EngineUnavailable:
             if start == 0:
                 raise  # nothing stored: the whole request is unavailable
             for i, _ in valid[start:]:

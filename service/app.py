@@ -13,23 +13,24 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from elasticsearch import ApiError, TransportError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from service import admin_api, export_api, health, ingest_api, openapi, page, search_api, security
+from service import page
+from service.actions.retention import run_retention
+from service.api.routes import routes as api_routes
 from service.config import Settings, load_settings
-from service.errors import EXCEPTION_HANDLERS, ServiceError
+from service.errors import EXCEPTION_HANDLERS, EngineUnavailable, ServiceError
 from service.export.jobs import sweep_jobs
-from service.retention_runs import run_retention
 from service.runtime import Runtime
 from service.search.accounts import AccountStore
 from service.search.client import make_client
 from service.search.indices import IndexNames
 from service.search.jobs import JobStore
 from service.search.setup import run_setup
+from service.web import security
 from service.zones import accepted_zones
 
 log = logging.getLogger("auditlog")
@@ -61,7 +62,7 @@ async def _setup_until_done(runtime: Runtime) -> None:
     while not runtime.setup_done:
         try:
             report = await run_setup(runtime.es, runtime.settings)
-        except (ApiError, TransportError) as e:
+        except EngineUnavailable as e:
             log.warning("setup failed (%s); retrying in %.0fs", e, SETUP_RETRY_S)
             await asyncio.sleep(SETUP_RETRY_S)
             continue
@@ -75,7 +76,7 @@ async def _report_refused_zones(runtime: Runtime) -> None:
     ``tz`` until ``auditlog accounts fix-timezones`` gives them an accepted one)."""
     try:
         refused = await AccountStore(runtime.es, runtime.names).accounts_outside(accepted_zones())
-    except (ApiError, TransportError) as e:
+    except EngineUnavailable as e:
         log.warning("could not check the accounts' timezones: %s", e)
         return
     for account in refused:
@@ -95,7 +96,7 @@ async def _housekeeping_loop(runtime: Runtime) -> None:
                 if not runtime.ilm:
                     await run_retention(runtime)
                 await sweep_jobs(JobStore(runtime.es, runtime.names), runtime.settings.export_dir)
-            except (ApiError, TransportError, ServiceError) as e:
+            except ServiceError as e:
                 log.warning("housekeeping failed: %s", e)
         await asyncio.sleep(runtime.settings.retention_interval_s)
 
@@ -131,24 +132,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     routes = [
         Route("/", _root),
-        Route("/healthz", health.healthz),
-        Route("/readyz", health.readyz),
-        Route("/metrics", health.metrics),
-        Route("/openapi.json", openapi.openapi_json),
-        Route("/v1/admin/accounts", admin_api.create_account, methods=["POST"]),
-        Route("/v1/admin/accounts", admin_api.list_accounts, methods=["GET"]),
-        Route("/v1/admin/accounts/{account_id}", admin_api.update_account, methods=["PATCH"]),
-        Route("/v1/admin/keys", admin_api.create_key, methods=["POST"]),
-        Route("/v1/admin/keys", admin_api.list_keys, methods=["GET"]),
-        Route("/v1/admin/keys/{key_id}", admin_api.revoke_key, methods=["DELETE"]),
-        Route("/v1/entries", ingest_api.post_entries, methods=["POST"]),
-        Route("/v1/entries", search_api.get_entries, methods=["GET"]),
-        Route("/v1/histogram", search_api.get_histogram, methods=["GET"]),
-        Route("/v1/export", export_api.get_export, methods=["GET"]),
-        Route("/v1/exports", export_api.post_export_job, methods=["POST"]),
-        Route("/v1/exports/{job_id}", export_api.get_export_job, methods=["GET"]),
-        Route("/v1/exports/{job_id}/download", export_api.download_export_job, methods=["GET"]),
-        Route("/v1/entries/_bulk", ingest_api.post_bulk, methods=["POST"]),
+        *api_routes(),
         *page.routes(),
     ]
     return Starlette(

@@ -11,14 +11,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from elasticsearch import ApiError, AsyncElasticsearch, TransportError
-
 from service.config import Settings, load_settings
-from service.engine import EngineError, EngineInstance, default_instance_dir
+from service.errors import EngineUnavailable
+from service.local_engine.node import EngineError, EngineInstance, default_instance_dir
+from service.search.client import Engine
 
 if TYPE_CHECKING:
     from ingest.importer import ImportSummary
-    from service.accounts import AccountActions
+    from service.actions.accounts import AccountActions
     from service.search.accounts import Account, AccountStore, KeyRecord
 
 EXIT_FAILED = 1
@@ -46,7 +46,7 @@ def _engine_url(settings: Settings) -> str:
 
 
 def _with_client(
-    fn: Callable[[AsyncElasticsearch, Settings], Awaitable[Any]], ensure_setup: bool = False
+    fn: Callable[[Engine, Settings], Awaitable[Any]], ensure_setup: bool = False
 ) -> Any:
     """Run ``fn`` with a client of the configured engine (set up first when asked and needed)."""
     from service.search.client import make_client
@@ -66,11 +66,11 @@ def _with_client(
 
     try:
         return asyncio.run(call())
-    except (ApiError, TransportError) as e:
+    except EngineUnavailable as e:
         raise CliError(f"the engine did not answer as expected: {e}", EXIT_FAILED) from e
 
 
-async def _ensure_setup(es: AsyncElasticsearch, settings: Settings) -> None:
+async def _ensure_setup(es: Engine, settings: Settings) -> None:
     """Run setup when the service's own indices are missing (a new cluster or prefix)."""
     from service.search.setup import ensure_setup
 
@@ -97,7 +97,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(asdict(status), indent=2))
+    print(status.url if args.url else json.dumps(asdict(status), indent=2))
     return 0 if status.running or args.action == "status" else 1
 
 
@@ -110,12 +110,12 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from service.retention_runs import run_retention
+    from service.actions.retention import run_retention
     from service.runtime import Runtime
     from service.search.indices import IndexNames
     from service.search.setup import has_ilm
 
-    async def run(es: AsyncElasticsearch, settings: Settings) -> Any:
+    async def run(es: Engine, settings: Settings) -> Any:
         if await has_ilm(es) and not args.force:
             return {"ilm": True, "note": "the engine's ILM enforces retention; nothing to do"}
         runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
@@ -125,8 +125,22 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = load_settings()
+    if not settings.es_url:
+        raise CliError(
+            "AUDITLOG_ES_URL is not set (`auditlog run` starts a local engine)", EXIT_USAGE
+        )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from service.run import run_local
+    from service.local_engine.embedded import run_local
 
     return run_local(load_settings(), demo=not args.no_demo)
 
@@ -148,7 +162,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.account is not None:
         _account_id(args.account)
 
-    async def run(es: AsyncElasticsearch, settings: Settings) -> ImportSummary:
+    async def run(es: Engine, settings: Settings) -> ImportSummary:
         return await import_file(
             IngestContext.for_settings(es, settings),
             path,
@@ -185,31 +199,31 @@ def _validated(check: Callable[..., Any], *args: Any) -> Any:
 
 
 def _account_id(value: str) -> str:
-    from service.auth import ACCOUNT_ID
+    from service.actions.keys import ACCOUNT_ID
 
     if not ACCOUNT_ID.match(value):
         raise CliError(f"account id '{value}': 1-63 characters of a-z 0-9 _ - (first a-z 0-9)")
     return value
 
 
-def _store(es: AsyncElasticsearch, settings: Settings) -> AccountStore:
+def _store(es: Engine, settings: Settings) -> AccountStore:
     from service.search.accounts import AccountStore
     from service.search.indices import IndexNames
 
     return AccountStore(es, IndexNames(settings.index_prefix))
 
 
-def _actions(es: AsyncElasticsearch, settings: Settings) -> AccountActions:
+def _actions(es: Engine, settings: Settings) -> AccountActions:
     """The account and key actions of the command line (recorded as the admin API's are)."""
     from ingest.pipeline import IngestContext
-    from service.accounts import AccountActions
+    from service.actions.accounts import AccountActions
 
     ingest = IngestContext.for_settings(es, settings)
     return AccountActions(_store(es, settings), ingest, CLI_ACTOR)
 
 
 def _account_changes(args: argparse.Namespace) -> dict[str, str]:
-    from service.accounts import validate_name, validate_timezone
+    from service.actions.accounts import validate_name, validate_timezone
 
     changes = {}
     if args.name is not None:
@@ -225,7 +239,7 @@ def _accounts_create(account_id: str, changes: dict[str, str]) -> int:
     name, timezone = changes.get("name", account_id), changes.get("timezone", "UTC")
     account = Account(account_id, name, timezone)
 
-    async def create(es: AsyncElasticsearch, settings: Settings) -> bool:
+    async def create(es: Engine, settings: Settings) -> bool:
         return await _actions(es, settings).create_account(account)
 
     if not _with_client(create, ensure_setup=True):
@@ -238,7 +252,7 @@ def _accounts_update(account_id: str, changes: dict[str, str]) -> int:
     if not changes:
         raise CliError("nothing to change: give --name and/or --timezone")
 
-    async def update(es: AsyncElasticsearch, settings: Settings) -> Account | None:
+    async def update(es: Engine, settings: Settings) -> Account | None:
         return await _actions(es, settings).update_account(account_id, changes)
 
     updated = _with_client(update, ensure_setup=True)
@@ -253,7 +267,7 @@ def _fix_timezones() -> int:
     none does), recorded in its log like any change."""
     from service.zones import accepted_name, accepted_zones
 
-    async def fix(es: AsyncElasticsearch, settings: Settings) -> list[dict[str, str]]:
+    async def fix(es: Engine, settings: Settings) -> list[dict[str, str]]:
         fixed = []
         for account in await _store(es, settings).accounts_outside(accepted_zones()):
             zone = accepted_name(account.timezone) or "UTC"
@@ -279,7 +293,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    from service.accounts import validate_name, validate_scopes
+    from service.actions.accounts import validate_name, validate_scopes
 
     account_id = None if args.platform else _account_id(args.account)
     wanted = [s.strip() for s in args.scopes.split(",") if s.strip()]
@@ -288,7 +302,7 @@ def _keys_create(args: argparse.Namespace) -> int:
         _validated(validate_name, args.name),
     )
 
-    async def create(es: AsyncElasticsearch, settings: Settings) -> dict[str, Any] | None:
+    async def create(es: Engine, settings: Settings) -> dict[str, Any] | None:
         created = await _actions(es, settings).create_key(name, account_id, scopes)
         if created is None:
             return None
@@ -304,7 +318,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(key_id: str) -> int:
-    async def revoke(es: AsyncElasticsearch, settings: Settings) -> KeyRecord | None:
+    async def revoke(es: Engine, settings: Settings) -> KeyRecord | None:
         return await _actions(es, settings).revoke_key(key_id)
 
     record = _with_client(revoke, ensure_setup=True)
@@ -333,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("action", choices=["start", "stop", "status"])
     engine.add_argument("--dir", help="instance directory (default: AUDITLOG_ENGINE_DIR)")
     engine.add_argument("--heap", default="1g", help="JVM heap, e.g. 1g")
+    engine.add_argument("--url", action="store_true", help="print only the engine's URL")
     engine.set_defaults(func=cmd_engine)
     sub.add_parser("setup", help="install templates, policies and system indices").set_defaults(
         func=cmd_setup
@@ -341,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     retention.add_argument("action", choices=["run"])
     retention.add_argument("--force", action="store_true", help="sweep even when ILM is present")
     retention.set_defaults(func=cmd_retention)
+    serve = sub.add_parser("serve", help="serve on the engine at AUDITLOG_ES_URL")
+    serve.set_defaults(func=cmd_serve)
     run = sub.add_parser("run", help="serve on the local engine with demo data")
     run.add_argument("--no-demo", action="store_true", help="do not load demo data")
     run.set_defaults(func=cmd_run)

@@ -42,9 +42,23 @@ def bad_request(message: str, field: str | None = None, code: str = "invalid") -
     return ServiceError(400, code, message, field)
 
 
-def engine_unavailable(message: str = "the search engine is unavailable") -> ServiceError:
+class EngineUnavailable(ServiceError):
+    """The engine could not be reached or did not do what was asked: a 503 telling the client
+    when to retry. ``detail`` (the engine's own words) is for logs, never for the client."""
+
+    def __init__(self, message: str = "the search engine is unavailable", detail: str = "") -> None:
+        super().__init__(503, "engine_unavailable", message, headers={"Retry-After": "5"})
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.detail})" if self.detail else self.message
+
+
+def engine_unavailable(
+    message: str = "the search engine is unavailable", detail: str = ""
+) -> EngineUnavailable:
     """A 503 telling the client when to retry."""
-    return ServiceError(503, "engine_unavailable", message, headers={"Retry-After": "5"})
+    return EngineUnavailable(message, detail)
 
 
 async def service_error_handler(request: Request, exc: Exception) -> Response:

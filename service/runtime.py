@@ -10,20 +10,20 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
-from elasticsearch import AsyncElasticsearch
 from starlette.requests import Request
 
 from ingest.pipeline import IngestContext
 from service.config import Settings
 from service.key_cache import KeyCache
 from service.search.accounts import Account
+from service.search.client import Engine
 from service.search.indices import IndexNames
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    es: AsyncElasticsearch
+    es: Engine
     names: IndexNames
     setup_done: bool = False
     ilm: bool = False

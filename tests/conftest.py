@@ -1,8 +1,8 @@
 """One real engine per test session, one index prefix per session, cleanup of our own resources.
 
-The engine is the local node of ``service.engine`` in a throwaway directory, or the cluster at
-``AUDITLOG_TEST_ES_URL`` when set (e.g. the docker-compose one). Nothing here mocks the engine:
-when it cannot start, every test that needs it errors.
+The engine is the local node of ``service.local_engine.node`` in a throwaway directory, or the
+cluster at ``AUDITLOG_TEST_ES_URL`` when set (e.g. the docker-compose one). Nothing here mocks the
+engine: when it cannot start, every test that needs it errors.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-from service.engine import EngineInstance
+from service.local_engine.node import EngineInstance
 from tests.helpers import delete_prefixed, make_settings, wait_ready
 
 

@@ -82,10 +82,12 @@ def refresh(es: Elasticsearch, prefix: str) -> None:
     es.indices.refresh(index=f"{prefix}-*")
 
 
-def open_search_contexts(es: Elasticsearch) -> int:
-    """Points in time hold one context per shard; nothing else stays open between requests."""
-    stats = es.nodes.stats(metric="indices", index_metric="search")
-    return sum(n["indices"]["search"]["open_contexts"] for n in stats["nodes"].values())
+def open_search_contexts(es: Elasticsearch, prefix: str) -> int:
+    """Search contexts open on the indices of ``prefix``: points in time hold one per shard, and
+    nothing else stays open between requests (counted per prefix: other test sessions sharing
+    the engine open their own)."""
+    stats = es.indices.stats(index=f"{prefix}-*", metric="search")
+    return int(stats["_all"]["total"]["search"]["open_contexts"])
 
 
 def entry(**fields: object) -> dict[str, object]:

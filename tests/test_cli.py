@@ -1,28 +1,53 @@
-"""The ``accounts`` and ``keys`` commands in a subprocess, against the real engine and service."""
+"""The ``accounts``, ``keys``, ``setup`` and ``retention`` commands against the real engine and
+service: run in this process through the console script's ``main`` (the same parsing, exit codes
+and output, without an interpreter per call), and once as a process of its own."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
+from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
+from unittest import mock
 
 from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
+from service.cli import main
 from service.config import Settings
 from tests.helpers import ADMIN, delete_prefixed, entry
 
 
+def _env(engine_url: str, prefix: str) -> dict[str, str]:
+    return {"AUDITLOG_ES_URL": engine_url, "AUDITLOG_INDEX_PREFIX": prefix}
+
+
 def _cli(engine_url: str, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AUDITLOG_ES_URL": engine_url, "AUDITLOG_INDEX_PREFIX": prefix}
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
-        capture_output=True, text=True, check=False, env=env,
-    )  # fmt: skip
+    """``auditlog ARGS``: its exit code, standard output and standard error."""
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, _env(engine_url, prefix)), redirect_stdout(out), \
+            redirect_stderr(err):  # fmt: skip
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse's usage errors
+            code = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess(["auditlog", *args], code, out.getvalue(), err.getvalue())
+
+
+def test_the_command_runs_as_a_process_of_its_own(settings: Settings) -> None:
+    env = {**os.environ, **_env(str(settings.es_url), settings.index_prefix)}
+    done = subprocess.run([sys.executable, "-m", "service.cli", "accounts", "list"],
+                          capture_output=True, text=True, check=False, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert isinstance(json.loads(done.stdout)["accounts"], list)
+    usage = subprocess.run([sys.executable, "-m", "service.cli", "accounts", "nonsense"],
+                           capture_output=True, text=True, check=False, env=env)  # fmt: skip
+    assert usage.returncode == 2 and "invalid choice" in usage.stderr
 
 
 def _ok(settings: Settings, *args: str) -> Any:

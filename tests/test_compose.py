@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.engine import ENGINE_VERSION
+from service.local_engine.node import ENGINE_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from service.engine import ENGINE_VERSION, EngineInstance, cache_dir
+from service.local_engine.node import ENGINE_VERSION, EngineInstance, cache_dir
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
 from service.app import create_app
-from service.engine import EngineInstance
+from service.local_engine.node import EngineInstance
 from tests.helpers import entry, make_settings, new_account, wait_ready
 
 pytestmark = pytest.mark.second_engine  # starts an engine of its own: not in `make test-fast`

@@ -8,14 +8,33 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-API_HANDLERS = {"service.admin_api", "service.export_api", "service.ingest_api",
-                "service.search_api", "service.health", "service.openapi"}  # fmt: skip
-ENTRY_POINTS = {"service.app", "service.cli", "service.run", "service.serve"}
-ENGINE_LAYER_MAY_USE = {"service.config", "service.errors", "service.vocabulary", "service.zones"}
+BASICS = ("service.config", "service.errors", "service.vocabulary", "service.zones")
+WIRING = ("service.runtime", "service.key_cache")
+ENTRY_POINTS = {"service.app", "service.cli", "service.local_engine.embedded", "service.api.routes"}
+LAYERS: dict[str, tuple[str, ...]] = {
+    "service.search": BASICS,
+    "ingest": ("service.search", *BASICS),
+    "service.export": ("ingest", "service.search", *BASICS),
+    "service.runtime": ("service.key_cache", "ingest", "service.search", *BASICS),
+    "service.key_cache": ("service.search", *BASICS),
+    "service.actions": ("service.export", *WIRING, "ingest", "service.search", *BASICS),
+    "service.demo": ("service.actions", *WIRING, "ingest", "service.search", *BASICS),
+    "service.web": ("service.actions", *WIRING, "ingest", "service.search", *BASICS),
+    "service.api": ("service.web", "service.actions", "service.export", *WIRING, "ingest",
+                    "service.search", *BASICS),
+    "service.page": ("service.web", "service.actions", "service.export", *WIRING, "ingest",
+                     "service.search", *BASICS),
+    "service.local_engine": BASICS,
+}  # fmt: skip
+"""Each package (or module) → what it may import besides itself. Entry points import anything."""
+HANDLERS = ("service.api", "service.page")
+"""Packages of HTTP handlers: a handler module imports no handler module of another package, and
+an API handler no other API handler (the page's modules work together as one handler)."""
+NOT_HANDLERS = {"service.api.openapi", "service.api.routes"}
 
 
 def _modules() -> dict[str, set[str]]:
-    """Every module of ``service`` and ``ingest`` → the project modules it imports."""
+    """Every module of ``service`` and ``ingest`` → every module name it imports."""
     found: dict[str, set[str]] = {}
     for package in ("service", "ingest"):
         for path in (ROOT / package).rglob("*.py"):
@@ -27,7 +46,7 @@ def _modules() -> dict[str, set[str]]:
                     imported |= {f"{node.module}.{alias.name}" for alias in node.names}
                 elif isinstance(node, ast.Import):
                     imported |= {alias.name for alias in node.names}
-            found[name] = {m for m in imported if m.split(".")[0] in ("service", "ingest")}
+            found[name] = imported
     return found
 
 
@@ -38,8 +57,8 @@ def _in(module: str, package: str) -> bool:
     return module == package or module.startswith(f"{package}.")
 
 
-def _is_handler(module: str) -> bool:
-    return module in API_HANDLERS or _in(module, "service.page")
+def _layer(module: str) -> str | None:
+    return next((layer for layer in LAYERS if _in(module, layer)), None)
 
 
 def _project(imported: set[str]) -> set[str]:
@@ -47,33 +66,37 @@ def _project(imported: set[str]) -> set[str]:
     return {m for m in imported if m in MODULES}
 
 
+def _is_handler(module: str) -> bool:
+    return any(_in(module, p) for p in HANDLERS) and module not in NOT_HANDLERS
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m not in ENTRY_POINTS))
+def test_a_module_imports_only_its_own_layer_and_those_below(module: str) -> None:
+    layer = _layer(module)
+    if layer is None:
+        assert module in BASICS or module in ("service", "ingest"), f"{module}: no layer"
+        allowed: tuple[str, ...] = BASICS
+    else:
+        allowed = (layer, *LAYERS[layer])
+    wrong = {m for m in _project(MODULES[module]) if not any(_in(m, a) for a in allowed)}
+    assert wrong == set(), f"{module} may not import {sorted(wrong)}"
+
+
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _is_handler(m)))
 def test_a_handler_imports_no_other_handler(module: str) -> None:
-    own_package = "service.page" if _in(module, "service.page") else module
-    others = {m for m in _project(MODULES[module]) if _is_handler(m)}
-    assert {m for m in others if not _in(m, own_package)} == set()
+    own = "service.page" if _in(module, "service.page") else module
+    others = {m for m in _project(MODULES[module]) if _is_handler(m) and not _in(m, own)}
+    assert others == set()
 
 
-@pytest.mark.parametrize("module", sorted(MODULES))
-def test_only_entry_points_import_handlers(module: str) -> None:
-    if module in ENTRY_POINTS or _is_handler(module):
-        return
-    assert {m for m in _project(MODULES[module]) if _is_handler(m)} == set()
-
-
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if _in(m, "service.search")))
-def test_the_engine_layer_uses_only_itself_and_the_basics(module: str) -> None:
-    for imported in _project(MODULES[module]):
-        assert _in(imported, "service.search") or imported in ENGINE_LAYER_MAY_USE, imported
-
-
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if _in(m, "ingest")))
-def test_ingestion_sits_on_the_engine_layer(module: str) -> None:
-    for imported in _project(MODULES[module]):
-        below = _in(imported, "ingest") or _in(imported, "service.search")
-        assert below or imported in ENGINE_LAYER_MAY_USE, imported
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if not _in(m, "service.search")))
+def test_only_the_engine_layer_imports_the_engine_client(module: str) -> None:
+    assert {m for m in MODULES[module] if _in(m, "elasticsearch")} == set()
 
 
 def test_the_rules_see_the_whole_project() -> None:
-    assert len(MODULES) > 50
+    assert len(MODULES) > 60
     assert {"service.app", "service.page.handlers", "service.search.writer"} <= set(MODULES)
+    assert {"service.search.client", "service.search.writer"} <= {
+        m for m in MODULES if any(_in(i, "elasticsearch") for i in MODULES[m])
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from service.view_request import ENTRIES_PARAMS, EXPORT_PARAMS, HISTOGRAM_PARAMS
+from service.web.view_request import ENTRIES_PARAMS, EXPORT_PARAMS, HISTOGRAM_PARAMS
 
 
 def test_every_v1_route_is_documented(client: TestClient) -> None:

@@ -20,9 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import ApiError, TransportError
-
-from service.errors import ServiceError
+from service.errors import EngineUnavailable, ServiceError
 from service.export.stream import ExportPlan, export_bytes
 from service.search.jobs import JobStore, now_text
 
@@ -85,15 +83,15 @@ async def run_job(
         )
     except asyncio.CancelledError:
         partial.unlink(missing_ok=True)
-        with contextlib.suppress(ApiError, TransportError):
+        with contextlib.suppress(EngineUnavailable):
             await store.update(job["id"], {"status": "failed", "error": INTERRUPTED})
         raise
-    except (ApiError, TransportError, OSError, ServiceError) as e:
+    except (OSError, ServiceError) as e:
         partial.unlink(missing_ok=True)
         log.error("export job %s failed: %s", job["id"], e)
         try:
             await store.update(job["id"], {"status": "failed", "error": _reason(e)})
-        except (ApiError, TransportError):
+        except EngineUnavailable:
             log.error("could not record the failure of export job %s", job["id"])
 
 

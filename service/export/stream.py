@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from elasticsearch import AsyncElasticsearch
 from starlette.concurrency import run_in_threadpool
 
 from ingest.schema import known_metadata_columns
 from service.export.shaping import BASE_COLUMNS, RowShaper, export_columns, local_timestamps
 from service.export.writers import WRITERS, CsvWriter, NdjsonWriter, XlsxWriter
+from service.search.client import Engine
 from service.search.entries import present
 from service.search.filters import ViewFilters
 from service.search.indices import IndexNames
@@ -71,7 +71,7 @@ class ExportPlan:
 
 
 async def plan_export(
-    es: AsyncElasticsearch,
+    es: Engine,
     names: IndexNames,
     filters: ViewFilters,
     fmt: str,

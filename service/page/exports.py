@@ -3,7 +3,7 @@
 ``POST /settings/audit-logs/export`` takes the view's filters (hidden fields of the export form)
 and runs the export code of ``/v1/export``: :func:`~service.export.stream.plan_export` reads the
 first page before any byte is sent, :func:`~service.export.stream.export_bytes` streams the file,
-and :func:`~service.export.delivery.record_export` writes the account's audit entry. Views of
+and :func:`~service.actions.delivery.record_export` writes the account's audit entry. Views of
 more than :data:`JOB_THRESHOLD` entries, or when the visitor asks for it, become an export job
 (:mod:`service.export.jobs`) whose page shows its progress and refreshes itself until the file is
 ready. Job pages and downloads check that the job belongs to the signed-in account.
@@ -15,12 +15,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from elasticsearch import ApiError, TransportError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from service.errors import ServiceError, engine_unavailable
-from service.export.delivery import job_file_response, start_export_job, stream_export
+from service.actions.delivery import job_file_response, start_export_job, stream_export
+from service.errors import ServiceError
 from service.export.jobs import public
 from service.export.stream import plan_export
 from service.page.html import BASE_PATH, esc, html_page
@@ -30,7 +29,7 @@ from service.page.view import parse_page_view
 from service.runtime import runtime_of
 from service.search.accounts import Account
 from service.search.jobs import JobStore
-from service.view_request import EXPORT_PARAMS, read_request
+from service.web.view_request import EXPORT_PARAMS, read_request
 
 JOB_THRESHOLD = 100_000
 """Views with more entries than this are exported as a job."""
@@ -85,10 +84,7 @@ async def export(request: Request) -> Response:
 
 async def _own_job(request: Request, session: Session) -> dict[str, Any] | None:
     runtime = runtime_of(request)
-    try:
-        job = await JobStore(runtime.es, runtime.names).get(request.path_params["job_id"])
-    except (ApiError, TransportError) as e:
-        raise engine_unavailable() from e
+    job = await JobStore(runtime.es, runtime.names).get(request.path_params["job_id"])
     if job is None or job["account_id"] != session.account.id:
         return None
     return job

@@ -1,7 +1,7 @@
 """``GET /settings/audit-logs``: the view, from the same data functions as ``/v1/entries``.
 
 The page's URL is parsed into a :class:`~service.page.view.PageView`, translated into the API's
-filter parameters and validated by :func:`service.search_api.read_request` (the account always
+filter parameters and validated by :func:`service.api.search.read_request` (the account always
 comes from the signed-in key). Entries, facets and the cursor come from
 :func:`~service.search.entries.search_entries`, the chart from
 :func:`~service.search.histogram.date_histogram`. A bad filter or search text is shown on the
@@ -22,7 +22,7 @@ from service.page.view import parse_page_view
 from service.runtime import runtime_of
 from service.search.entries import search_entries
 from service.search.histogram import date_histogram
-from service.view_request import ENTRIES_PARAMS, read_request
+from service.web.view_request import ENTRIES_PARAMS, read_request
 
 PAGE_SIZE = 50
 

@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from service.page import exports, handlers, session
 from service.page.html import BASE_PATH, SECURITY_HEADERS, STATIC_DIR
-from service.security import DefaultHeaders
+from service.web.security import DefaultHeaders
 
 STATIC_TYPES = {"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8"}
 

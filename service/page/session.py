@@ -2,9 +2,10 @@
 
 The key is posted once from the sign-in form and kept in an ``HttpOnly``, ``SameSite=Strict``
 cookie scoped to the page's path (``Secure`` when the request came over HTTPS); it never appears
-in a URL. Every request authenticates it again through :func:`service.auth.authenticate_token`,
-so a revoked key stops working within the key cache time. Only account keys with the ``read``
-scope may sign in: a platform key sees every account and is refused here.
+in a URL. Every request authenticates it again through
+:func:`service.actions.keys.authenticate_token`, so a revoked key stops working within the key
+cache time. Only account keys with the ``read`` scope may sign in: a platform key sees every
+account and is refused here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from service.auth import Principal, authenticate_token, get_account_cached
+from service.actions.keys import Principal, authenticate_token, get_account_cached
 from service.errors import ServiceError
 from service.page.html import BASE_PATH, html_page
 from service.page.layout import sign_in_page

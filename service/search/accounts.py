@@ -11,6 +11,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 
+from service.search.engine_errors import translated
 from service.search.indices import IndexNames
 
 
@@ -66,23 +67,26 @@ def _key(source: dict[str, Any]) -> KeyRecord:
 
 
 class AccountStore:
-    """Reads and writes accounts and keys; every write is acknowledged by the engine."""
+    """Reads and writes accounts and keys; every write is acknowledged by the engine and visible
+    to searches at once (the indices are small and rarely written: a refresh costs little)."""
 
     def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
         self.es = es
         self.names = names
 
+    @translated
     async def create_account(self, account: Account) -> bool:
         """Create ``account``; False when one with its id exists."""
         body = {**account.to_dict(), "created_at": _now()}
         try:
             await self.es.create(
-                index=self.names.accounts, id=account.id, document=body, refresh="wait_for"
+                index=self.names.accounts, id=account.id, document=body, refresh=True
             )
         except ConflictError:
             return False
         return True
 
+    @translated
     async def get_account(self, account_id: str) -> Account | None:
         try:
             resp = await self.es.get(index=self.names.accounts, id=account_id)
@@ -90,24 +94,27 @@ class AccountStore:
             return None
         return _account(resp["_source"])
 
+    @translated
     async def update_account(self, account_id: str, changes: dict[str, str]) -> Account | None:
         try:
             await self.es.update(
                 index=self.names.accounts,
                 id=account_id,
                 doc={**changes, "updated_at": _now()},
-                refresh="wait_for",
+                refresh=True,
             )
         except NotFoundError:
             return None
         return await self.get_account(account_id)
 
+    @translated
     async def list_accounts(self) -> list[Account]:
         resp = await self.es.search(
             index=self.names.accounts, size=1000, sort=[{"id": "asc"}], query={"match_all": {}}
         )
         return [_account(hit["_source"]) for hit in resp["hits"]["hits"]]
 
+    @translated
     async def accounts_outside(self, timezones: frozenset[str]) -> list[Account]:
         """The accounts whose timezone is not one of ``timezones`` (stored before zones were
         checked as they are now)."""
@@ -119,13 +126,15 @@ class AccountStore:
         )
         return [_account(hit["_source"]) for hit in resp["hits"]["hits"]]
 
+    @translated
     async def create_key(self, record: KeyRecord) -> None:
         body = {
             **record.public(),
             "secret_sha256": record.secret_sha256,
         }
-        await self.es.create(index=self.names.keys, id=record.id, document=body, refresh="wait_for")
+        await self.es.create(index=self.names.keys, id=record.id, document=body, refresh=True)
 
+    @translated
     async def get_key(self, key_id: str) -> KeyRecord | None:
         try:
             resp = await self.es.get(index=self.names.keys, id=key_id)
@@ -133,16 +142,18 @@ class AccountStore:
             return None
         return _key(resp["_source"])
 
+    @translated
     async def revoke_key(self, key_id: str) -> KeyRecord | None:
         record = await self.get_key(key_id)
         if record is None:
             return None
         if record.revoked_at is None:
             await self.es.update(
-                index=self.names.keys, id=key_id, doc={"revoked_at": _now()}, refresh="wait_for"
+                index=self.names.keys, id=key_id, doc={"revoked_at": _now()}, refresh=True
             )
         return await self.get_key(key_id)
 
+    @translated
     async def list_keys(self, account_id: str | None) -> list[KeyRecord]:
         query: dict[str, Any] = (
             {"term": {"account_id": account_id}} if account_id else {"match_all": {}}

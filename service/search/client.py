@@ -8,6 +8,11 @@ from elasticsearch import AsyncElasticsearch
 from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
 from service.config import Settings
+from service.search.engine_errors import translated
+
+Engine = AsyncElasticsearch
+"""The engine client's type, named for the modules outside ``service.search`` (which do not import
+the client library: they hand the client to this package, which alone calls it)."""
 
 REQUEST_TIMEOUT_S = 30
 CLIENT_RETRIES = 2
@@ -59,3 +64,10 @@ def make_client(settings: Settings, url: str) -> AsyncElasticsearch:
     if settings.es_ca_certs:
         options["ca_certs"] = settings.es_ca_certs
     return AsyncElasticsearch(url, **options)
+
+
+@translated
+async def cluster_status(es: AsyncElasticsearch, timeout_s: float = 3) -> str:
+    """The cluster's health colour, asked with a short deadline (for readiness)."""
+    health = await es.options(request_timeout=timeout_s).cluster.health(timeout="2s")
+    return str(health["status"])

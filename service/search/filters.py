@@ -41,6 +41,7 @@ PRESETS: dict[str, timedelta | None] = {
 }
 DEFAULT_RANGE = "7d"
 MAX_VALUES = 50
+MAX_VALUE_LENGTH = 256
 FILTER_PARAMS = (
     "account_id",
     "category",
@@ -121,8 +122,10 @@ def _values(
     for value in values:
         if allowed is not None and value not in allowed:
             raise bad_request(f"{name} '{value}' is not one of {', '.join(allowed)}", field=name)
-        if len(value) > 256:
-            raise bad_request(f"{name} value is longer than 256 characters", field=name)
+        if len(value) > MAX_VALUE_LENGTH:
+            raise bad_request(
+                f"{name} value is longer than {MAX_VALUE_LENGTH} characters", field=name
+            )
     return tuple(dict.fromkeys(values))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
+from service.search.engine_errors import translated
 from service.search.indices import IndexNames
 
 JOB_ID = re.compile(r"^exp_[0-9a-f]{24}\Z")
@@ -21,16 +22,17 @@ class JobStore:
     def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
         self.es, self.names = es, names
 
+    @translated
     async def create(self, job: dict[str, Any]) -> None:
-        await self.es.create(
-            index=self.names.export_jobs, id=job["id"], document=job, refresh="wait_for"
-        )
+        await self.es.create(index=self.names.export_jobs, id=job["id"], document=job, refresh=True)
 
+    @translated
     async def update(self, job_id: str, changes: dict[str, Any]) -> None:
         await self.es.update(
             index=self.names.export_jobs, id=job_id, doc={**changes, "updated_at": now_text()}
         )
 
+    @translated
     async def get(self, job_id: str) -> dict[str, Any] | None:
         if not JOB_ID.match(job_id):
             return None
@@ -40,6 +42,7 @@ class JobStore:
             return None
         return dict(resp["_source"])
 
+    @translated
     async def unfinished_or_expired(self, now: str) -> list[dict[str, Any]]:
         """Jobs still queued or running, and finished ones whose file has expired."""
         query = {

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from elasticsearch import AsyncElasticsearch
 
 from service.config import Settings
+from service.search.engine_errors import translated
 from service.search.indices import IndexNames
 from service.search.setup import load_json_files
 
@@ -66,6 +67,7 @@ async def _count_by_account(es: AsyncElasticsearch, index: str) -> dict[str, int
     return {str(b["key"]): int(b["doc_count"]) for b in buckets}
 
 
+@translated
 async def sweep_expired(
     es: AsyncElasticsearch, settings: Settings, now: datetime | None = None
 ) -> RetentionReport:

@@ -20,6 +20,7 @@ from typing import Any
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from service.errors import bad_request, engine_unavailable
+from service.search.engine_errors import engine_failures
 from service.search.indices import IndexNames
 from service.search.queries import EntryQuery
 
@@ -85,10 +86,10 @@ class ViewScan:
             await self.close()
             if e.meta.status == 400:
                 raise bad_request(f"the engine refused the query: {e.message}", "q") from e
-            raise engine_unavailable() from e
+            raise engine_unavailable(detail=str(e)) from e
         except TransportError as e:
             await self.close()
-            raise engine_unavailable() from e
+            raise engine_unavailable(detail=str(e)) from e
         self.total = page.total
         return page
 
@@ -156,7 +157,8 @@ class ViewScan:
             all_read(read)  # its failure, if any, reaches the caller through this task
         try:
             while not page.is_last:
-                page = await self._page(page.hits[-1]["sort"], self.page_size)
+                with engine_failures():
+                    page = await self._page(page.hits[-1]["sort"], self.page_size)
                 read += len(page.hits)
                 if page.is_last and all_read is not None:
                     all_read(read)  # before the caller takes the page: it may start on it now

@@ -18,6 +18,7 @@ from typing import Any
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 
 from service.config import Settings
+from service.search.engine_errors import translated
 from service.search.indices import IndexNames
 
 
@@ -76,6 +77,7 @@ def render_templates(
     return components, index_templates
 
 
+@translated
 async def has_ilm(client: AsyncElasticsearch) -> bool:
     """Whether the engine manages index lifecycles (the integ-test distribution does not)."""
     try:
@@ -119,6 +121,7 @@ async def _install(
     report.changed.append(name)
 
 
+@translated
 async def run_setup(client: AsyncElasticsearch, settings: Settings) -> SetupReport:
     """Install what changed; create the system indices that are missing."""
     names = IndexNames(settings.index_prefix)
@@ -165,6 +168,7 @@ async def _follow_refresh_interval(
             return
 
 
+@translated
 async def ensure_setup(es: AsyncElasticsearch, settings: Settings) -> SetupReport | None:
     """Run setup when the service's own indices are missing (a new cluster or prefix)."""
     names = IndexNames(settings.index_prefix)

@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
+from service.errors import EngineUnavailable, engine_unavailable
 from service.search.client import ALL_CREATED, CLIENT_RETRIES, REQUEST_TIMEOUT_S
 from service.search.indices import IndexNames
 
@@ -79,10 +80,6 @@ NOT_ACKNOWLEDGED = Outcome()
 _UNSENT: dict[str, Any] = {"status": 503}
 _CREATED_RESULT: dict[str, Any] = {"status": 201}
 """The results of an op not sent and of one created (shared: results are only read)."""
-
-
-class EngineUnavailable(TransportError):
-    """The engine refused a whole request (429, 5xx): like an unreachable engine, retry later."""
 
 
 def _overloaded(e: ApiError) -> bool:
@@ -167,10 +164,8 @@ async def _bulk_group(es: AsyncElasticsearch, ops: list[bytes]) -> list[dict[str
         except (TransportError, ApiError) as e:
             if isinstance(e, ApiError) and not _overloaded(e):
                 raise
-            if attempt == 0 and len(pending) == len(ops):
-                raise EngineUnavailable(
-                    str(e)
-                ) from e  # nothing acknowledged: the caller answers 503
+            if attempt == 0 and len(pending) == len(ops):  # nothing acknowledged: a 503
+                raise engine_unavailable(detail=str(e)) from e
             continue
         if resp.body.get(ALL_CREATED) == len(pending):
             for i in pending:
@@ -233,7 +228,9 @@ async def _stored(es: AsyncElasticsearch, docs: list[tuple[str, str]]) -> tuple[
 async def store_entries(
     es: AsyncElasticsearch, names: IndexNames, entries: list[PreparedEntry]
 ) -> list[Outcome]:
-    """Store ``entries``; one outcome per entry, in order. A repeated id is a duplicate."""
+    """Store ``entries``; one outcome per entry, in order. A repeated id is a duplicate.
+    :class:`EngineUnavailable` when the engine could not be asked or refused the whole request
+    (429, 5xx, unreachable) before anything of it was acknowledged."""
     first: dict[str, int] = {}
     for i, entry in enumerate(entries):
         first.setdefault(entry.doc_id, i)
@@ -244,8 +241,10 @@ async def store_entries(
         outcomes_unique = await _store_unique(es, names, [entries[i] for i in unique_at])
     except ApiError as e:
         if _overloaded(e):
-            raise EngineUnavailable(str(e)) from e
+            raise engine_unavailable(detail=str(e)) from e
         raise
+    except TransportError as e:
+        raise engine_unavailable(detail=str(e)) from e
     stored = dict(zip(unique_at, outcomes_unique, strict=True))
     outcomes = []
     for i, entry in enumerate(entries):

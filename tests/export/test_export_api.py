@@ -233,15 +233,15 @@ def test_a_job_whose_service_died_reads_failed(
 
 
 def test_an_export_releases_its_point_in_time(
-    data: Any, client: TestClient, es: Elasticsearch
+    data: Any, client: TestClient, es: Elasticsearch, settings: Settings
 ) -> None:
     _, headers, entries = data
-    before = open_search_contexts(es)
+    before = open_search_contexts(es, settings.index_prefix)
     for fmt in ("csv", "xlsx", "ndjson"):
         resp = _export(client, headers, fmt)
         assert int(resp.headers["x-total-count"]) >= len(entries) > 500  # more than a first page
     _export(client, headers, "csv", q="nothingmatchesthis")
-    assert open_search_contexts(es) == before
+    assert open_search_contexts(es, settings.index_prefix) == before
 
 
 async def _cut_after_the_header(engine_url: str, settings: Settings, account: str) -> list[str]:
@@ -273,7 +273,7 @@ def test_a_download_cut_off_after_every_entry_was_read_is_still_recorded(
     account, headers = new_account(client)
     ingest(client, headers, make_entries(9, 20, START, NOW - timedelta(minutes=5)))
     refresh(es, settings.index_prefix)
-    before = open_search_contexts(es)
+    before = open_search_contexts(es, settings.index_prefix)
     written = asyncio.run(_cut_after_the_header(engine_url, settings, account))
     assert written == ["export.completed"]
-    assert open_search_contexts(es) == before
+    assert open_search_contexts(es, settings.index_prefix) == before

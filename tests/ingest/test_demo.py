@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ingest.demo import DEMO_ACCOUNTS, DemoAccount, Member, generate_demo_entries
+from service.demo.content import DEMO_ACCOUNTS, DemoAccount, Member, generate_demo_entries
 
 NOW = datetime(2026, 11, 26, 10, 15, 30, 123456, tzinfo=UTC)
 DAYS = 90

@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 from starlette.testclient import TestClient
 
@@ -76,6 +77,7 @@ def _line(i: int) -> str:
     return json.dumps(fields)
 
 
+@pytest.mark.slow
 def test_importing_the_same_100k_line_file_twice_leaves_exactly_100k_entries(
     client: TestClient, es: Elasticsearch, settings: Settings, tmp_path: Path
 ) -> None:

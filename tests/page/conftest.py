@@ -28,7 +28,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-from service.demo_setup import prepare
+from service.demo.setup import prepare
 from service.search.client import make_client
 from tests.helpers import new_account, refresh
 from tests.search.dataset import ingest, make_entries

@@ -30,6 +30,7 @@ def big(
     return account, headers, {e["id"] for e in entries}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["desc", "asc"])
 def test_paging_returns_each_entry_once_while_entries_arrive(
     big: Any, client: TestClient, es: Elasticsearch, settings: Settings, order: str

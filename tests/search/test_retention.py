@@ -12,7 +12,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from ingest.pipeline import Item, ingest_items
-from service.retention_runs import run_retention
+from service.actions.retention import run_retention
 from service.runtime import Runtime
 from service.search.client import make_client
 from service.search.indices import IndexNames

@@ -95,9 +95,9 @@ def test_a_scan_stopped_early_stops_reading_and_releases_its_point_in_time(
     client: TestClient, es: Elasticsearch, settings: Settings, engine_url: str
 ) -> None:
     account = account_with_stamps(client, es, settings, "s")
-    before = open_search_contexts(es)
+    before = open_search_contexts(es, settings.index_prefix)
     assert asyncio.run(_stop_after_one_page(engine_url, settings.index_prefix, account))
-    assert open_search_contexts(es) == before
+    assert open_search_contexts(es, settings.index_prefix) == before
 
 
 async def _told_before_taking(engine_url: str, prefix: str, account: str) -> tuple[list[int], int]:
@@ -148,7 +148,7 @@ def test_a_failure_of_the_all_read_callback_reaches_the_caller_when_one_page_is_
     client: TestClient, es: Elasticsearch, settings: Settings, engine_url: str
 ) -> None:
     account = account_with_stamps(client, es, settings, "f")
-    before = open_search_contexts(es)
+    before = open_search_contexts(es, settings.index_prefix)
     with pytest.raises(RuntimeError, match=f"told {len(STAMPS)}"):
         asyncio.run(_fail_when_told(engine_url, settings.index_prefix, account))
-    assert open_search_contexts(es) == before
+    assert open_search_contexts(es, settings.index_prefix) == before

@@ -8,30 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from elasticsearch import ApiError, TransportError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.auth import require
-from service.bodies import read_json_object
-from service.errors import ServiceError, bad_request, engine_unavailable
-from service.export.delivery import job_file_response, start_export_job, stream_export
+from service.actions.delivery import job_file_response, start_export_job, stream_export
+from service.errors import ServiceError, bad_request
 from service.export.jobs import public
 from service.export.stream import ExportPlan, plan_export
 from service.export.writers import WRITERS
 from service.runtime import runtime_of
 from service.search.jobs import JobStore
-from service.view_request import EXPORT_PARAMS, query_params, read_request
+from service.web.auth import require
+from service.web.bodies import read_json_object
+from service.web.view_request import EXPORT_PARAMS, order_of, query_params, read_request
 
 
 def _format_and_order(params: dict[str, list[str]]) -> tuple[str, str]:
     fmt = params.get("format", ["csv"])[-1]
     if fmt not in WRITERS:
         raise bad_request(f"format must be one of {', '.join(WRITERS)}", field="format")
-    order = params.get("order", ["desc"])[-1]
-    if order not in ("asc", "desc"):
-        raise bad_request("order must be asc or desc", field="order")
-    return fmt, order
+    return fmt, order_of(params)
 
 
 async def _plan(request: Request, fmt: str, order: str, filters: Any) -> ExportPlan:
@@ -80,10 +76,7 @@ async def _own_job(request: Request) -> dict[str, Any]:
     """The job, if it belongs to the caller's account; the same 404 otherwise."""
     principal = await require(request, "export")
     runtime = runtime_of(request)
-    try:
-        job = await JobStore(runtime.es, runtime.names).get(request.path_params["job_id"])
-    except (ApiError, TransportError) as e:
-        raise engine_unavailable() from e
+    job = await JobStore(runtime.es, runtime.names).get(request.path_params["job_id"])
     not_found = ServiceError(404, "not_found", "no such export job")
     if job is None:
         raise not_found

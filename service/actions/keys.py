@@ -1,4 +1,4 @@
-"""Who is calling: bearer keys, scopes, and the account a request may touch.
+"""Who is calling: bearer keys, scopes, principals, and the account a principal may touch.
 
 Keys look like ``alk_<key id>_<secret>``. Only the secret's SHA-256 is stored, compared in
 constant time. Lookups are cached for at most ``AUDITLOG_KEY_CACHE_S`` (≤ 5 s), so a revocation
@@ -15,11 +15,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from elasticsearch import ApiError, TransportError
-from starlette.requests import Request
-
-from service.errors import ServiceError, bad_request, engine_unavailable
-from service.runtime import Runtime, runtime_of
+from service.errors import ServiceError, bad_request
+from service.runtime import Runtime
 from service.search.accounts import Account, AccountStore, KeyRecord
 
 SCOPES = ("ingest", "read", "export", "admin")
@@ -54,7 +51,7 @@ def new_key(name: str, account_id: str | None, scopes: list[str]) -> tuple[KeyRe
     return record, f"alk_{key_id}_{secret}"
 
 
-def _unauthorized(message: str) -> ServiceError:
+def unauthorized(message: str) -> ServiceError:
     return ServiceError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -62,10 +59,7 @@ async def _lookup(runtime: Runtime, key_id: str) -> KeyRecord | None:
     cached, record = runtime.key_cache.get(key_id)
     if cached:
         return record
-    try:
-        record = await AccountStore(runtime.es, runtime.names).get_key(key_id)
-    except (ApiError, TransportError) as e:
-        raise engine_unavailable() from e
+    record = await AccountStore(runtime.es, runtime.names).get_key(key_id)
     runtime.key_cache.put(key_id, record)
     return record
 
@@ -77,29 +71,13 @@ async def authenticate_token(runtime: Runtime, token: str) -> Principal:
         return Principal(ENV_ADMIN_ID, None, frozenset(SCOPES))
     match = _KEY.match(token)
     if not match:
-        raise _unauthorized("unknown or revoked key")
+        raise unauthorized("unknown or revoked key")
     record = await _lookup(runtime, match.group(1))
     if record is None or record.revoked_at is not None:
-        raise _unauthorized("unknown or revoked key")
+        raise unauthorized("unknown or revoked key")
     if not hmac.compare_digest(record.secret_sha256, _digest(match.group(2))):
-        raise _unauthorized("unknown or revoked key")
+        raise unauthorized("unknown or revoked key")
     return Principal(record.id, record.account_id, frozenset(record.scopes))
-
-
-async def authenticate(request: Request) -> Principal:
-    """The caller's principal from ``Authorization: Bearer``; 401 when missing or invalid."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("missing bearer key in the Authorization header")
-    return await authenticate_token(runtime_of(request), token.strip())
-
-
-async def require(request: Request, scope: str) -> Principal:
-    principal = await authenticate(request)
-    if scope not in principal.scopes:
-        raise ServiceError(403, "forbidden", f"this key lacks the '{scope}' scope")
-    return principal
 
 
 def forbidden_account() -> ServiceError:
@@ -107,7 +85,7 @@ def forbidden_account() -> ServiceError:
     return ServiceError(403, "forbidden", "this key cannot access that account")
 
 
-async def resolve_account(request: Request, principal: Principal, requested: str | None) -> Account:
+async def account_for(runtime: Runtime, principal: Principal, requested: str | None) -> Account:
     """The account a read request works on: the key's own, or the one a platform key names."""
     if principal.account_id is not None:
         if requested is not None and requested != principal.account_id:
@@ -117,7 +95,7 @@ async def resolve_account(request: Request, principal: Principal, requested: str
         raise bad_request("account_id is required with a platform key", field="account_id")
     else:
         account_id = requested
-    account = await get_account_cached(runtime_of(request), account_id)
+    account = await get_account_cached(runtime, account_id)
     if account is None:
         if principal.account_id is not None:
             raise forbidden_account()
@@ -131,10 +109,7 @@ async def get_account_cached(runtime: Runtime, account_id: str) -> Account | Non
     hit = runtime.account_cache.get(account_id)
     if hit is not None and time.monotonic() - hit[1] <= runtime.settings.key_cache_s:
         return hit[0]
-    try:
-        account = await AccountStore(runtime.es, runtime.names).get_account(account_id)
-    except (ApiError, TransportError) as e:
-        raise engine_unavailable() from e
+    account = await AccountStore(runtime.es, runtime.names).get_account(account_id)
     if len(runtime.account_cache) > 10_000:
         runtime.account_cache.clear()
     runtime.account_cache[account_id] = (account, time.monotonic())

@@ -8,7 +8,7 @@ Engine errors propagate as they are: the caller answers them (503, or exit code 
 A change is made before its audit entry is written, so an entry the engine refuses cannot undo
 it: the action still answers (a new key's secret is shown only once), and the failure is logged
 and counted (``audit_failures`` in ``/metrics``). Exports are stricter: one whose entry is not
-written is not delivered as complete (:mod:`service.export.delivery`).
+written is not delivered as complete (:mod:`service.actions.delivery`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ingest.pipeline import IngestContext
-from service import audit_trail
-from service.auth import ACCOUNT_ID, ACCOUNT_SCOPES, SCOPES, new_key
+from service.actions import audit_trail
+from service.actions.keys import ACCOUNT_ID, ACCOUNT_SCOPES, SCOPES, new_key
 from service.errors import bad_request
 from service.search.accounts import Account, AccountStore, KeyRecord
 from service.zones import zone
@@ -52,7 +52,7 @@ def validate_scopes(value: object, account_id: str | None) -> list[str]:
 
 @dataclass(frozen=True)
 class AccountActions:
-    """The actions of one ``actor`` (see :mod:`service.audit_trail` for the actors)."""
+    """The actions of one ``actor`` (see :mod:`service.actions.audit_trail` for the actors)."""
 
     store: AccountStore
     ingest: IngestContext

@@ -12,12 +12,12 @@ from dataclasses import replace
 import uvicorn
 
 from service.config import Settings
-from service.engine import EngineInstance, default_instance_dir
+from service.local_engine.node import EngineInstance, default_instance_dir
 
 
 def _print_demo_key(settings: Settings) -> None:
     """Set up the indices, load the demo data once and print a fresh demo sign-in key."""
-    from service.demo_setup import load_demo
+    from service.demo.setup import load_demo
 
     key = asyncio.run(load_demo(settings))
     print(

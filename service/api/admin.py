@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from elasticsearch import ApiError, TransportError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service import audit_trail
-from service.accounts import (
+from service.actions import audit_trail
+from service.actions.accounts import (
     AccountActions,
     validate_account_id,
     validate_name,
     validate_scopes,
     validate_timezone,
 )
-from service.auth import ACCOUNT_ID, KEY_ID, Principal, require
-from service.bodies import read_json_object
-from service.errors import ServiceError, bad_request, engine_unavailable
+from service.actions.keys import ACCOUNT_ID, KEY_ID, Principal
+from service.errors import ServiceError, bad_request
 from service.runtime import runtime_of
 from service.search.accounts import Account, AccountStore
+from service.web.auth import require
+from service.web.bodies import read_json_object
 
 MAX_ADMIN_BODY = 64 * 1024
 
@@ -48,10 +48,7 @@ async def create_account(request: Request) -> Response:
     account_id = validate_account_id(body.get("id"))
     name = validate_name(body.get("name", account_id))
     account = Account(account_id, name, validate_timezone(body.get("timezone", "UTC")))
-    try:
-        created = await _actions(request, principal).create_account(account)
-    except (ApiError, TransportError) as e:
-        raise engine_unavailable() from e
+    created = await _actions(request, principal).create_account(account)
     if not created:
         raise ServiceError(409, "conflict", f"account '{account_id}' exists", field="id")
     runtime_of(request).account_cache.pop(account_id, None)
@@ -75,10 +72,7 @@ async def update_account(request: Request) -> Response:
         changes["timezone"] = validate_timezone(body["timezone"])
     if not changes:
         raise bad_request("nothing to change: give name and/or timezone", field="body")
-    try:
-        account = await _actions(request, principal).update_account(account_id, changes)
-    except (ApiError, TransportError) as e:
-        raise engine_unavailable() from e
+    account = await _actions(request, principal).update_account(account_id, changes)
     if account is None:
         raise ServiceError(404, "not_found", f"no account '{account_id}'")
     runtime_of(request).account_cache.pop(account_id, None)
@@ -87,10 +81,7 @@ async def update_account(request: Request) -> Response:
 
 async def list_accounts(request: Request) -> Response:
     await require(request, "admin")
-    try:
-        accounts = await _store(request).list_accounts()
-    except (ApiError, TransportError) as e:
-        raise engine_unavailable() from e
+    accounts = await _store(request).list_accounts()
     return JSONResponse({"accounts": [a.to_dict() for a in accounts]})
 
 
@@ -104,10 +95,7 @@ async def create_key(request: Request) -> Response:
         raise bad_request("account_id must be an account id or null", field="account_id")
     scopes = validate_scopes(body.get("scopes"), account_id)
     name = validate_name(body.get("name", "key"))
-    try:
-        created = await _actions(request, principal).create_key(name, account_id, scopes)
-    except (ApiError, TransportError) as e:
-        raise engine_unavailable() from e
+    created = await _actions(request, principal).create_key(name, account_id, scopes)
     if created is None:
         raise ServiceError(404, "not_found", f"no account '{account_id}'", "account_id")
     record, secret = created
@@ -119,10 +107,7 @@ async def revoke_key(request: Request) -> Response:
     key_id = request.path_params["key_id"]
     if not KEY_ID.match(key_id):
         raise ServiceError(404, "not_found", f"no key '{key_id}'")
-    try:
-        record = await _actions(request, principal).revoke_key(key_id)
-    except (ApiError, TransportError) as e:
-        raise engine_unavailable() from e
+    record = await _actions(request, principal).revoke_key(key_id)
     if record is None:
         raise ServiceError(404, "not_found", f"no key '{key_id}'")
     runtime_of(request).key_cache.forget(key_id)
@@ -132,8 +117,5 @@ async def revoke_key(request: Request) -> Response:
 async def list_keys(request: Request) -> Response:
     await require(request, "admin")
     account_id = request.query_params.get("account_id")
-    try:
-        keys = await _store(request).list_keys(account_id)
-    except (ApiError, TransportError) as e:
-        raise engine_unavailable() from e
+    keys = await _store(request).list_keys(account_id)
     return JSONResponse({"keys": [k.public() for k in keys]})

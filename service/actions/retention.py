@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from service import audit_trail
+from service.actions import audit_trail
 from service.runtime import Runtime
 from service.search.retention import RetentionReport, sweep_expired
 

@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import ApiError, TransportError
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from service import audit_trail
-from service.auth import Principal
-from service.errors import ServiceError, engine_unavailable
+from service.actions import audit_trail
+from service.actions.keys import Principal
+from service.errors import EngineUnavailable, ServiceError
 from service.export.jobs import job_file, new_job, public, run_job
 from service.export.stream import ExportPlan, export_bytes
 from service.export.writers import WRITERS
@@ -74,9 +73,9 @@ async def start_export_job(
     job = new_job(plan, principal.key_id, runtime.settings.export_ttl_h)
     try:
         await store.create(job)
-    except (ApiError, TransportError) as e:
+    except EngineUnavailable:
         await plan.scan.close()
-        raise engine_unavailable() from e
+        raise
 
     async def record() -> None:
         await record_export(runtime, principal, plan, how)

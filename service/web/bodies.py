@@ -1,7 +1,7 @@
 """Reading request bodies: bounded in size, read by the one JSON parser.
 
 Every body goes through :func:`read_body` (413 as soon as it passes its limit; a client that
-stops sending is cut off by :class:`service.security.BodyDeadline` with 408). JSON bodies are
+stops sending is cut off by :class:`service.web.security.BodyDeadline` with 408). JSON bodies are
 parsed by :func:`ingest.json_input.loads` — the parser of ingest — so that deep nesting, lone
 surrogates, invalid UTF-8 and integers past 64 bits are a 400 naming the body on every endpoint.
 """

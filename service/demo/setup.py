@@ -12,15 +12,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import islice
 
-from elasticsearch import AsyncElasticsearch
-
-from ingest.demo import DEMO_ACCOUNTS, DemoAccount, generate_demo_entries
 from ingest.pipeline import IngestContext, Item, ingest_items
 from ingest.validation import Rejected
-from service.accounts import AccountActions
+from service.actions.accounts import AccountActions
 from service.config import Settings
+from service.demo.content import DEMO_ACCOUNTS, DemoAccount, generate_demo_entries
 from service.search.accounts import Account, AccountStore
-from service.search.client import make_client
+from service.search.client import Engine, make_client
 from service.search.indices import IndexNames
 from service.search.setup import run_setup
 
@@ -57,9 +55,7 @@ async def _demo_key(ctx: IngestContext, store: AccountStore) -> str:
     return created[1]
 
 
-async def prepare(
-    es: AsyncElasticsearch, settings: Settings, report: Callable[[str], None] = _say
-) -> str:
+async def prepare(es: Engine, settings: Settings, report: Callable[[str], None] = _say) -> str:
     """Set up, load the demo into the demo accounts that are missing, return a new acme key."""
     await run_setup(es, settings)
     names = IndexNames(settings.index_prefix)

@@ -9,22 +9,25 @@ from service.errors import bad_request
 from service.runtime import runtime_of
 from service.search.entries import search_entries
 from service.search.histogram import date_histogram
-from service.view_request import ENTRIES_PARAMS, HISTOGRAM_PARAMS, read_request
-
-
-def _one(params: dict[str, list[str]], name: str, default: str) -> str:
-    return params.get(name, [default])[-1]
+from service.web.view_request import (
+    DEFAULT_PAGE_SIZE,
+    ENTRIES_PARAMS,
+    HISTOGRAM_PARAMS,
+    MAX_PAGE_SIZE,
+    last,
+    order_of,
+    read_request,
+)
 
 
 async def get_entries(request: Request) -> Response:
     _, filters, params = await read_request(request, "read", ENTRIES_PARAMS)
-    size_text = _one(params, "size", "50")
+    size_text = last(params, "size", str(DEFAULT_PAGE_SIZE))
     digits = size_text.isascii() and size_text.isdigit() and len(size_text) <= 3
-    if not digits or not 1 <= int(size_text) <= 200:
-        raise bad_request("size must be a whole number from 1 to 200 (ASCII digits)", field="size")
-    order = _one(params, "order", "desc")
-    if order not in ("asc", "desc"):
-        raise bad_request("order must be asc or desc", field="order")
+    if not digits or not 1 <= int(size_text) <= MAX_PAGE_SIZE:
+        message = f"size must be a whole number from 1 to {MAX_PAGE_SIZE} (ASCII digits)"
+        raise bad_request(message, field="size")
+    order = order_of(params)
     runtime = runtime_of(request)
     runtime.counters["searches"] += 1
     page = await search_entries(
@@ -48,7 +51,7 @@ async def get_histogram(request: Request) -> Response:
         runtime.es,
         runtime.names,
         filters,
-        _one(params, "interval", "auto"),
-        _one(params, "split", "category"),
+        last(params, "interval", "auto"),
+        last(params, "split", "category"),
     )
     return JSONResponse(histogram.to_dict())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from elasticsearch import ApiError, TransportError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from service.errors import EngineUnavailable
 from service.runtime import runtime_of
+from service.search.client import cluster_status
 
 
 async def healthz(request: Request) -> Response:
@@ -17,14 +18,18 @@ async def readyz(request: Request) -> Response:
     """200 when the engine answers and setup is current; 503 otherwise, saying why."""
     runtime = runtime_of(request)
     try:
-        health = await runtime.es.options(request_timeout=3).cluster.health(timeout="2s")
-    except (ApiError, TransportError) as e:
-        body = {"status": "unavailable", "engine": "unreachable", "detail": type(e).__name__}
+        status = await cluster_status(runtime.es)
+    except EngineUnavailable as e:
+        body = {
+            "status": "unavailable",
+            "engine": "unreachable",
+            "detail": type(e.__cause__).__name__,
+        }
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
     if not runtime.setup_done:
-        body = {"status": "unavailable", "engine": health["status"], "setup": "pending"}
+        body = {"status": "unavailable", "engine": status, "setup": "pending"}
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
-    return JSONResponse({"status": "ready", "engine": health["status"], "setup": "current"})
+    return JSONResponse({"status": "ready", "engine": status, "setup": "current"})
 
 
 async def metrics(request: Request) -> Response:

@@ -10,13 +10,30 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 
-from service.auth import Principal, require, resolve_account
+from service.actions.keys import Principal
 from service.errors import bad_request
 from service.search.filters import FILTER_PARAMS, ViewFilters, parse_view_filters
+from service.web.auth import require, resolve_account
 
 ENTRIES_PARAMS = {*FILTER_PARAMS, "size", "cursor", "order"}
 HISTOGRAM_PARAMS = {*FILTER_PARAMS, "interval", "split"}
 EXPORT_PARAMS = {*FILTER_PARAMS, "format", "order"}
+ORDERS = ("desc", "asc")
+"""Newest first (the default) or oldest first."""
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+
+
+def last(params: dict[str, list[str]], name: str, default: str) -> str:
+    """The last value of ``name`` (a repeated parameter's last one wins), or ``default``."""
+    return params.get(name, [default])[-1]
+
+
+def order_of(params: dict[str, list[str]]) -> str:
+    order = last(params, "order", ORDERS[0])
+    if order not in ORDERS:
+        raise bad_request(f"order must be {' or '.join(ORDERS)}", field="order")
+    return order
 
 
 def query_params(request: Request, allowed: set[str]) -> dict[str, list[str]]:

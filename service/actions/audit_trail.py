@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from elasticsearch import ApiError, TransportError
-
 from ingest.pipeline import IngestContext, Item, ingest_items
-from service.errors import ServiceError
+from service.errors import EngineUnavailable, ServiceError
 
 log = logging.getLogger("auditlog")
 
@@ -50,7 +48,7 @@ async def record(
     try:
         results = await ingest_items(ctx, [Item(raw)], {0: account_id})
         reason = results[0].message if results[0].status != "created" else None
-    except (ApiError, TransportError) as e:
+    except EngineUnavailable as e:
         reason = str(e)
     if reason is not None:
         ctx.counters["audit_failures"] += 1

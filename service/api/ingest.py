@@ -10,17 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from elasticsearch import TransportError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ingest import json_input
 from ingest.pipeline import Item, ingest_items, summarize
 from ingest.validation import Rejected
-from service.auth import Principal, forbidden_account, get_account_cached, require
-from service.bodies import parse_json, read_body
-from service.errors import ServiceError, bad_request, engine_unavailable
+from service.actions.keys import Principal, forbidden_account, get_account_cached
+from service.errors import ServiceError, bad_request
 from service.runtime import runtime_of
+from service.web.auth import require
+from service.web.bodies import parse_json, read_body
 
 JSON_TYPES = ("application/json",)
 
@@ -75,10 +75,7 @@ async def _ingest(request: Request, principal: Principal, items: list[Item]) -> 
             413, "too_many_entries", f"at most {runtime.settings.max_entries} entries per request"
         )
     account_of = await _accounts_for(request, principal, items)
-    try:
-        results = await ingest_items(runtime.ingest, items, account_of)
-    except TransportError as e:
-        raise engine_unavailable() from e
+    results = await ingest_items(runtime.ingest, items, account_of)  # 503 when nothing stored
     summary = summarize(results)
     for status in ("created", "duplicates", "rejected", "failed"):
         runtime.counters[f"ingest_{status}"] += summary[status]

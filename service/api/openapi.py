@@ -1,0 +1,230 @@
+"""The OpenAPI 3.1 document of the public HTTP contract, built from the route table.
+
+Each :class:`Operation` of the table in :mod:`service.api.routes` names its query parameters, its
+request body, its success answer and its errors; this module turns the table into the document
+served at ``/openapi.json``. Enums, patterns and limits come from the constants the handlers
+validate with (categories, presets, formats, intervals, scopes, id patterns), so the document
+cannot drift from what the service accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ingest.validation import ENTRY_ID, MAX_MESSAGE
+from service.actions.keys import ACCOUNT_ID, KEY_ID, SCOPES
+from service.export.writers import WRITERS
+from service.search.filters import DEFAULT_RANGE, MAX_VALUE_LENGTH, PRESETS
+from service.search.histogram import INTERVALS, SPLITS
+from service.search.jobs import JOB_ID
+from service.search.search_text import MAX_LENGTH as MAX_SEARCH_TEXT
+from service.vocabulary import ACTOR_TYPES, CATEGORIES, PROVIDERS, TYPES
+from service.web.view_request import MAX_PAGE_SIZE, ORDERS
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+Answer = Literal["json", "file", "text", "none"]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path: its handler, and what the document says of it."""
+
+    method: str
+    path: str
+    endpoint: Endpoint
+    summary: str
+    query: tuple[str, ...] = ()
+    """Names of :data:`PARAMETERS`."""
+    body: str | None = None
+    """A key of :data:`BODIES`."""
+    status: int = 200
+    answer: Answer = "json"
+    errors: tuple[int, ...] = ()
+    """Statuses answered with the JSON error body."""
+    unready: bool = False
+    """Answers 503 with its own body while the service is not ready."""
+    public: bool = False
+    """Served without a key (health, the document itself)."""
+
+
+def pattern(regex: re.Pattern[str]) -> str:
+    """A Python pattern anchored with ``\\Z`` as the ECMA-262 pattern OpenAPI expects."""
+    return regex.pattern.removesuffix(r"\Z") + "$"
+
+
+def _text(max_length: int | None = None, **more: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", **more}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+def _enum(values: Iterable[str], **more: Any) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values), **more}
+
+
+def _many(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item}
+
+
+PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "account_id": (
+        "Required with a platform key; absent or the key's own otherwise",
+        _text(pattern=pattern(ACCOUNT_ID)),
+    ),
+    "category": ("Categories (multi-select)", _many(_enum(CATEGORIES))),
+    "type": ("Entry types (multi-select)", _many(_enum(TYPES))),
+    "actor": ("Actor ids (multi-select)", _many(_text(MAX_VALUE_LENGTH))),
+    "provider": ("Integration providers", _many(_enum(PROVIDERS))),
+    "action": ("Actions; a trailing * is a prefix", _many(_text(MAX_VALUE_LENGTH))),
+    "range": ("Preset window in the timezone in effect", _enum(PRESETS, default=DEFAULT_RANGE)),
+    "from": ("Inclusive start: RFC 3339 instant or YYYY-MM-DD (local midnight)", _text()),
+    "to": ("Exclusive end: RFC 3339 instant or YYYY-MM-DD (local midnight)", _text()),
+    "tz": ("IANA timezone of this request (default: the account's)", _text()),
+    "q": ('Search text: words, "phrases", qualifiers, -negation', _text(MAX_SEARCH_TEXT)),
+    "size": ("Page size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}),
+    "cursor": ("From the previous page", _text()),
+    "order": ("Sort order", _enum(ORDERS)),
+    "format": ("File format", _enum(WRITERS)),
+    "interval": ("Bucket size", _enum(["auto", *INTERVALS])),
+    "split": ("Split buckets by", _enum(SPLITS)),
+    "keys_of": ("Only this account's keys", _text(pattern=pattern(ACCOUNT_ID))),
+}
+"""Every query parameter: its description and schema (``keys_of`` is served as ``account_id``)."""
+
+FILTERS = ("account_id", "category", "type", "actor", "provider", "action", "range", "from",
+           "to", "tz", "q")  # fmt: skip
+PATH_PATTERNS = {"account_id": ACCOUNT_ID, "key_id": KEY_ID, "job_id": JOB_ID}
+
+ENTRY: dict[str, Any] = {
+    "type": "object",
+    "required": ["category", "actor", "action"],
+    "properties": {
+        "id": _text(pattern=pattern(ENTRY_ID)),
+        "account_id": _text(pattern=pattern(ACCOUNT_ID)),
+        "timestamp": _text(format="date-time"),
+        "category": _enum(CATEGORIES),
+        "type": _enum(TYPES),
+        "actor": {
+            "type": "object",
+            "required": ["type", "id"],
+            "properties": {
+                "type": _enum(ACTOR_TYPES),
+                "id": _text(),
+                "name": _text(),
+                "email": _text(),
+            },
+        },
+        "action": _text(),
+        "message": _text(MAX_MESSAGE),
+        "metadata": {"type": "object"},
+    },
+}
+ENTRY_REF = {"$ref": "#/components/schemas/Entry"}
+ACCOUNT_FIELDS = {"name": _text(), "timezone": _text()}
+
+
+def _object(properties: dict[str, Any], *required: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+BODIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "entries": ("application/json", {"oneOf": [ENTRY_REF, _object({"entries": _many(ENTRY_REF)})]}),
+    "ndjson": ("application/x-ndjson", _text()),
+    "account": ("application/json", _object({"id": _text(), **ACCOUNT_FIELDS}, "id")),
+    "account_changes": ("application/json", _object(ACCOUNT_FIELDS)),
+    "key": (
+        "application/json",
+        _object(
+            {
+                "account_id": {"type": ["string", "null"]},
+                "name": _text(),
+                "scopes": _many(_enum(SCOPES)),
+            },
+            "scopes",
+        ),
+    ),
+}
+"""Request bodies: media type and schema."""
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+ERROR_SCHEMA = _object(
+    {"error": _object({"code": _text(), "message": _text(), "field": {"type": ["string", "null"]}})}
+)
+
+
+def _query_parameter(name: str) -> dict[str, Any]:
+    description, schema = PARAMETERS[name]
+    return {
+        "name": "account_id" if name == "keys_of" else name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        "style": "form",
+        "explode": True,
+    }
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "path", "required": True,
+         "schema": _text(pattern=pattern(PATH_PATTERNS[name]))}
+        for name in re.findall(r"\{(\w+)\}", path)
+    ]  # fmt: skip
+
+
+def _answers(op: Operation) -> dict[str, Any]:
+    ok: dict[str, Any] = {
+        "description": {"json": "OK", "file": "the file", "text": "text", "none": "done"}[op.answer]
+    }
+    if op.answer == "json":
+        ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    answers = {str(op.status): ok}
+    for code in op.errors:
+        answers[str(code)] = {
+            "description": "error",
+            "content": {"application/json": {"schema": ERROR}},
+        }
+    if op.unready:
+        answers["503"] = {"description": "not ready", "content": {"application/json": {}}}
+    return answers
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    out: dict[str, Any] = {"summary": op.summary, "responses": _answers(op)}
+    parameters = _path_parameters(op.path) + [_query_parameter(n) for n in op.query]
+    if parameters:
+        out["parameters"] = parameters
+    if op.body is not None:
+        media, schema = BODIES[op.body]
+        out["requestBody"] = {"required": True, "content": {media: {"schema": schema}}}
+    if op.public:
+        out["security"] = []
+    return out
+
+
+def document(operations: Iterable[Operation]) -> dict[str, Any]:
+    """The OpenAPI document of ``operations``."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "auditlog", "version": "1", "description": "Audit log service API"},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": ERROR_SCHEMA, "Entry": ENTRY},
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }

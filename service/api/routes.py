@@ -1,0 +1,75 @@
+"""The route table of the HTTP API: every operation, its handler and what the document says of it.
+
+:func:`routes` gives Starlette its routes and serves the OpenAPI document built from the same
+table, so a route cannot exist without its documentation.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.api import admin, exports, health, ingest, search
+from service.api.openapi import FILTERS, Operation, document
+
+READ_ERRORS = (400, 401, 403, 404, 503)
+INGEST_ERRORS = (400, 401, 403, 413, 415, 503)
+ADMIN_ERRORS = (401, 403, 503)
+EXPORT = (*FILTERS, "format", "order")
+
+OPERATIONS = (
+    Operation("GET", "/v1/entries", search.get_entries,
+              "Search entries: entries, exact total, facets, cursor",
+              query=(*FILTERS, "size", "cursor", "order"), errors=READ_ERRORS),
+    Operation("POST", "/v1/entries", ingest.post_entries, "Ingest one entry or {entries: [...]}",
+              body="entries", errors=INGEST_ERRORS),
+    Operation("POST", "/v1/entries/_bulk", ingest.post_bulk, "Ingest NDJSON, one entry a line",
+              body="ndjson", errors=INGEST_ERRORS),
+    Operation("GET", "/v1/histogram", search.get_histogram, "Date histogram of the filtered view",
+              query=(*FILTERS, "interval", "split"), errors=READ_ERRORS),
+    Operation("GET", "/v1/export", exports.get_export, "Stream the filtered view as a file",
+              query=EXPORT, answer="file", errors=READ_ERRORS),
+    Operation("POST", "/v1/exports", exports.post_export_job,
+              "Start an export job (same parameters as /v1/export)",
+              query=EXPORT, status=202, errors=READ_ERRORS),
+    Operation("GET", "/v1/exports/{job_id}", exports.get_export_job, "An export job's progress",
+              errors=(401, 403, 404, 503)),
+    Operation("GET", "/v1/exports/{job_id}/download", exports.download_export_job,
+              "An export job's file", answer="file", errors=(401, 403, 404, 409, 410, 503)),
+    Operation("GET", "/v1/admin/accounts", admin.list_accounts, "List accounts",
+              errors=ADMIN_ERRORS),
+    Operation("POST", "/v1/admin/accounts", admin.create_account, "Create an account",
+              body="account", status=201, errors=(400, *ADMIN_ERRORS, 409)),
+    Operation("PATCH", "/v1/admin/accounts/{account_id}", admin.update_account,
+              "Change an account's name or timezone", body="account_changes",
+              errors=(400, *ADMIN_ERRORS, 404)),
+    Operation("GET", "/v1/admin/keys", admin.list_keys, "List keys (never their secrets)",
+              query=("keys_of",), errors=ADMIN_ERRORS),
+    Operation("POST", "/v1/admin/keys", admin.create_key, "Create a key (the secret is shown once)",
+              body="key", status=201, errors=(400, *ADMIN_ERRORS, 404)),
+    Operation("DELETE", "/v1/admin/keys/{key_id}", admin.revoke_key, "Revoke a key",
+              status=204, answer="none", errors=(*ADMIN_ERRORS, 404)),
+    Operation("GET", "/healthz", health.healthz, "Liveness", public=True),
+    Operation("GET", "/readyz", health.readyz, "Readiness", unready=True, public=True),
+    Operation("GET", "/metrics", health.metrics, "Prometheus metrics", answer="text",
+              public=True),
+)  # fmt: skip
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    return document(OPERATIONS)
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+def routes() -> list[Route]:
+    """The API's routes, and ``/openapi.json``."""
+    table = [Route(op.path, op.endpoint, methods=[op.method]) for op in OPERATIONS]
+    return [*table, Route("/openapi.json", openapi_json, methods=["GET"])]
