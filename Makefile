@@ -27,11 +27,11 @@ test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 # The edit-test loop: everything but the browser, the fuzzers, the tests at scale and those with
-# engines of their own, on three workers sharing the development engine (started if need be, left
+# engines or service processes of their own, on three workers sharing the development engine (started if need be, left
 # running for the next loop; `make engine-stop` stops it). CI runs `make test`, the whole suite.
 test-fast: $(STAMP)
 	AUDITLOG_TEST_ES_URL=$$($(BIN)/auditlog engine start --url) $(BIN)/python -m pytest -n 3 \
-		--dist load -m "not browser and not fuzz and not second_engine and not slow"
+		--dist load -m "not browser and not fuzz and not second_engine and not slow and not fleet"
 
 # The page's browser tests drive Debian's chromium (never a browser that playwright downloads).
 CHROMIUM := /usr/bin/chromium

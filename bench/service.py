@@ -111,7 +111,6 @@ class ServiceProcess:
             "AUDITLOG_ES_URL": es_url,
             "AUDITLOG_INDEX_PREFIX": prefix,
             "AUDITLOG_ADMIN_KEY": admin_key,
-            "AUDITLOG_EXPORT_DIR": str(export_dir),
             "AUDITLOG_HOST": "127.0.0.1",
             "AUDITLOG_PORT": str(self.port),
         }

@@ -19,17 +19,16 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from service import page
-from service.actions.retention import run_retention
+from service.actions.housekeeping import housekeeping_loop
 from service.api.routes import routes as api_routes
 from service.config import Settings, load_settings
-from service.errors import EXCEPTION_HANDLERS, EngineUnavailable, ServiceError
-from service.export.jobs import sweep_jobs
+from service.errors import EXCEPTION_HANDLERS, EngineUnavailable
 from service.runtime import Runtime
 from service.search.accounts import AccountStore
 from service.search.client import make_client
 from service.search.indices import IndexNames
-from service.search.jobs import JobStore
 from service.search.setup import run_setup
+from service.search.shared_state import shared_secret
 from service.web import security
 from service.zones import accepted_zones
 
@@ -66,6 +65,8 @@ async def _setup_until_done(runtime: Runtime) -> None:
             log.warning("setup failed (%s); retrying in %.0fs", e, SETUP_RETRY_S)
             await asyncio.sleep(SETUP_RETRY_S)
             continue
+        if runtime.cursor_secret is None:
+            runtime.cursor_secret = await shared_secret(runtime.es, runtime.names, "cursor")
         runtime.ilm, runtime.setup_done = report.ilm, True
         log.info("setup: changed %s", report.changed or "nothing")
     await _report_refused_zones(runtime)
@@ -88,19 +89,6 @@ async def _report_refused_zones(runtime: Runtime) -> None:
         )
 
 
-async def _housekeeping_loop(runtime: Runtime) -> None:
-    """Retention where the engine has no ILM, and export-job expiry, periodically."""
-    while True:
-        if runtime.setup_done:
-            try:
-                if not runtime.ilm:
-                    await run_retention(runtime)
-                await sweep_jobs(JobStore(runtime.es, runtime.names), runtime.settings.export_dir)
-            except ServiceError as e:
-                log.warning("housekeeping failed: %s", e)
-        await asyncio.sleep(runtime.settings.retention_interval_s)
-
-
 def _lifespan(settings: Settings) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -110,7 +98,7 @@ def _lifespan(settings: Settings) -> Any:
         runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
         tasks = [
             asyncio.create_task(_setup_until_done(runtime)),
-            asyncio.create_task(_housekeeping_loop(runtime)),
+            asyncio.create_task(housekeeping_loop(runtime)),
         ]
         try:
             with collector_tuned():

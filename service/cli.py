@@ -110,7 +110,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from service.actions.retention import run_retention
+    from service.actions.housekeeping import retention_now
     from service.runtime import Runtime
     from service.search.indices import IndexNames
     from service.search.setup import has_ilm
@@ -119,7 +119,10 @@ def cmd_retention(args: argparse.Namespace) -> int:
         if await has_ilm(es) and not args.force:
             return {"ilm": True, "note": "the engine's ILM enforces retention; nothing to do"}
         runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
-        return asdict(await run_retention(runtime))  # recorded in each affected account
+        report = await retention_now(runtime)  # recorded in each affected account
+        if report is None:
+            raise CliError("a service instance is running retention now; try again later", 1)
+        return asdict(report)
 
     print(json.dumps(_with_client(run), indent=2, default=str))
     return 0
@@ -128,14 +131,20 @@ def cmd_retention(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.app import create_app
-
     settings = load_settings()
     if not settings.es_url:
         raise CliError(
             "AUDITLOG_ES_URL is not set (`auditlog run` starts a local engine)", EXIT_USAGE
         )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    if args.workers < 1:
+        raise CliError("--workers must be 1 or more", EXIT_USAGE)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,  # each worker builds its app from the environment
+        workers=args.workers,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+    )
     return 0
 
 
@@ -357,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     retention.add_argument("--force", action="store_true", help="sweep even when ILM is present")
     retention.set_defaults(func=cmd_retention)
     serve = sub.add_parser("serve", help="serve on the engine at AUDITLOG_ES_URL")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--host", help="default: AUDITLOG_HOST")
+    serve.add_argument("--port", type=int, help="default: AUDITLOG_PORT")
     serve.set_defaults(func=cmd_serve)
     run = sub.add_parser("run", help="serve on the local engine with demo data")
     run.add_argument("--no-demo", action="store_true", help="do not load demo data")

@@ -6,7 +6,6 @@ missing there.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,11 +36,14 @@ class Settings:
     max_future_skew_s: int
     bulk_batch_size: int
     search_timeout_s: float
-    export_dir: Path
     export_ttl_h: float
+    export_job_max_mb: int
+    export_account_max_mb: int
+    lease_ttl_s: float
     host: str
     port: int
-    cursor_secret: Secret
+    cursor_secret: Secret | None
+    """``None``: the deployment's shared secret, created once in the engine."""
     cors_origins: tuple[str, ...]
     max_inflight: int
     body_idle_timeout_s: float
@@ -66,8 +68,10 @@ SETTING_NAMES = (
     "AUDITLOG_MAX_FUTURE_SKEW_S",
     "AUDITLOG_BULK_BATCH_SIZE",
     "AUDITLOG_SEARCH_TIMEOUT_S",
-    "AUDITLOG_EXPORT_DIR",
     "AUDITLOG_EXPORT_TTL_H",
+    "AUDITLOG_EXPORT_JOB_MAX_MB",
+    "AUDITLOG_EXPORT_ACCOUNT_MAX_MB",
+    "AUDITLOG_LEASE_TTL_S",
     "AUDITLOG_CURSOR_SECRET",
     "AUDITLOG_CORS_ORIGINS",
     "AUDITLOG_MAX_INFLIGHT",
@@ -108,11 +112,15 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         ),
         bulk_batch_size=config("AUDITLOG_BULK_BATCH_SIZE", cast=int, default=5000),
         search_timeout_s=config("AUDITLOG_SEARCH_TIMEOUT_S", cast=float, default=10.0),
-        export_dir=config("AUDITLOG_EXPORT_DIR", cast=Path, default=Path("/tmp/auditlog-exports")),
         export_ttl_h=config("AUDITLOG_EXPORT_TTL_H", cast=float, default=24.0),
+        export_job_max_mb=config("AUDITLOG_EXPORT_JOB_MAX_MB", cast=int, default=1024),
+        export_account_max_mb=config("AUDITLOG_EXPORT_ACCOUNT_MAX_MB", cast=int, default=4096),
+        lease_ttl_s=config("AUDITLOG_LEASE_TTL_S", cast=float, default=30.0),
         host=config("AUDITLOG_HOST", default="127.0.0.1"),
         port=config("AUDITLOG_PORT", cast=int, default=8000),
-        cursor_secret=Secret(config("AUDITLOG_CURSOR_SECRET", default=secrets.token_hex(32))),
+        cursor_secret=Secret(cursor)
+        if (cursor := config("AUDITLOG_CURSOR_SECRET", default=""))
+        else None,
         max_inflight=config("AUDITLOG_MAX_INFLIGHT", cast=int, default=64),
         body_idle_timeout_s=config("AUDITLOG_BODY_IDLE_TIMEOUT_S", cast=float, default=30.0),
         body_timeout_s=config("AUDITLOG_BODY_TIMEOUT_S", cast=float, default=120.0),

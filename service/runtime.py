@@ -7,6 +7,9 @@ Created by the lifespan in :mod:`service.app` and handed to requests as ``reques
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -14,6 +17,7 @@ from starlette.requests import Request
 
 from ingest.pipeline import IngestContext
 from service.config import Settings
+from service.errors import engine_unavailable
 from service.key_cache import KeyCache
 from service.search.accounts import Account
 from service.search.client import Engine
@@ -33,10 +37,23 @@ class Runtime:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     ingest: IngestContext = field(init=False)
     """How entries are written (validation, routing, the writer), failures counted here."""
+    holder: str = field(init=False)
+    """This process among the deployment's instances and workers (the holder of its leases)."""
+    cursor_secret: bytes | None = None
+    """Signs cursors: ``AUDITLOG_CURSOR_SECRET``, else the deployment's shared secret (read at
+    setup), so a cursor from one instance or worker pages on every other."""
 
     def __post_init__(self) -> None:
         self.key_cache = KeyCache(self.settings.key_cache_s)
         self.ingest = IngestContext.for_settings(self.es, self.settings, self.counters)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        if self.settings.cursor_secret is not None:
+            self.cursor_secret = str(self.settings.cursor_secret).encode()
+
+    def cursor_key(self) -> bytes:
+        if self.cursor_secret is None:
+            raise engine_unavailable("the service is starting; retry in a few seconds")
+        return self.cursor_secret
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -63,8 +63,8 @@ def prefix(es: Elasticsearch) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(engine_url: str, prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return make_settings(engine_url, prefix, export_dir=tmp_path_factory.mktemp("exports"))
+def settings(engine_url: str, prefix: str) -> Settings:
+    return make_settings(engine_url, prefix)
 
 
 @pytest.fixture(scope="session")

@@ -97,11 +97,11 @@ def _batches(count: int, size: int, tag: str) -> list[list[dict[str, object]]]:
     return [[entry(id=f"{tag}-{b}-{i}") for i in range(size)] for b in range(count)]
 
 
-def test_engine_stopped_during_requests(engine: EngineInstance, tmp_path: Path) -> None:
+def test_engine_stopped_during_requests(engine: EngineInstance) -> None:
     engine.start()
     url = engine.url()
     assert url is not None
-    settings = make_settings(url, PREFIX, bulk_batch_size=25, export_dir=tmp_path / "exports")
+    settings = make_settings(url, PREFIX, bulk_batch_size=25)
     ledger = Ledger()
     before, during, after = (
         _batches(3, 40, "before"),
@@ -156,7 +156,7 @@ def test_the_import_command_with_the_engine_stopped_exits_1_then_imports(
     engine.start()
     url = engine.url()
     assert url is not None
-    settings = make_settings(url, PREFIX, export_dir=tmp_path / "exports")
+    settings = make_settings(url, PREFIX)
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         account, _ = new_account(client)

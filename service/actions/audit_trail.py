@@ -34,10 +34,11 @@ async def record(
     message: str,
     metadata: dict[str, Any] | None = None,
     entry_type: str = "notice",
+    entry_id: str | None = None,
 ) -> None:
     """Write one ``audit`` entry; :class:`AuditNotRecorded` (and a log line) when the engine did
-    not store it."""
-    raw = {
+    not store it. With ``entry_id``, writing the entry again is a no-op (it is already stored)."""
+    raw: dict[str, Any] = {
         "category": "audit",
         "type": entry_type,
         "actor": actor,
@@ -45,9 +46,12 @@ async def record(
         "message": message,
         "metadata": metadata or {},
     }
+    if entry_id is not None:
+        raw["id"] = entry_id
     try:
         results = await ingest_items(ctx, [Item(raw)], {0: account_id})
-        reason = results[0].message if results[0].status != "created" else None
+        stored = results[0].status == "created" or results[0].status == "duplicate"
+        reason = None if stored else results[0].message
     except EngineUnavailable as e:
         reason = str(e)
     if reason is not None:

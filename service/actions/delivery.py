@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from service.actions import audit_trail
 from service.actions.keys import Principal
 from service.errors import EngineUnavailable, ServiceError
-from service.export.jobs import job_file, new_job, public, run_job
+from service.export.jobs import Limits, new_job, public, run_job
 from service.export.stream import ExportPlan, export_bytes
 from service.export.writers import WRITERS
 from service.runtime import Runtime
+from service.search.export_files import ExportFiles, file_gone
 from service.search.jobs import JobStore
 
 
@@ -65,6 +65,11 @@ def stream_export(runtime: Runtime, principal: Principal, plan: ExportPlan, how:
     return StreamingResponse(body(), media_type=plan.writer.media_type, headers=headers)
 
 
+def export_limits(runtime: Runtime) -> Limits:
+    settings = runtime.settings
+    return Limits(settings.export_job_max_mb * 2**20, settings.export_account_max_mb * 2**20)
+
+
 async def start_export_job(
     runtime: Runtime, principal: Principal, plan: ExportPlan, how: str
 ) -> dict[str, Any]:
@@ -81,7 +86,8 @@ async def start_export_job(
         await record_export(runtime, principal, plan, how)
 
     async def run() -> None:
-        await run_job(store, plan, job, runtime.settings.export_dir, record)
+        files = ExportFiles(runtime.es, runtime.names)
+        await run_job(store, files, plan, job, export_limits(runtime), record)
 
     task = asyncio.create_task(run())
     runtime.tasks.add(task)
@@ -90,16 +96,26 @@ async def start_export_job(
     return job
 
 
-def job_file_response(export_dir: Path, stored: dict[str, Any]) -> Response:
-    """The finished job's file; 409 while it runs or failed, 410 once it expired."""
+async def job_file_response(runtime: Runtime, stored: dict[str, Any]) -> Response:
+    """The finished job's file, from the engine (any instance serves any job); 409 while it runs
+    or failed, 410 once it expired."""
     job = public(stored)
     if job["status"] == "expired":
         raise ServiceError(410, "expired", "this export has expired; start a new one")
     if job["status"] != "done":
         raise ServiceError(409, "not_ready", f"the export is {job['status']}")
-    path = job_file(export_dir, job)
-    if not path.exists():
-        raise ServiceError(410, "expired", "this export's file is gone; start a new one")
-    return FileResponse(
-        path, media_type=WRITERS[job["format"]].media_type, filename=job["filename"]
-    )
+    chunks = ExportFiles(runtime.es, runtime.names).read(job["id"], int(stored.get("chunks", 0)))
+    first = await anext(chunks, None)  # a file already gone is a 410, not a cut download
+    if first is None:
+        raise file_gone()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    headers = {
+        "Content-Disposition": f'attachment; filename="{job["filename"]}"',
+        "Content-Length": str(job["size"]),
+    }
+    return StreamingResponse(body(), media_type=WRITERS[job["format"]].media_type, headers=headers)

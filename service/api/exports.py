@@ -90,4 +90,4 @@ async def get_export_job(request: Request) -> Response:
 
 
 async def download_export_job(request: Request) -> Response:
-    return job_file_response(runtime_of(request).settings.export_dir, await _own_job(request))
+    return await job_file_response(runtime_of(request), await _own_job(request))

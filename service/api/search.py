@@ -37,7 +37,7 @@ async def get_entries(request: Request) -> Response:
         size=int(size_text),
         order=order,
         cursor_text=params.get("cursor", [None])[-1],
-        secret=str(runtime.settings.cursor_secret).encode(),
+        secret=runtime.cursor_key(),
         timeout_s=runtime.settings.search_timeout_s,
     )
     return JSONResponse(page.to_dict())

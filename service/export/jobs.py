@@ -1,7 +1,10 @@
-"""Asynchronous export jobs: run in the service, progress in the engine, files on disk.
+"""Asynchronous export jobs: run in the service, progress and files in the engine.
 
-A job writes ``<AUDITLOG_EXPORT_DIR>/<job id>.<ext>``, reports rows done and rows total every
-second, and when done its size and SHA-256. Files expire after ``AUDITLOG_EXPORT_TTL_H`` hours
+A job writes its file into the engine (:mod:`service.search.export_files`), so any instance
+serves its download; it reports rows done and rows total every second, and when done its size,
+SHA-256 and number of chunks. A file larger than ``AUDITLOG_EXPORT_JOB_MAX_MB``, or one that would
+take the account's unexpired files past ``AUDITLOG_EXPORT_ACCOUNT_MAX_MB``, fails the job with
+that reason. Files expire after ``AUDITLOG_EXPORT_TTL_H`` hours
 (then the job reads ``expired`` and its file is deleted). A running job refreshes
 ``updated_at`` with every report; one silent for longer than :data:`STALE_AFTER_S` — its service
 was restarted or died — reads ``failed``, never stuck as running.
@@ -16,12 +19,13 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from service.errors import EngineUnavailable, ServiceError
 from service.export.stream import ExportPlan, export_bytes
+from service.search.export_files import CHUNK_BYTES, ExportFiles
 from service.search.jobs import JobStore, now_text
 
 log = logging.getLogger("auditlog")
@@ -48,57 +52,92 @@ def new_job(plan: ExportPlan, principal_key: str, ttl_h: float) -> dict[str, Any
     }
 
 
-def job_file(export_dir: Path, job: dict[str, Any]) -> Path:
-    return export_dir / f"{job['id']}.{job['format']}"
+@dataclass(frozen=True)
+class Limits:
+    """How much a job, and all of an account's unexpired files together, may store."""
+
+    job_bytes: int
+    account_bytes: int
+
+
+def _too_large(limits: Limits, used: int) -> ServiceError:
+    if used > limits.account_bytes:
+        mb = limits.account_bytes // 2**20
+        message = (
+            f"the account's unexpired export files would exceed {mb} MB "
+            "(AUDITLOG_EXPORT_ACCOUNT_MAX_MB); wait for older ones to expire, narrow "
+            "the filters, or download with GET /v1/export"
+        )
+    else:
+        mb = limits.job_bytes // 2**20
+        message = (
+            f"the file would exceed {mb} MB (AUDITLOG_EXPORT_JOB_MAX_MB); narrow the "
+            "filters or download with GET /v1/export"
+        )
+    return ServiceError(413, "too_large", message)
 
 
 async def run_job(
     store: JobStore,
+    files: ExportFiles,
     plan: ExportPlan,
     job: dict[str, Any],
-    export_dir: Path,
+    limits: Limits,
     when_read: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
-    """Write the job's file; its outcome is the job's status (``done`` or ``failed``).
-    ``when_read`` (the export's audit entry) runs once every entry is read, and the job is done
-    only when it succeeded: its failure fails the job."""
-    export_dir.mkdir(parents=True, exist_ok=True)
-    target = job_file(export_dir, job)
-    partial = target.with_suffix(target.suffix + ".part")
-    digest, size = hashlib.sha256(), 0
+    """Write the job's file into the engine; its outcome is the job's status (``done`` or
+    ``failed``). ``when_read`` (the export's audit entry) runs once every entry is read, and the
+    job is done only when it succeeded: its failure fails the job."""
+    digest, size, stored, pending = hashlib.sha256(), 0, 0, bytearray()
     try:
-        with partial.open("wb") as out:
-            reported = time.monotonic()
-            async for chunk in export_bytes(plan, when_read):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-                if time.monotonic() - reported >= PROGRESS_EVERY_S:
-                    reported = time.monotonic()
-                    await store.update(job["id"], {"rows_done": plan.rows})
-        partial.replace(target)
-        await store.update(
-            job["id"],
-            {"status": "done", "rows_done": plan.rows, "size": size, "sha256": digest.hexdigest()},
-        )
+        used = await files.stored_bytes(job["account_id"], now_text())
+        reported = time.monotonic()
+        async for chunk in export_bytes(plan, when_read):
+            digest.update(chunk)
+            size += len(chunk)
+            if size > limits.job_bytes or used + size > limits.account_bytes:
+                raise _too_large(limits, used + size)
+            pending += chunk
+            while len(pending) >= CHUNK_BYTES:
+                await files.put(
+                    job["id"],
+                    job["account_id"],
+                    stored,
+                    bytes(pending[:CHUNK_BYTES]),
+                    job["expires_at"],
+                )
+                del pending[:CHUNK_BYTES]
+                stored += 1
+            if time.monotonic() - reported >= PROGRESS_EVERY_S:
+                reported = time.monotonic()
+                await store.update(job["id"], {"rows_done": plan.rows})
+        if pending or not stored:
+            await files.put(job["id"], job["account_id"], stored, bytes(pending), job["expires_at"])
+            stored += 1
+        done = {
+            "status": "done",
+            "rows_done": plan.rows,
+            "size": size,
+            "sha256": digest.hexdigest(),
+            "chunks": stored,
+        }
+        await store.update(job["id"], done)
     except asyncio.CancelledError:
-        partial.unlink(missing_ok=True)
         with contextlib.suppress(EngineUnavailable):
             await store.update(job["id"], {"status": "failed", "error": INTERRUPTED})
+            await files.delete(job["id"])
         raise
-    except (OSError, ServiceError) as e:
-        partial.unlink(missing_ok=True)
+    except ServiceError as e:
         log.error("export job %s failed: %s", job["id"], e)
         try:
             await store.update(job["id"], {"status": "failed", "error": _reason(e)})
+            await files.delete(job["id"])
         except EngineUnavailable:
             log.error("could not record the failure of export job %s", job["id"])
 
 
-def _reason(error: Exception) -> str:
-    if isinstance(error, ServiceError):
-        return error.message
-    return f"{type(error).__name__}: {error}"
+def _reason(error: ServiceError) -> str:
+    return error.message
 
 
 def effective(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
@@ -113,7 +152,7 @@ def effective(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any
     return job
 
 
-async def sweep_jobs(store: JobStore, export_dir: Path) -> int:
+async def sweep_jobs(store: JobStore, files: ExportFiles) -> int:
     """Persist interrupted and expired states and delete expired files; return how many changed."""
     changed = 0
     for job in await store.unfinished_or_expired(now_text()):
@@ -121,8 +160,9 @@ async def sweep_jobs(store: JobStore, export_dir: Path) -> int:
         if seen["status"] != job["status"]:
             await store.update(job["id"], {"status": seen["status"], "error": seen.get("error")})
             changed += 1
-        if seen["status"] == "expired":
-            job_file(export_dir, job).unlink(missing_ok=True)
+        if seen["status"] in ("expired", "failed"):
+            await files.delete(job["id"])
+    await files.delete_expired(now_text())
     return changed
 
 

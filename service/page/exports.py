@@ -196,6 +196,6 @@ async def job_download(request: Request) -> Response:
         return found
     session, job = found
     try:
-        return job_file_response(runtime_of(request).settings.export_dir, job)
+        return await job_file_response(runtime_of(request), job)
     except ServiceError as e:
         return _problem(session.account, e.status, "Export not available", e.message)

@@ -47,7 +47,7 @@ async def audit_logs(request: Request) -> Response:
             size=PAGE_SIZE,
             order="desc",
             cursor_text=view.cursor or None,
-            secret=str(runtime.settings.cursor_secret).encode(),
+            secret=runtime.cursor_key(),
             timeout_s=runtime.settings.search_timeout_s,
         )
         screen.histogram = await date_histogram(

@@ -37,6 +37,14 @@ class IndexNames:
     def export_jobs(self) -> str:
         return f"{self.prefix}-export-jobs"
 
+    @property
+    def export_files(self) -> str:
+        return f"{self.prefix}-export-files"
+
+    @property
+    def state(self) -> str:
+        return f"{self.prefix}-state"
+
     def resource(self, file_stem: str) -> str:
         """The engine name of a template or policy defined in the file ``<file_stem>.json``."""
         return f"{self.prefix}-{file_stem}"
@@ -69,4 +77,11 @@ class IndexNames:
             return None
 
     def system_indices(self) -> tuple[str, ...]:
-        return (self.accounts, self.keys, self.entry_ids, self.export_jobs)
+        return (
+            self.accounts,
+            self.keys,
+            self.entry_ids,
+            self.export_jobs,
+            self.export_files,
+            self.state,
+        )

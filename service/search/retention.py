@@ -1,5 +1,8 @@
 """Retention where the engine has no ILM: the sweeper applies the same policy files.
 
+Several instances run one sweeper between them (the lease of :mod:`service.actions.retention`);
+the journal here lets a sweep that stopped half-way be finished by the next.
+
 Index templates name their lifecycle policy in ``_meta.lifecycle_policy``; the policy's delete
 phase ``min_age`` is counted from the date in a daily index's name, exactly as ILM does with
 ``index.lifecycle.parse_origination_date``. Kept categories have no policy and are never touched.
@@ -8,6 +11,7 @@ phase ``min_age`` is counted from the date in a daily index's name, exactly as I
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -69,9 +73,19 @@ async def _count_by_account(es: AsyncElasticsearch, index: str) -> dict[str, int
 
 @translated
 async def sweep_expired(
-    es: AsyncElasticsearch, settings: Settings, now: datetime | None = None
+    es: AsyncElasticsearch,
+    settings: Settings,
+    now: datetime | None = None,
+    fence: Callable[[], Awaitable[None]] | None = None,
 ) -> RetentionReport:
-    """Delete every daily index whose date plus its policy's delete age has passed."""
+    """Delete every daily index whose date plus its policy's delete age has passed.
+
+    Before an index is deleted, its entry counts by account go to the retention journal (in
+    ``<prefix>-state``) and ``fence`` runs (the sweeper lease's renewal: it raises when another
+    instance took the lease over). The report's ``deleted`` lists every deletion not reported yet,
+    a stopped run's too, so a crash between deleting and reporting loses no report; reporting
+    each one (an audit entry per account, under an id of its own) and then
+    :func:`mark_reported` makes a repeat a no-op."""
     now = now or datetime.now(UTC)
     names = IndexNames(settings.index_prefix)
     report = RetentionReport()
@@ -88,6 +102,57 @@ async def sweep_expired(
                 report.kept.append(index)
                 continue
             counts = await _count_by_account(es, index)
-            await es.indices.delete(index=index)
-            report.deleted.append(DeletedIndex(index, day, counts))
+            journal = {
+                "kind": "retention",
+                "state": "deleting",
+                "index": index,
+                "day": day.isoformat(),
+                "entries_by_account": counts,
+            }
+            await es.index(index=names.state, id=_journal_id(index), document=journal, refresh=True)
+            if fence is not None:
+                await fence()  # still the deployment's sweeper: nobody else deletes meanwhile
+            await es.options(ignore_status=404).indices.delete(index=index)
+            await es.update(
+                index=names.state, id=_journal_id(index), doc={"state": "deleted"}, refresh=True
+            )
+    report.deleted = await _unreported(es, names)
     return report
+
+
+def _journal_id(index: str) -> str:
+    return f"retention:{index}"
+
+
+async def _unreported(es: AsyncElasticsearch, names: IndexNames) -> list[DeletedIndex]:
+    """Deletions not reported yet: this run's, and those of a run that stopped before it
+    reported them (a journal entry still ``deleting`` whose index is gone was deleted)."""
+    resp = await es.search(
+        index=names.state,
+        size=10_000,
+        sort=[{"_doc": "asc"}],
+        query={
+            "bool": {
+                "filter": [
+                    {"term": {"kind": "retention"}},
+                    {"terms": {"state": ["deleting", "deleted"]}},
+                ]
+            }
+        },
+    )
+    deleted = []
+    for hit in resp["hits"]["hits"]:
+        done = hit["_source"]
+        if done["state"] == "deleting" and await es.indices.exists(index=done["index"]):
+            continue  # not deleted: the next run deletes it if it is still expired
+        day = date.fromisoformat(done["day"])
+        deleted.append(DeletedIndex(done["index"], day, dict(done["entries_by_account"])))
+    return sorted(deleted, key=lambda d: d.index)
+
+
+@translated
+async def mark_reported(es: AsyncElasticsearch, names: IndexNames, index: str) -> None:
+    """Every account touched by the deletion of ``index`` has its audit entry."""
+    await es.update(
+        index=names.state, id=_journal_id(index), doc={"state": "reported"}, refresh=True
+    )

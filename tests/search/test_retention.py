@@ -16,6 +16,7 @@ from service.actions.retention import run_retention
 from service.runtime import Runtime
 from service.search.client import make_client
 from service.search.indices import IndexNames
+from service.search.leases import LeaseLost
 from service.search.retention import RetentionReport
 from service.search.setup import run_setup
 from tests.helpers import delete_prefixed, make_settings
@@ -113,3 +114,79 @@ def test_a_second_run_deletes_nothing(engine_url: str, prefix: str, es: Elastics
     assert (
         IndexNames(prefix).entry_index_for("integration", NOW - timedelta(days=29)) in report.kept
     )
+
+
+def _retention(settings: Any, fence: Any = None) -> RetentionReport:
+    async def go() -> RetentionReport:
+        client = make_client(settings, str(settings.es_url))
+        try:
+            runtime = Runtime(settings=settings, es=client, names=IndexNames(settings.index_prefix))
+            return await run_retention(runtime, fence=fence)
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def _audits(es: Elasticsearch, prefix: str) -> list[dict[str, Any]]:
+    es.indices.refresh(index=f"{prefix}-*")
+    query = {"term": {"action": "retention.deleted"}}
+    hits = es.search(index=IndexNames(prefix).entries_alias, size=100, query=query)
+    return [h["_source"] for h in hits["hits"]["hits"]]
+
+
+def test_a_run_that_stopped_before_reporting_is_finished_once_by_the_next(
+    engine_url: str, prefix: str, es: Elasticsearch
+) -> None:
+    first = _run(engine_url, prefix, es)
+    names = IndexNames(prefix)
+    reported = first.deleted[0].index
+    # stopped after writing its audit entries, before marking them reported
+    es.update(index=names.state, id=f"retention:{reported}", doc={"state": "deleted"})
+    # stopped after deleting an index, before reporting it
+    gone = names.entry_index_for("integration", NOW - timedelta(days=60))
+    journal = {"kind": "retention", "state": "deleting", "index": gone,
+               "day": (NOW - timedelta(days=60)).date().isoformat(),
+               "entries_by_account": {ACCOUNT: 7}}  # fmt: skip
+    es.index(index=names.state, id=f"retention:{gone}", document=journal, refresh=True)
+
+    second = _retention(make_settings(engine_url, prefix))
+    assert sorted(d.index for d in second.deleted) == sorted([reported, gone])
+    audits = _audits(es, prefix)
+    by_index = {
+        i: [a for a in audits if a["metadata"]["target_name"] == i] for i in (reported, gone)
+    }
+    assert len(by_index[reported]) == 1  # written again: a duplicate, not a second report
+    assert [a["metadata"]["deleted"] for a in by_index[gone]] == [7]
+    assert _retention(make_settings(engine_url, prefix)).deleted == []
+    assert len(_audits(es, prefix)) == len(audits)
+
+
+def test_a_sweeper_that_lost_its_lease_deletes_nothing_more(
+    engine_url: str, prefix: str, es: Elasticsearch
+) -> None:
+    settings = make_settings(engine_url, prefix)
+    names = IndexNames(prefix)
+    asyncio.run(_setup(settings))
+    day = NOW - timedelta(days=40)
+    index = names.entry_index_for("integration", day)
+    doc = {**_entry("int-40d", "integration", timedelta(days=40)), "account_id": ACCOUNT}
+    es.index(index=index, id=f"{ACCOUNT}/int-40d", document=doc, refresh=True)
+
+    async def lost() -> None:
+        raise LeaseLost("housekeeping")
+
+    with pytest.raises(LeaseLost):
+        _retention(settings, fence=lost)
+    assert es.indices.exists(index=index)  # the fence runs before the deletion
+    assert [d.index for d in _retention(settings).deleted] == [index]  # the next holder's run
+    assert not es.indices.exists(index=index)
+    assert [a["metadata"]["target_name"] for a in _audits(es, prefix)] == [index]
+
+
+async def _setup(settings: Any) -> None:
+    client = make_client(settings, str(settings.es_url))
+    try:
+        await run_setup(client, settings)
+    finally:
+        await client.close()

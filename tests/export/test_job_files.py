@@ -1,0 +1,87 @@
+"""Export job files live in the engine, within a cap per job and per account: past either, the
+job fails saying which, and its chunks are gone."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from service.search.indices import IndexNames
+from tests.helpers import delete_prefixed, entry, make_settings, new_account, wait_ready
+
+WEBHOOKS = {"category": "webhook"}
+
+
+@pytest.fixture(scope="module")
+def capped(engine_url: str, es: Elasticsearch) -> Iterator[tuple[TestClient, str]]:
+    """A service whose jobs may store 1 MB each and 3 MB per account."""
+    prefix = f"j{uuid.uuid4().hex[:8]}"
+    settings = make_settings(engine_url, prefix, export_job_max_mb=1, export_account_max_mb=3)
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        yield client, prefix
+    delete_prefixed(es, prefix)
+
+
+def _fill(client: TestClient, headers: dict[str, str], n: int) -> None:
+    now = datetime.now(UTC)
+    entries = [entry(message="x" * 600, timestamp=(now - timedelta(seconds=i + 1)).isoformat()
+                     .replace("+00:00", "Z")) for i in range(n)]  # fmt: skip
+    resp = client.post("/v1/entries", json={"entries": entries}, headers=headers)
+    assert resp.json()["created"] == n, resp.text
+
+
+def _finished(client: TestClient, headers: dict[str, str], es: Elasticsearch) -> dict[str, Any]:
+    es.indices.refresh(index="*")
+    job = client.post("/v1/exports", params={"format": "csv", **WEBHOOKS}, headers=headers).json()
+    deadline = time.monotonic() + 60
+    while (seen := client.get(f"/v1/exports/{job['id']}", headers=headers).json())[
+        "status"
+    ] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    return dict(seen)
+
+
+def _chunks(es: Elasticsearch, prefix: str, job_id: str) -> int:
+    index = IndexNames(prefix).export_files
+    es.indices.refresh(index=index)
+    return int(es.count(index=index, query={"term": {"job_id": job_id}})["count"])
+
+
+def test_a_job_larger_than_its_cap_fails_naming_the_setting(
+    capped: tuple[TestClient, str], es: Elasticsearch
+) -> None:
+    client, prefix = capped
+    _, headers = new_account(client)
+    _fill(client, headers, 2500)  # about 1.7 MB of CSV
+    job = _finished(client, headers, es)
+    assert job["status"] == "failed"
+    assert "1 MB" in job["error"] and "AUDITLOG_EXPORT_JOB_MAX_MB" in job["error"]
+    assert _chunks(es, prefix, job["id"]) == 0
+    assert client.get(f"/v1/exports/{job['id']}/download", headers=headers).status_code == 409
+
+
+def test_an_account_past_its_cap_fails_until_older_files_expire(
+    capped: tuple[TestClient, str], es: Elasticsearch
+) -> None:
+    client, prefix = capped
+    _, headers = new_account(client)
+    _fill(client, headers, 1200)  # about 0.8 MB of CSV a job
+    done = [_finished(client, headers, es) for _ in range(3)]
+    assert [j["status"] for j in done] == ["done"] * 3
+    assert all(_chunks(es, prefix, j["id"]) == 1 for j in done)
+    over = _finished(client, headers, es)  # 3.2 MB in all: past the account's 3 MB
+    assert over["status"] == "failed" and "AUDITLOG_EXPORT_ACCOUNT_MAX_MB" in over["error"]
+    assert _chunks(es, prefix, over["id"]) == 0
+    _, other = new_account(client)  # the cap is per account
+    _fill(client, other, 1200)
+    assert _finished(client, other, es)["status"] == "done"
