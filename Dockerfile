@@ -10,6 +10,8 @@ RUN pip install --no-cache-dir .
 ENV AUDITLOG_TEMPLATES_DIR=/app/index_templates \
     AUDITLOG_POLICIES_DIR=/app/ilm_policies \
     AUDITLOG_HOST=0.0.0.0
+# the integrity keys' volume: created empty here so that it belongs to the service's user
+RUN mkdir -p /var/lib/auditlog/keys && chown nobody /var/lib/auditlog/keys
 EXPOSE 8000
 USER nobody
 CMD ["auditlog", "serve"]

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from service.integrity.keys import create_keys
+
 READY_TIMEOUT_S = 120.0
+
+
+def bench_keys() -> Path:
+    """The integrity keys of the benchmark's services (created once per machine)."""
+    directory = Path(tempfile.gettempdir()) / "auditlog-bench-keys"
+    create_keys(directory)
+    return directory
 
 
 def free_port() -> int:
@@ -111,6 +121,7 @@ class ServiceProcess:
             "AUDITLOG_ES_URL": es_url,
             "AUDITLOG_INDEX_PREFIX": prefix,
             "AUDITLOG_ADMIN_KEY": admin_key,
+            "AUDITLOG_KEYS_DIR": str(bench_keys()),
             "AUDITLOG_HOST": "127.0.0.1",
             "AUDITLOG_PORT": str(self.port),
         }

@@ -15,8 +15,11 @@ from typing import Any
 from ingest.validation import EntryChecks, Rejected, ValidEntry
 from service.config import Settings
 from service.errors import EngineUnavailable
+from service.integrity.canonical import entry_digest
+from service.integrity.keys import IntegrityKeys, KeysError, load_keys
 from service.search.client import Engine
 from service.search.indices import IndexNames
+from service.search.seal_queue import SealQueue
 from service.search.writer import PreparedEntry, doc_id_for, store_entries
 
 
@@ -57,6 +60,11 @@ class IngestContext:
     batch_size: int
     counters: Counter[str] = field(default_factory=Counter)
     """Where failures are counted (the service's ``/metrics`` counters)."""
+    keys: IntegrityKeys | None = None
+    """Each stored entry carries its digest and a MAC under these keys (none: unauthenticated,
+    never sealed)."""
+    sealing: bool = True
+    """Record each write in the sealer's queue (off: entries are authenticated, not sealed)."""
 
     @classmethod
     def for_settings(
@@ -70,7 +78,32 @@ class IngestContext:
             max_skew_s=settings.max_future_skew_s,
             batch_size=settings.bulk_batch_size,
             counters=Counter() if counters is None else counters,
+            keys=load_keys(_keys_dir(settings)),
+            sealing=settings.sealing,
         )
+
+
+async def _authenticate(
+    ctx: IngestContext, keys: IntegrityKeys, batch: list[PreparedEntry]
+) -> None:
+    """Give each entry its digest and MAC, and, before any is written, queue the batch for the
+    sealer (an entry written without its queue record would never be sealed)."""
+    for entry in batch:
+        source = entry.source
+        digest = entry_digest(source)
+        mac = keys.mac(source["account_id"], source["id"], digest)
+        source["integrity"] = {"digest": digest, "mac": mac}
+    if ctx.sealing:
+        await SealQueue(ctx.es, ctx.names).add([(e.index, e.doc_id) for e in batch])
+
+
+def _keys_dir(settings: Settings) -> Path:
+    if settings.keys_dir is None:
+        raise KeysError(
+            "AUDITLOG_KEYS_DIR is not set: every stored entry is authenticated with the integrity "
+            "keys (create them once with `auditlog integrity init-keys DIR`)"
+        )
+    return settings.keys_dir
 
 
 def summarize(results: list[EntryResult]) -> dict[str, Any]:
@@ -132,6 +165,8 @@ async def ingest_items(
             for _, e in batch
         ]
         try:
+            if ctx.keys is not None:
+                await _authenticate(ctx, ctx.keys, prepared)
             outcomes = await store_entries(ctx.es, ctx.names, prepared)
         except EngineUnavailable:
             if start == 0:

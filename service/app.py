@@ -20,9 +20,11 @@ from starlette.routing import Route
 
 from service import page
 from service.actions.housekeeping import housekeeping_loop
+from service.actions.sealer import sealer_loop
 from service.api.routes import routes as api_routes
 from service.config import Settings, load_settings
 from service.errors import EXCEPTION_HANDLERS, EngineUnavailable
+from service.integrity.keys import load_keys
 from service.runtime import Runtime
 from service.search.accounts import AccountStore
 from service.search.client import make_client
@@ -61,12 +63,12 @@ async def _setup_until_done(runtime: Runtime) -> None:
     while not runtime.setup_done:
         try:
             report = await run_setup(runtime.es, runtime.settings)
+            if runtime.cursor_secret is None:
+                runtime.cursor_secret = await shared_secret(runtime.es, runtime.names, "cursor")
         except EngineUnavailable as e:
             log.warning("setup failed (%s); retrying in %.0fs", e, SETUP_RETRY_S)
             await asyncio.sleep(SETUP_RETRY_S)
             continue
-        if runtime.cursor_secret is None:
-            runtime.cursor_secret = await shared_secret(runtime.es, runtime.names, "cursor")
         runtime.ilm, runtime.setup_done = report.ilm, True
         log.info("setup: changed %s", report.changed or "nothing")
     await _report_refused_zones(runtime)
@@ -94,12 +96,20 @@ def _lifespan(settings: Settings) -> Any:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         if not settings.es_url:
             raise RuntimeError("AUDITLOG_ES_URL is not set (use `auditlog run` for a local engine)")
+        if settings.keys_dir is None:
+            raise RuntimeError(
+                "AUDITLOG_KEYS_DIR is not set: the integrity keys sign the log "
+                "(create them once with `auditlog integrity init-keys DIR`)"
+            )
+        load_keys(settings.keys_dir)  # a missing or broken key stops the start, saying why
         es = make_client(settings, settings.es_url)
         runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
         tasks = [
             asyncio.create_task(_setup_until_done(runtime)),
             asyncio.create_task(housekeeping_loop(runtime)),
         ]
+        if settings.sealing and runtime.ingest.keys is not None:
+            tasks.append(asyncio.create_task(sealer_loop(runtime, runtime.ingest.keys)))
         try:
             with collector_tuned():
                 yield {"runtime": runtime}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.config import Settings, load_settings
 from service.errors import EngineUnavailable
+from service.integrity.keys import KeysError
 from service.local_engine.node import EngineError, EngineInstance, default_instance_dir
 from service.search.client import Engine
 
@@ -52,6 +53,10 @@ def _with_client(
     from service.search.client import make_client
 
     settings = load_settings()
+    if not settings.es_url:  # the local node: its keys too
+        from service.local_engine.embedded import with_local_keys
+
+        settings = with_local_keys(settings)
     settings = replace(settings, es_url=_engine_url(settings))
 
     async def call() -> Any:
@@ -126,6 +131,35 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
     print(json.dumps(_with_client(run), indent=2, default=str))
     return 0
+
+
+def cmd_integrity(args: argparse.Namespace) -> int:
+    from service.integrity.keys import create_keys, load_keys
+
+    directory = Path(args.dir)
+    created = create_keys(directory)
+    keys = load_keys(directory)
+    print(json.dumps({"dir": str(directory), "created": created, "key_id": keys.key_id}))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from service.actions.verify import verify_account
+    from service.runtime import Runtime
+    from service.search.indices import IndexNames
+
+    async def run(es: Engine, settings: Settings) -> dict[str, Any]:
+        runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
+        if runtime.ingest.keys is None:
+            raise CliError("AUDITLOG_KEYS_DIR is not set", EXIT_USAGE)
+        if await _store(es, settings).get_account(args.account) is None:
+            raise CliError(f"no account '{args.account}'", EXIT_USAGE)
+        report = await verify_account(runtime, runtime.ingest.keys, args.account)
+        return report.to_dict()
+
+    report = _with_client(run)
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else EXIT_FAILED
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -373,6 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve on the local engine with demo data")
     run.add_argument("--no-demo", action="store_true", help="do not load demo data")
     run.set_defaults(func=cmd_run)
+    integrity = sub.add_parser("integrity", help="the integrity keys")
+    integrity.add_argument("action", choices=["init-keys"])
+    integrity.add_argument("dir", help="the keys directory (AUDITLOG_KEYS_DIR)")
+    integrity.set_defaults(func=cmd_integrity)
+    verify = sub.add_parser("verify", help="verify an account's log against the stored entries")
+    verify.add_argument("--account", required=True, help="the account id")
+    verify.set_defaults(func=cmd_verify)
     _add_import_parser(sub)
     _add_accounts_parser(sub)
     _add_keys_parser(sub)
@@ -426,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return e.code
+    except KeysError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     return int(result or 0)
 
 

@@ -40,6 +40,10 @@ class Settings:
     export_job_max_mb: int
     export_account_max_mb: int
     lease_ttl_s: float
+    keys_dir: Path | None
+    """The integrity keys (``service.integrity.keys``); required to serve."""
+    sealing: bool
+    seal_interval_s: float
     host: str
     port: int
     cursor_secret: Secret | None
@@ -72,6 +76,9 @@ SETTING_NAMES = (
     "AUDITLOG_EXPORT_JOB_MAX_MB",
     "AUDITLOG_EXPORT_ACCOUNT_MAX_MB",
     "AUDITLOG_LEASE_TTL_S",
+    "AUDITLOG_KEYS_DIR",
+    "AUDITLOG_SEALING",
+    "AUDITLOG_SEAL_INTERVAL_S",
     "AUDITLOG_CURSOR_SECRET",
     "AUDITLOG_CORS_ORIGINS",
     "AUDITLOG_MAX_INFLIGHT",
@@ -115,7 +122,10 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         export_ttl_h=config("AUDITLOG_EXPORT_TTL_H", cast=float, default=24.0),
         export_job_max_mb=config("AUDITLOG_EXPORT_JOB_MAX_MB", cast=int, default=1024),
         export_account_max_mb=config("AUDITLOG_EXPORT_ACCOUNT_MAX_MB", cast=int, default=4096),
-        lease_ttl_s=config("AUDITLOG_LEASE_TTL_S", cast=float, default=30.0),
+        lease_ttl_s=max(config("AUDITLOG_LEASE_TTL_S", cast=float, default=30.0), 1.0),
+        keys_dir=Path(keys) if (keys := config("AUDITLOG_KEYS_DIR", default="")) else None,
+        sealing=config("AUDITLOG_SEALING", cast=bool, default=True),
+        seal_interval_s=max(config("AUDITLOG_SEAL_INTERVAL_S", cast=float, default=2.0), 0.2),
         host=config("AUDITLOG_HOST", default="127.0.0.1"),
         port=config("AUDITLOG_PORT", cast=int, default=8000),
         cursor_secret=Secret(cursor)

@@ -4,8 +4,10 @@ prefix, and running a call with an engine client made as the service makes it.""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from elasticsearch import AsyncElasticsearch, Elasticsearch
@@ -13,6 +15,7 @@ from starlette.datastructures import Secret
 from starlette.testclient import TestClient
 
 from service.config import Settings, load_settings
+from service.integrity.keys import create_keys
 from service.search.client import make_client
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
@@ -32,6 +35,13 @@ def delete_prefixed(es: Elasticsearch, prefix: str) -> None:
         es.cluster.delete_component_template(name=c["name"])
 
 
+def keys_for_tests() -> Path:
+    """The integrity keys every test service uses (created once per machine)."""
+    directory = Path(tempfile.gettempdir()) / "auditlog-test-keys"
+    create_keys(directory)
+    return directory
+
+
 def make_settings(engine_url: str, prefix: str, **overrides: object) -> Settings:
     return load_settings(
         env_file=None,
@@ -39,7 +49,7 @@ def make_settings(engine_url: str, prefix: str, **overrides: object) -> Settings
         index_prefix=prefix,
         admin_key=Secret(ADMIN_KEY),
         retention_interval_s=3600.0,
-        **overrides,
+        **{"keys_dir": keys_for_tests(), "seal_interval_s": 0.3, **overrides},
     )
 
 

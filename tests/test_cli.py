@@ -20,11 +20,12 @@ from starlette.testclient import TestClient
 
 from service.cli import main
 from service.config import Settings
-from tests.helpers import ADMIN, delete_prefixed, entry
+from tests.helpers import ADMIN, delete_prefixed, entry, keys_for_tests
 
 
 def _env(engine_url: str, prefix: str) -> dict[str, str]:
-    return {"AUDITLOG_ES_URL": engine_url, "AUDITLOG_INDEX_PREFIX": prefix}
+    return {"AUDITLOG_ES_URL": engine_url, "AUDITLOG_INDEX_PREFIX": prefix,
+            "AUDITLOG_KEYS_DIR": str(keys_for_tests())}  # fmt: skip
 
 
 def _cli(engine_url: str, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:

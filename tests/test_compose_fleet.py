@@ -81,7 +81,8 @@ def _setup() -> tuple[str, dict[str, Any]]:
 
 
 def _instances() -> dict[str, dict[str, Any]]:
-    return {n: s for n, s in _fleet().items() if "build" in s}
+    """The service instances (the image's one-shot ``fleet-keys`` creates their keys)."""
+    return {n: s for n, s in _fleet().items() if "build" in s and n != "fleet-keys"}
 
 
 def _mounts(service: dict[str, Any]) -> list[tuple[str, PurePosixPath]]:
@@ -268,6 +269,17 @@ def test_two_instances_run_auditlog_serve_with_workers() -> None:
         assert command[:2] == ["auditlog", "serve"], name
         workers = command[command.index("--workers") + 1]
         assert int(workers) >= 1, name
+
+
+def test_instances_share_one_set_of_integrity_keys_made_once_before_them() -> None:
+    keys = _fleet()["fleet-keys"]
+    assert keys["command"][:3] == ["auditlog", "integrity", "init-keys"]
+    made = PurePosixPath(keys["command"][3])
+    for name, service in _instances().items():
+        assert PurePosixPath(_env(service)["AUDITLOG_KEYS_DIR"]) == made, name
+        assert ("fleet-keys", made) in _mounts(service), name
+        condition = service["depends_on"]["fleet-keys"]["condition"]
+        assert condition == "service_completed_successfully", name
 
 
 def test_instances_share_the_index_prefix_of_the_single_node_service() -> None:

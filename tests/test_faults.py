@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.local_engine.node import EngineInstance
-from tests.helpers import entry, make_settings, new_account, wait_ready
+from tests.helpers import entry, keys_for_tests, make_settings, new_account, wait_ready
 
 pytestmark = pytest.mark.second_engine  # starts an engine of its own: not in `make test-fast`
 
@@ -162,7 +162,8 @@ def test_the_import_command_with_the_engine_stopped_exits_1_then_imports(
         account, _ = new_account(client)
     path = tmp_path / "entries.ndjson"
     path.write_text("".join(json.dumps(entry()) + "\n" for _ in range(10)))
-    env = {**os.environ, "AUDITLOG_ES_URL": url, "AUDITLOG_INDEX_PREFIX": PREFIX}
+    env = {**os.environ, "AUDITLOG_ES_URL": url, "AUDITLOG_INDEX_PREFIX": PREFIX,
+           "AUDITLOG_KEYS_DIR": str(keys_for_tests())}  # fmt: skip
     command = [sys.executable, "-m", "service.cli", "import", str(path), "--account", account]
     engine.stop()
     down = subprocess.run(command, capture_output=True, text=True, check=False, env=env)

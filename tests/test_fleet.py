@@ -20,7 +20,7 @@ from elasticsearch import Elasticsearch
 
 from service.search.export_files import CHUNK_BYTES
 from service.search.indices import IndexNames
-from tests.helpers import ADMIN, ADMIN_KEY, delete_prefixed, entry
+from tests.helpers import ADMIN, ADMIN_KEY, delete_prefixed, entry, keys_for_tests
 from tests.live import Instance, served
 
 pytestmark = pytest.mark.fleet
@@ -42,6 +42,7 @@ def env(engine_url: str, fleet_prefix: str) -> dict[str, str]:
     return {
         "AUDITLOG_ES_URL": engine_url,
         "AUDITLOG_INDEX_PREFIX": fleet_prefix,
+        "AUDITLOG_KEYS_DIR": str(keys_for_tests()),
         "AUDITLOG_ADMIN_KEY": ADMIN_KEY,
         "AUDITLOG_LEASE_TTL_S": str(LEASE_TTL_S),
         "AUDITLOG_RETENTION_INTERVAL_S": "1",
@@ -118,6 +119,7 @@ def test_an_export_job_started_on_one_instance_downloads_from_the_other(
     assert download.status_code == 200, download.text
     assert seen["size"] > 2 * 1024 * 1024 and len(download.content) == seen["size"]
     assert hashlib.sha256(download.content).hexdigest() == seen["sha256"]
+    es.indices.refresh(index=IndexNames(fleet_prefix).export_files)
     stored = es.count(index=IndexNames(fleet_prefix).export_files,
                       query={"term": {"job_id": job["id"]}})  # fmt: skip
     assert stored["count"] == -(-seen["size"] // CHUNK_BYTES)  # in the engine, in 1 MiB chunks
@@ -148,6 +150,17 @@ def _expired_index(es: Elasticsearch, prefix: str, days: int, account: str) -> s
            "account_id": account, "timestamp": day.strftime("%Y-%m-%dT%H:%M:%S.000Z")}  # fmt: skip
     es.index(index=index, id=f"{account}/old-{days}", document=doc, refresh=True)
     return index
+
+
+def _reports(es: Elasticsearch, prefix: str) -> list[str]:
+    """The indices the account's ``retention.deleted`` entries report."""
+    es.indices.refresh(index=f"{prefix}-*")
+    found = es.options(ignore_status=404).search(
+        index=IndexNames(prefix).entries_alias,
+        size=100,
+        query={"term": {"action": "retention.deleted"}},
+    )
+    return [h["_source"]["metadata"]["target_name"] for h in found.get("hits", {}).get("hits", [])]
 
 
 def _wait(condition: Any, seconds: float) -> None:
@@ -181,10 +194,9 @@ def test_the_sweeper_runs_once_and_moves_to_the_other_instance_when_its_holder_d
         taken = _holder(es, fleet_prefix)
         assert int(taken["holder"].split(":")[1]) in other.pids()
         assert taken["token"] == held["token"] + 1
-        es.indices.refresh(index="*")
-        audits = es.search(index=IndexNames(fleet_prefix).entries_alias, size=100,
-                           query={"term": {"action": "retention.deleted"}})  # fmt: skip
-        reported = [h["_source"]["metadata"]["target_name"] for h in audits["hits"]["hits"]]
+        _wait(lambda: len(_reports(es, fleet_prefix)) >= 2, 20)  # written after the deletion
+        time.sleep(2)  # a second report would have come by now
+        reported = _reports(es, fleet_prefix)
         assert sorted(reported) == sorted([first, second])  # each deletion reported once
 
 

@@ -12,16 +12,19 @@ BASICS = ("service.config", "service.errors", "service.vocabulary", "service.zon
 WIRING = ("service.runtime", "service.key_cache")
 ENTRY_POINTS = {"service.app", "service.cli", "service.local_engine.embedded", "service.api.routes"}
 LAYERS: dict[str, tuple[str, ...]] = {
+    "service.integrity": BASICS,
     "service.search": BASICS,
-    "ingest": ("service.search", *BASICS),
+    "ingest": ("service.search", "service.integrity", *BASICS),
     "service.export": ("ingest", "service.search", *BASICS),
-    "service.runtime": ("service.key_cache", "ingest", "service.search", *BASICS),
+    "service.runtime": ("service.key_cache", "ingest", "service.search", "service.integrity",
+                        *BASICS),
     "service.key_cache": ("service.search", *BASICS),
-    "service.actions": ("service.export", *WIRING, "ingest", "service.search", *BASICS),
+    "service.actions": ("service.export", *WIRING, "ingest", "service.search",
+                        "service.integrity", *BASICS),
     "service.demo": ("service.actions", *WIRING, "ingest", "service.search", *BASICS),
     "service.web": ("service.actions", *WIRING, "ingest", "service.search", *BASICS),
     "service.api": ("service.web", "service.actions", "service.export", *WIRING, "ingest",
-                    "service.search", *BASICS),
+                    "service.search", "service.integrity", *BASICS),
     "service.page": ("service.web", "service.actions", "service.export", *WIRING, "ingest",
                      "service.search", *BASICS),
     "service.local_engine": BASICS,

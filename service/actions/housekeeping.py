@@ -78,5 +78,7 @@ async def retention_now(runtime: Runtime) -> RetentionReport | None:
     held = HeldLease(leases, lease)
     try:
         return await run_retention(runtime, fence=held.renew)
+    except LeaseLost:
+        return None  # paused past the lease: the process that took it over sweeps
     finally:
         await held.release()

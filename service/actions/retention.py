@@ -16,7 +16,8 @@ async def run_retention(
     fence: Callable[[], Awaitable[None]] | None = None,
 ) -> RetentionReport:
     """Delete expired daily indices; write one ``audit`` entry per affected account and index,
-    under an id of its own (``retention:<index>:<account>``, the index without the prefix), so
+    under an id of its own (``retention:<index>:<deletion>:<account>``, the index without the
+    prefix), so
     a deletion is never reported twice, even by a run that finishes a stopped one's work."""
     report = await sweep_expired(runtime.es, runtime.settings, now, fence)
     ctx = runtime.ingest
@@ -38,11 +39,11 @@ async def run_retention(
                         "deleted": count,
                         "day": deleted.day.isoformat(),
                     },
-                    entry_id=f"retention:{index}:{account_id}",
+                    entry_id=f"retention:{index}:{deleted.deletion}:{account_id}",
                 )
             except audit_trail.AuditNotRecorded:
                 reported = False  # logged and counted; the next run writes it
         if reported:
             await mark_reported(runtime.es, runtime.names, deleted.index)
-    runtime.counters["retention_deleted_indices"] += len(report.deleted)
+    runtime.counters["retention_deleted_indices"] += report.deleted_now
     return report

@@ -95,8 +95,18 @@ PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
     "interval": ("Bucket size", _enum(["auto", *INTERVALS])),
     "split": ("Split buckets by", _enum(SPLITS)),
     "keys_of": ("Only this account's keys", _text(pattern=pattern(ACCOUNT_ID))),
+    "entry_id": ("The entry's id", _text(pattern=pattern(ENTRY_ID))),
+    "from_size": ("The smaller tree size (1 or more)", {"type": "integer", "minimum": 1}),
+    "to_size": (
+        "The larger tree size (at most the signed head's)",
+        {"type": "integer", "minimum": 1},
+    ),
+    "account": ("Required with a platform key", _text(pattern=pattern(ACCOUNT_ID))),
 }
-"""Every query parameter: its description and schema (``keys_of`` is served as ``account_id``)."""
+"""Every query parameter: its description and schema; some are served under another name
+(:data:`SERVED_AS`)."""
+SERVED_AS = {"keys_of": "account_id", "entry_id": "id", "from_size": "from", "to_size": "to",
+             "account": "account_id"}  # fmt: skip
 
 FILTERS = ("account_id", "category", "type", "actor", "provider", "action", "range", "from",
            "to", "tz", "q")  # fmt: skip
@@ -165,7 +175,7 @@ ERROR_SCHEMA = _object(
 def _query_parameter(name: str) -> dict[str, Any]:
     description, schema = PARAMETERS[name]
     return {
-        "name": "account_id" if name == "keys_of" else name,
+        "name": SERVED_AS.get(name, name),
         "in": "query",
         "required": False,
         "description": description,

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.api import admin, exports, health, ingest, search
+from service.api import admin, exports, health, ingest, integrity, search
 from service.api.openapi import FILTERS, Operation, document
 
 READ_ERRORS = (400, 401, 403, 404, 503)
@@ -53,6 +53,20 @@ OPERATIONS = (
               body="key", status=201, errors=(400, *ADMIN_ERRORS, 404)),
     Operation("DELETE", "/v1/admin/keys/{key_id}", admin.revoke_key, "Revoke a key",
               status=204, answer="none", errors=(*ADMIN_ERRORS, 404)),
+    Operation("GET", "/v1/integrity/head", integrity.get_head,
+              "The account log's latest signed checkpoint", query=("account",),
+              errors=READ_ERRORS),
+    Operation("GET", "/v1/integrity/proof", integrity.get_proof,
+              "An entry's leaf and inclusion proof under the latest checkpoint",
+              query=("account", "entry_id"), errors=READ_ERRORS),
+    Operation("GET", "/v1/integrity/consistency", integrity.get_consistency,
+              "A consistency proof between two tree sizes of the account's log",
+              query=("account", "from_size", "to_size"), errors=READ_ERRORS),
+    Operation("GET", "/v1/integrity/verify", integrity.get_verify,
+              "Verify the account's log against the stored entries", query=("account",),
+              errors=READ_ERRORS),
+    Operation("GET", "/v1/integrity/keys", integrity.get_keys,
+              "The public keys that sign checkpoints, by key id", public=True),
     Operation("GET", "/healthz", health.healthz, "Liveness", public=True),
     Operation("GET", "/readyz", health.readyz, "Readiness", unready=True, public=True),
     Operation("GET", "/metrics", health.metrics, "Prometheus metrics", answer="text",

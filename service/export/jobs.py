@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import logging
 import secrets
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,8 @@ from service.search.jobs import JobStore, now_text
 
 log = logging.getLogger("auditlog")
 STALE_AFTER_S = 120.0
+DOWNLOAD_GRACE_S = 3600.0
+"""Chunks of an expired job stay this long past its expiry, for downloads started before it."""
 PROGRESS_EVERY_S = 1.0
 INTERRUPTED = "interrupted: the service stopped while the export was running; start it again"
 
@@ -89,9 +90,9 @@ async def run_job(
     ``failed``). ``when_read`` (the export's audit entry) runs once every entry is read, and the
     job is done only when it succeeded: its failure fails the job."""
     digest, size, stored, pending = hashlib.sha256(), 0, 0, bytearray()
+    heartbeat = asyncio.create_task(_heartbeat(store, plan, job["id"]))
     try:
         used = await files.stored_bytes(job["account_id"], now_text())
-        reported = time.monotonic()
         async for chunk in export_bytes(plan, when_read):
             digest.update(chunk)
             size += len(chunk)
@@ -99,6 +100,12 @@ async def run_job(
                 raise _too_large(limits, used + size)
             pending += chunk
             while len(pending) >= CHUNK_BYTES:
+                # the other jobs of the account store meanwhile too: count them again
+                used = (
+                    await files.stored_bytes(job["account_id"], now_text()) - stored * CHUNK_BYTES
+                )
+                if used + size > limits.account_bytes:
+                    raise _too_large(limits, used + size)
                 await files.put(
                     job["id"],
                     job["account_id"],
@@ -108,9 +115,6 @@ async def run_job(
                 )
                 del pending[:CHUNK_BYTES]
                 stored += 1
-            if time.monotonic() - reported >= PROGRESS_EVERY_S:
-                reported = time.monotonic()
-                await store.update(job["id"], {"rows_done": plan.rows})
         if pending or not stored:
             await files.put(job["id"], job["account_id"], stored, bytes(pending), job["expires_at"])
             stored += 1
@@ -121,7 +125,9 @@ async def run_job(
             "sha256": digest.hexdigest(),
             "chunks": stored,
         }
-        await store.update(job["id"], done)
+        if not await store.finish(job["id"], done):  # the sweeper took it for dead meanwhile
+            log.error("export job %s finished after it was declared failed", job["id"])
+            await files.delete(job["id"])
     except asyncio.CancelledError:
         with contextlib.suppress(EngineUnavailable):
             await store.update(job["id"], {"status": "failed", "error": INTERRUPTED})
@@ -134,6 +140,17 @@ async def run_job(
             await files.delete(job["id"])
         except EngineUnavailable:
             log.error("could not record the failure of export job %s", job["id"])
+    finally:
+        heartbeat.cancel()
+
+
+async def _heartbeat(store: JobStore, plan: ExportPlan, job_id: str) -> None:
+    """Report the rows read every second, whether or not bytes are coming out (a job waiting
+    for its audit entry is alive: it must not read as interrupted)."""
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY_S)
+        with contextlib.suppress(EngineUnavailable):
+            await store.update(job_id, {"rows_done": plan.rows})
 
 
 def _reason(error: ServiceError) -> str:
@@ -160,9 +177,10 @@ async def sweep_jobs(store: JobStore, files: ExportFiles) -> int:
         if seen["status"] != job["status"]:
             await store.update(job["id"], {"status": seen["status"], "error": seen.get("error")})
             changed += 1
-        if seen["status"] in ("expired", "failed"):
+        if seen["status"] == "failed":
             await files.delete(job["id"])
-    await files.delete_expired(now_text())
+    grace = datetime.now(UTC) - timedelta(seconds=DOWNLOAD_GRACE_S)  # downloads under way finish
+    await files.delete_expired(grace.isoformat().replace("+00:00", "Z"))
     return changed
 
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 import uvicorn
 
 from service.config import Settings
+from service.integrity.keys import create_keys
 from service.local_engine.node import EngineInstance, default_instance_dir
 
 
@@ -26,9 +27,23 @@ def _print_demo_key(settings: Settings) -> None:
     )
 
 
+def with_local_keys(settings: Settings, say: bool = False) -> Settings:
+    """The settings with the embedded default's integrity keys (beside the engine's directory,
+    created on first use) unless ``AUDITLOG_KEYS_DIR`` names others."""
+    if settings.keys_dir is not None:
+        return settings
+    directory = default_instance_dir().parent / "keys"
+    created = create_keys(directory)
+    if say:
+        what = "created" if created else "kept"
+        print(f"integrity keys ({what}): {directory} — back them up; the log's proofs need them")
+    return replace(settings, keys_dir=directory)
+
+
 def run_local(settings: Settings, demo: bool = True) -> int:
     engine: EngineInstance | None = None
     if not settings.es_url:
+        settings = with_local_keys(settings, say=True)
         engine = EngineInstance(default_instance_dir())
         print("starting the local Elasticsearch node (first start downloads it)...", flush=True)
         status = engine.start()

@@ -25,7 +25,7 @@ from service.search.search_text import format_instant
 
 FACET_SIZES = {"category": 20, "type": 10, "actor": 50, "provider": 10}
 PIT_KEEP_ALIVE = "5m"
-HIDDEN_FIELDS = ("ingested_at",)
+HIDDEN_FIELDS = ("ingested_at", "integrity")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
-from service.errors import ServiceError
+from service.errors import ServiceError, engine_unavailable
 from service.search.engine_errors import engine_failures, translated
 from service.search.indices import IndexNames
 
@@ -86,7 +86,9 @@ class ExportFiles:
             if not ids:
                 return deleted
             operations = [{"delete": {"_index": self.index, "_id": i}} for i in ids]
-            await self.es.bulk(operations=operations)
+            answer = await self.es.bulk(operations=operations, filter_path="errors")
+            if answer.get("errors"):
+                raise engine_unavailable("the engine did not delete every chunk")
             deleted += len(ids)
 
     @translated
@@ -94,6 +96,7 @@ class ExportFiles:
         await self._delete_matching({"term": {"job_id": job_id}})
 
     @translated
-    async def delete_expired(self, now: str) -> int:
-        """Delete every chunk past its expiry (jobs that expired or whose instance died)."""
-        return await self._delete_matching({"range": {"expires_at": {"lte": now}}})
+    async def delete_expired(self, before: str) -> int:
+        """Delete every chunk whose expiry is before ``before`` (jobs that expired, failed or
+        whose instance died)."""
+        return await self._delete_matching({"range": {"expires_at": {"lt": before}}})

@@ -42,6 +42,10 @@ class IndexNames:
         return f"{self.prefix}-export-files"
 
     @property
+    def integrity(self) -> str:
+        return f"{self.prefix}-integrity"
+
+    @property
     def state(self) -> str:
         return f"{self.prefix}-state"
 
@@ -84,4 +88,5 @@ class IndexNames:
             self.export_jobs,
             self.export_files,
             self.state,
+            self.integrity,
         )

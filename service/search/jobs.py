@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, NotFoundError
+from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 
 from service.search.engine_errors import translated
 from service.search.indices import IndexNames
@@ -31,6 +31,24 @@ class JobStore:
         await self.es.update(
             index=self.names.export_jobs, id=job_id, doc={**changes, "updated_at": now_text()}
         )
+
+    @translated
+    async def finish(self, job_id: str, changes: dict[str, Any]) -> bool:
+        """Apply ``changes`` if the job is still running (False when it was declared failed)."""
+        current = await self.es.get(index=self.names.export_jobs, id=job_id)
+        if current["_source"].get("status") != "running":
+            return False
+        try:
+            await self.es.index(
+                index=self.names.export_jobs,
+                id=job_id,
+                document={**current["_source"], **changes, "updated_at": now_text()},
+                if_seq_no=current["_seq_no"],
+                if_primary_term=current["_primary_term"],
+            )
+        except ConflictError:
+            return False
+        return True
 
     @translated
     async def get(self, job_id: str) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ phase ``min_age`` is counted from the date in a daily index's name, exactly as I
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,12 +32,18 @@ class DeletedIndex:
     index: str
     day: date
     entries_by_account: dict[str, int]
+    deletion: str = ""
+    """Names this deletion (an index deleted, recreated by late entries and deleted again is
+    two deletions, each reported)."""
 
 
 @dataclass
 class RetentionReport:
     deleted: list[DeletedIndex] = field(default_factory=list)
+    """Every deletion not reported yet (this run's and a stopped run's)."""
     kept: list[str] = field(default_factory=list)
+    deleted_now: int = 0
+    """Indices this run deleted."""
 
 
 def parse_duration(text: str) -> timedelta:
@@ -101,8 +108,11 @@ async def sweep_expired(
             if origin + max_age > now:
                 report.kept.append(index)
                 continue
+            if fence is not None:
+                await fence()  # still the deployment's sweeper: nobody else deletes meanwhile
             counts = await _count_by_account(es, index)
             journal = {
+                "deletion": uuid.uuid4().hex[:12],
                 "kind": "retention",
                 "state": "deleting",
                 "index": index,
@@ -110,12 +120,11 @@ async def sweep_expired(
                 "entries_by_account": counts,
             }
             await es.index(index=names.state, id=_journal_id(index), document=journal, refresh=True)
-            if fence is not None:
-                await fence()  # still the deployment's sweeper: nobody else deletes meanwhile
             await es.options(ignore_status=404).indices.delete(index=index)
             await es.update(
                 index=names.state, id=_journal_id(index), doc={"state": "deleted"}, refresh=True
             )
+            report.deleted_now += 1
     report.deleted = await _unreported(es, names)
     return report
 
@@ -146,7 +155,8 @@ async def _unreported(es: AsyncElasticsearch, names: IndexNames) -> list[Deleted
         if done["state"] == "deleting" and await es.indices.exists(index=done["index"]):
             continue  # not deleted: the next run deletes it if it is still expired
         day = date.fromisoformat(done["day"])
-        deleted.append(DeletedIndex(done["index"], day, dict(done["entries_by_account"])))
+        deletion = str(done.get("deletion", "")) or hit["_id"]
+        deleted.append(DeletedIndex(done["index"], day, dict(done["entries_by_account"]), deletion))
     return sorted(deleted, key=lambda d: d.index)
 
 

@@ -143,7 +143,21 @@ async def run_setup(client: AsyncElasticsearch, settings: Settings) -> SetupRepo
             if e.error != "resource_already_exists_exception":
                 raise
             await _follow_refresh_interval(client, index, index_templates)
+    await _add_new_entry_fields(client, names, components)
     return report
+
+
+async def _add_new_entry_fields(
+    client: AsyncElasticsearch, names: IndexNames, components: dict[str, dict[str, Any]]
+) -> None:
+    """Give existing entry indices the fields the common template gained since they were made
+    (their mappings are strict: a new field would be refused). Adding a field is the only change
+    a mapping allows, and the only kind the templates make."""
+    common = components[names.resource("entries-common")]
+    properties = common["template"]["mappings"]["properties"]
+    await client.options(ignore_status=404).indices.put_mapping(
+        index=names.entries_alias, properties=properties, allow_no_indices=True
+    )
 
 
 async def _follow_refresh_interval(

@@ -29,3 +29,14 @@ async def shared_secret(es: AsyncElasticsearch, names: IndexNames, name: str) ->
         )
     stored = await es.get(index=names.state, id=doc_id)
     return str(stored["_source"]["value"]).encode()
+
+
+@translated
+async def done_once(es: AsyncElasticsearch, names: IndexNames, step: str) -> bool:
+    """Whether the deployment's one-time ``step`` was done."""
+    return bool(await es.exists(index=names.state, id=f"done:{step}"))
+
+
+@translated
+async def mark_done(es: AsyncElasticsearch, names: IndexNames, step: str) -> None:
+    await es.index(index=names.state, id=f"done:{step}", document={"kind": "done"}, refresh=True)

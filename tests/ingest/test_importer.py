@@ -226,7 +226,8 @@ def test_bad_lines_are_reported_with_line_numbers_while_good_lines_are_created(
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """The command in a subprocess; output decoded without newline translation (keeps ``\\r``)."""
     env = {**os.environ, "AUDITLOG_ES_URL": str(settings.es_url),
-           "AUDITLOG_INDEX_PREFIX": settings.index_prefix}  # fmt: skip
+           "AUDITLOG_INDEX_PREFIX": settings.index_prefix,
+           "AUDITLOG_KEYS_DIR": str(settings.keys_dir)}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "service.cli", *args], capture_output=True, check=False, env=env
     )

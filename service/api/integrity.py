@@ -1,0 +1,78 @@
+"""``/v1/integrity/*``: the account log's signed head, proofs, public keys and verification."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service.actions import proofs
+from service.actions.verify import verify_account
+from service.errors import ServiceError, bad_request
+from service.integrity.keys import IntegrityKeys
+from service.runtime import Runtime, runtime_of
+from service.search.integrity_log import IntegrityLog
+from service.web.auth import require, resolve_account
+from service.web.view_request import query_params
+
+VERIFY_MAX_ENTRIES = 200_000
+"""Larger logs are verified with ``auditlog verify`` (the request would take too long)."""
+
+
+def _keys(runtime: Runtime) -> IntegrityKeys:
+    keys = runtime.ingest.keys
+    if keys is None:
+        raise ServiceError(503, "not_configured", "this service has no integrity keys")
+    return keys
+
+
+async def _account(request: Request, allowed: set[str]) -> tuple[str, dict[str, list[str]]]:
+    principal = await require(request, "read")
+    params = query_params(request, {"account_id", *allowed})
+    account = await resolve_account(request, principal, params.get("account_id", [None])[-1])
+    return account.id, params
+
+
+async def get_head(request: Request) -> Response:
+    account_id, _ = await _account(request, set())
+    return JSONResponse(await proofs.head(runtime_of(request), account_id))
+
+
+async def get_proof(request: Request) -> Response:
+    account_id, params = await _account(request, {"id"})
+    entry_id = params.get("id", [""])[-1]
+    if not entry_id:
+        raise bad_request("id is required: the entry's id", "id")
+    return JSONResponse(await proofs.inclusion(runtime_of(request), account_id, entry_id))
+
+
+def _sizes(params: dict[str, list[str]]) -> tuple[int, int]:
+    """``from`` and ``to``: a value given but malformed is named before a value missing."""
+    texts = {name: params.get(name, [None])[-1] for name in ("from", "to")}
+    for name, text in texts.items():
+        if text is not None and not (text.isascii() and text.isdigit() and len(text) <= 15):
+            raise bad_request(f"{name} must be a tree size (ASCII digits)", name)
+    for name, text in texts.items():
+        if text is None:
+            raise bad_request(f"{name} is required: a tree size", name)
+    return int(str(texts["from"])), int(str(texts["to"]))
+
+
+async def get_consistency(request: Request) -> Response:
+    account_id, params = await _account(request, {"from", "to"})
+    first, second = _sizes(params)
+    return JSONResponse(await proofs.consistency(runtime_of(request), account_id, first, second))
+
+
+async def get_keys(request: Request) -> Response:
+    return JSONResponse(proofs.public_keys(_keys(runtime_of(request))))
+
+
+async def get_verify(request: Request) -> Response:
+    account_id, _ = await _account(request, set())
+    runtime = runtime_of(request)
+    latest = await IntegrityLog(runtime.es, runtime.names).latest_checkpoint(account_id)
+    if latest is not None and int(latest["tree_size"]) > VERIFY_MAX_ENTRIES:
+        message = f"more than {VERIFY_MAX_ENTRIES} entries: run `auditlog verify --account ID`"
+        raise bad_request(message, "account_id")
+    report = await verify_account(runtime, _keys(runtime), account_id)
+    return JSONResponse(report.to_dict())

@@ -1,0 +1,111 @@
+"""The integrity keys: the Ed25519 key that signs checkpoints and the key of the ingest MAC.
+
+Both live in a directory of the deployment's own (``AUDITLOG_KEYS_DIR``), never in the engine:
+
+- ``signing.pem``: the current Ed25519 private key (PKCS #8 PEM); its key id is the first 16 hex
+  digits of SHA-256 of its raw public key;
+- ``mac.key``: 32 random bytes, hex, the key of the MAC every stored entry carries;
+- ``previous/*.pem``: public keys of earlier signing keys, so checkpoints they signed still verify
+  after a rotation (move the old ``signing.pem``'s public key there, put a new one in place).
+
+``auditlog run`` creates the directory for the embedded engine; a deployment creates it once
+with ``auditlog integrity init-keys DIR`` and gives every instance the same one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+
+class KeysError(Exception):
+    """The keys directory is missing, incomplete or unreadable."""
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def public_pem(public: Ed25519PublicKey) -> str:
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+@dataclass(frozen=True)
+class IntegrityKeys:
+    signing: Ed25519PrivateKey
+    key_id: str
+    mac_key: bytes
+    public: dict[str, Ed25519PublicKey]
+    """Every key id that may have signed a checkpoint → its public key (the current one too)."""
+
+    def sign(self, message: bytes) -> str:
+        return base64.b64encode(self.signing.sign(message)).decode()
+
+    def verifies(self, signer: str, message: bytes, signature: str) -> bool:
+        public = self.public.get(signer)
+        if public is None:
+            return False
+        try:
+            public.verify(base64.b64decode(signature), message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def mac(self, account_id: str, entry_id: str, digest: str) -> str:
+        """The ingest MAC: HMAC-SHA256 over the entry's account, id and digest."""
+        message = f"{account_id}\n{entry_id}\n{digest}".encode()
+        return hmac.new(self.mac_key, message, hashlib.sha256).hexdigest()
+
+    def mac_matches(self, account_id: str, entry_id: str, digest: str, mac: str) -> bool:
+        return hmac.compare_digest(self.mac(account_id, entry_id, digest), mac)
+
+
+def load_keys(directory: Path) -> IntegrityKeys:
+    """The keys of ``directory``; :class:`KeysError` saying what is missing."""
+    try:
+        signing = serialization.load_pem_private_key((directory / "signing.pem").read_bytes(), None)
+        mac_key = bytes.fromhex((directory / "mac.key").read_text().strip())
+    except (OSError, ValueError) as e:
+        raise KeysError(f"cannot read the integrity keys in {directory}: {e}") from e
+    if not isinstance(signing, Ed25519PrivateKey) or len(mac_key) < 32:
+        raise KeysError(f"{directory}: signing.pem must be an Ed25519 key, mac.key 32 bytes hex")
+    public = {key_id(signing.public_key()): signing.public_key()}
+    for path in sorted((directory / "previous").glob("*.pem")):
+        try:
+            old = serialization.load_pem_public_key(path.read_bytes())
+        except ValueError as e:
+            raise KeysError(f"{path}: {e}") from e
+        if not isinstance(old, Ed25519PublicKey):
+            raise KeysError(f"{path}: not an Ed25519 public key")
+        public[key_id(old)] = old
+    return IntegrityKeys(signing, key_id(signing.public_key()), mac_key, public)
+
+
+def create_keys(directory: Path) -> bool:
+    """Create the keys in ``directory`` unless they exist (True when created); private files
+    are readable by their owner only."""
+    if (directory / "signing.pem").exists() and (directory / "mac.key").exists():
+        return False
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "previous").mkdir(exist_ok=True)
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )  # fmt: skip
+    for name, content in (("signing.pem", pem), ("mac.key", secrets.token_hex(32).encode())):
+        fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+    return True

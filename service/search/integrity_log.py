@@ -1,0 +1,146 @@
+"""The accounts' logs as stored: segments of leaves and signed checkpoints.
+
+Both are documents of ``<prefix>-integrity``.
+
+A **segment** (``seg:<account>:<start>``) holds the leaves the sealer appended in one seal: for
+each, the entry's id, category, timestamp and digest, at positions ``start``, ``start + 1``, ...
+A **checkpoint** (``cp:<account>:<seq>``) is what the sealer signed after appending them. Both
+are created with fixed ids, so a sealer that lost its lease and tries to write the same position
+or sequence number again is refused by the engine instead of forking the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
+
+from service.search.engine_errors import engine_failures, translated
+from service.search.indices import IndexNames
+
+PAGE = 500
+
+
+class LogConflict(Exception):
+    """A segment or checkpoint with that position or number exists: another sealer wrote it."""
+
+
+class IntegrityLog:
+    def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
+        self.es, self.index = es, names.integrity
+
+    async def _create(self, doc_id: str, document: dict[str, Any]) -> None:
+        try:
+            await self.es.create(index=self.index, id=doc_id, document=document, refresh=True)
+        except ConflictError as e:
+            raise LogConflict(doc_id) from e
+
+    @translated
+    async def append(
+        self, account_id: str, start: int, leaves: list[dict[str, str]], checkpoint: dict[str, Any]
+    ) -> None:
+        """Store a segment and the checkpoint that covers it; :class:`LogConflict` if another
+        sealer got there first (nothing of this append is then kept)."""
+        segment = {"kind": "segment", "account_id": account_id, "start": start,
+                   "ids": [leaf["id"] for leaf in leaves], "leaves": leaves}  # fmt: skip
+        await self._create(f"seg:{account_id}:{start}", segment)
+        try:
+            await self._create(f"cp:{account_id}:{checkpoint['seq']}", checkpoint)
+        except LogConflict:
+            await self.delete_segment(account_id, start)
+            raise
+
+    @translated
+    async def delete_segment(self, account_id: str, start: int) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self.es.delete(index=self.index, id=f"seg:{account_id}:{start}", refresh=True)
+
+    @translated
+    async def latest_checkpoint(self, account_id: str) -> dict[str, Any] | None:
+        await self.es.indices.refresh(index=self.index)
+        resp = await self.es.search(
+            index=self.index, size=1, sort=[{"seq": "desc"}],
+            query={"bool": {"filter": [{"term": {"kind": "checkpoint"}},
+                                       {"term": {"account_id": account_id}}]}},
+        )  # fmt: skip
+        hits = resp["hits"]["hits"]
+        return dict(hits[0]["_source"]) if hits else None
+
+    @translated
+    async def checkpoint_at_size(self, account_id: str, size: int) -> dict[str, Any] | None:
+        resp = await self.es.search(
+            index=self.index, size=1,
+            query={"bool": {"filter": [{"term": {"kind": "checkpoint"}},
+                                       {"term": {"account_id": account_id}},
+                                       {"term": {"tree_size": size}}]}},
+        )  # fmt: skip
+        hits = resp["hits"]["hits"]
+        return dict(hits[0]["_source"]) if hits else None
+
+    async def _each(self, kind: str, account_id: str, order: str) -> AsyncIterator[dict[str, Any]]:
+        after: list[Any] | None = None
+        filters = [{"term": {"kind": kind}}, {"term": {"account_id": account_id}}]
+        while True:
+            with engine_failures():
+                resp = await self.es.search(
+                    index=self.index, size=PAGE, query={"bool": {"filter": filters}},
+                    sort=[{order: "asc"}], search_after=after,
+                )  # fmt: skip
+            hits = resp["hits"]["hits"]
+            for hit in hits:
+                yield hit["_source"]
+            if len(hits) < PAGE:
+                return
+            after = hits[-1]["sort"]
+
+    def checkpoints(self, account_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Every checkpoint of the account, by sequence number."""
+        return self._each("checkpoint", account_id, "seq")
+
+    def segments(self, account_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Every segment of the account, by position."""
+        return self._each("segment", account_id, "start")
+
+    @translated
+    async def segments_from(self, account_id: str, start: int) -> list[int]:
+        """Starts of the segments at or past ``start`` (a sealer that stopped between a segment
+        and its checkpoint leaves one)."""
+        await self.es.indices.refresh(index=self.index)
+        resp = await self.es.search(
+            index=self.index, size=100, source=False, sort=[{"start": "asc"}],
+            query={"bool": {"filter": [{"term": {"kind": "segment"}},
+                                       {"term": {"account_id": account_id}},
+                                       {"range": {"start": {"gte": start}}}]}},
+        )  # fmt: skip
+        return [int(hit["sort"][0]) for hit in resp["hits"]["hits"]]
+
+    @translated
+    async def sealed_among(self, account_id: str, entry_ids: list[str]) -> set[str]:
+        """Those of ``entry_ids`` already in the account's log."""
+        found: set[str] = set()
+        wanted = set(entry_ids)
+        for start in range(0, len(entry_ids), 1000):
+            chunk = entry_ids[start : start + 1000]
+            resp = await self.es.search(
+                index=self.index, size=1000, source_includes=["ids"],
+                query={"bool": {"filter": [{"term": {"kind": "segment"}},
+                                           {"term": {"account_id": account_id}},
+                                           {"terms": {"ids": chunk}}]}},
+            )  # fmt: skip
+            for hit in resp["hits"]["hits"]:
+                found |= wanted.intersection(hit["_source"]["ids"])
+        return found
+
+    @translated
+    async def segment_of(self, account_id: str, entry_id: str) -> dict[str, Any] | None:
+        """The segment holding the entry, if it is sealed."""
+        resp = await self.es.search(
+            index=self.index, size=1,
+            query={"bool": {"filter": [{"term": {"kind": "segment"}},
+                                       {"term": {"account_id": account_id}},
+                                       {"term": {"ids": entry_id}}]}},
+        )  # fmt: skip
+        hits = resp["hits"]["hits"]
+        return dict(hits[0]["_source"]) if hits else None

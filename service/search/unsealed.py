@@ -1,0 +1,78 @@
+"""Reading entries for the account logs: the sealer's real-time fetches, the genesis scan of
+entries stored before integrity existed, and verification's scan of everything an account holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch
+
+from service.search.engine_errors import engine_failures, translated
+from service.search.indices import IndexNames
+
+PAGE = 2000
+KEEP_ALIVE = "2m"
+
+
+@translated
+async def fetch_entries(
+    es: AsyncElasticsearch, docs: list[tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """``(index, document id)`` → the stored source, of those that exist (real-time gets)."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(docs), PAGE):
+        body = [{"_index": index, "_id": doc_id} for index, doc_id in docs[start : start + PAGE]]
+        resp = await es.options(ignore_status=404).mget(docs=body)
+        for doc in resp.get("docs", []):
+            if doc.get("found"):
+                found[doc["_id"]] = doc["_source"]
+    return found
+
+
+async def _scan(
+    es: AsyncElasticsearch, names: IndexNames, query: dict[str, Any], sort: list[Any]
+) -> AsyncIterator[dict[str, Any]]:
+    with engine_failures():
+        # every entry stored so far, not only those of the last scheduled refresh: a sealed
+        # entry not yet searchable would read as missing
+        await es.indices.refresh(index=names.entries_alias, allow_no_indices=True)
+        opened = await es.open_point_in_time(
+            index=names.entries_alias, keep_alive=KEEP_ALIVE, ignore_unavailable=True
+        )
+        pit = opened["id"]
+    try:
+        after: list[Any] | None = None
+        while True:
+            with engine_failures():
+                resp = await es.search(
+                    query=query, sort=sort, size=PAGE, search_after=after,
+                    pit={"id": pit, "keep_alive": KEEP_ALIVE},
+                )  # fmt: skip
+            pit = resp.get("pit_id", pit)
+            hits = resp["hits"]["hits"]
+            for hit in hits:
+                yield hit["_source"]
+            if len(hits) < PAGE:
+                return
+            after = hits[-1]["sort"]
+    finally:
+        with engine_failures():
+            await es.options(ignore_status=404).close_point_in_time(id=pit)
+
+
+def entries_without_mac(
+    es: AsyncElasticsearch, names: IndexNames, account_id: str
+) -> AsyncIterator[dict[str, Any]]:
+    """The account's entries stored before integrity existed, in ingest order."""
+    query = {"bool": {"filter": [{"term": {"account_id": account_id}}],
+                      "must_not": [{"exists": {"field": "integrity.digest"}}]}}  # fmt: skip
+    return _scan(es, names, query, [{"ingested_at": "asc"}, {"id": "asc"}])
+
+
+def account_entries(
+    es: AsyncElasticsearch, names: IndexNames, account_id: str
+) -> AsyncIterator[dict[str, Any]]:
+    """Every entry the account holds, in no particular order."""
+    return _scan(es, names, {"term": {"account_id": account_id}}, [{"_shard_doc": "asc"}])
