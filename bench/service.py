@@ -112,7 +112,10 @@ class HttpClient:
 class ServiceProcess:
     """``uvicorn`` serving the app on a free port; stopped (SIGTERM, then SIGKILL) on exit."""
 
-    def __init__(self, es_url: str, prefix: str, admin_key: str, export_dir: Path) -> None:
+    def __init__(
+        self, es_url: str, prefix: str, admin_key: str, export_dir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_key = admin_key
@@ -124,6 +127,7 @@ class ServiceProcess:
             "AUDITLOG_KEYS_DIR": str(bench_keys()),
             "AUDITLOG_HOST": "127.0.0.1",
             "AUDITLOG_PORT": str(self.port),
+            **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = export_dir / f"service-{prefix}-{self.port}.log"  # one per process

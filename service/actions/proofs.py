@@ -13,6 +13,12 @@ from service.runtime import Runtime
 from service.search.integrity_log import IntegrityLog
 
 
+def _damaged() -> ServiceError:
+    return ServiceError(
+        409, "log_damaged", "the account's stored log is incomplete; run `auditlog verify`"
+    )
+
+
 async def head(runtime: Runtime, account_id: str) -> dict[str, Any]:
     latest = await IntegrityLog(runtime.es, runtime.names).latest_checkpoint(account_id)
     if latest is None:
@@ -42,6 +48,8 @@ async def inclusion(runtime: Runtime, account_id: str, entry_id: str) -> dict[st
     if position >= size:
         raise ServiceError(404, "not_found", f"entry '{entry_id}' is not sealed (yet)", "id")
     hashes = await _leaf_hashes(runtime, account_id, size)
+    if len(hashes) < size:
+        raise _damaged()
     item = segment["leaves"][offset]
     return {
         "id": entry_id,
@@ -62,6 +70,8 @@ async def consistency(runtime: Runtime, account_id: str, first: int, second: int
     if second > size:
         raise bad_request(f"to is past the sealed log ({size} entries)", "to")
     hashes = await _leaf_hashes(runtime, account_id, second)
+    if len(hashes) < second:
+        raise _damaged()
     log = IntegrityLog(runtime.es, runtime.names)
     checkpoints = {}
     for n in (first, second):

@@ -27,7 +27,13 @@ from typing import Any
 
 from service.errors import EngineUnavailable, ServiceError
 from service.integrity.canonical import entry_digest
-from service.integrity.checkpoints import checkpoint_hash, leaf, leaf_hash_of, new_checkpoint
+from service.integrity.checkpoints import (
+    checkpoint_hash,
+    leaf,
+    leaf_hash_of,
+    new_checkpoint,
+    signed_part,
+)
 from service.integrity.keys import IntegrityKeys
 from service.integrity.merkle import Frontier
 from service.runtime import Runtime
@@ -40,8 +46,12 @@ from service.search.unsealed import entries_without_mac, fetch_entries
 
 log = logging.getLogger("auditlog")
 LEASE = "sealer"
-QUEUE_BATCH = 200
-GENESIS_SEGMENT = 5000
+QUEUE_BATCH = 1000
+"""Queue records read per round (records whose writes are still under way stay at the head)."""
+ROUND_MAX = 20_000
+"""Entries sealed per round, at most (a round renews the lease before each append)."""
+SEGMENT_MAX = 5000
+"""Leaves per segment document, at most (about 1 MB)."""
 
 
 def _stamp(moment: datetime) -> str:
@@ -57,6 +67,10 @@ class AccountLog:
     frontier: Frontier = field(default_factory=Frontier)
 
 
+class LogDamaged(Exception):
+    """The account's stored log does not check out: it is not extended until it is repaired."""
+
+
 class Sealer:
     def __init__(self, runtime: Runtime, keys: IntegrityKeys) -> None:
         self.runtime, self.keys = runtime, keys
@@ -64,25 +78,42 @@ class Sealer:
         self.queue = SealQueue(runtime.es, runtime.names)
         self.accounts: dict[str, AccountLog] = {}
 
-    async def _account(self, account_id: str) -> AccountLog:
-        """The account's log as stored (read once per lease: another holder may have sealed)."""
+    async def _account(self, held: HeldLease, account_id: str) -> AccountLog:
+        """The account's log as stored (read once per lease: another holder may have sealed),
+        its last checkpoint checked: signed by a trusted key, its right edge hashing to its
+        root. A segment past it was never checkpointed and is removed (by the holder only)."""
         if account_id in self.accounts:
             return self.accounts[account_id]
         latest = await self.log.latest_checkpoint(account_id)
         state = AccountLog()
         if latest is not None:
-            hashes = [bytes.fromhex(h) for h in latest["frontier"]]
-            frontier = Frontier(int(latest["tree_size"]), hashes)
+            frontier = Frontier(
+                int(latest["tree_size"]), [bytes.fromhex(h) for h in latest["frontier"]]
+            )
+            signed = self.keys.verifies(latest["key_id"], signed_part(latest), latest["signature"])
+            if not signed or frontier.root().hex() != latest["root"]:
+                raise LogDamaged(f"{account_id}: its last checkpoint does not check out")
             state = AccountLog(int(latest["seq"]), checkpoint_hash(latest), frontier)
-        for start in await self.log.segments_from(account_id, state.frontier.size):
-            await self.log.delete_segment(account_id, start)  # never checkpointed: sealed again
+        orphans = await self.log.segments_from(account_id, state.frontier.size)
+        if orphans:
+            await held.renew()  # the fence: a former holder must not remove the holder's work
+            for start in orphans:
+                await self.log.delete_segment(account_id, start)
         self.accounts[account_id] = state
         return state
 
     async def _append(
         self, held: HeldLease, account_id: str, leaves: list[dict[str, str]], genesis: bool = False
     ) -> None:
-        state = await self._account(account_id)
+        for start in range(0, len(leaves), SEGMENT_MAX):
+            await self._append_segment(
+                held, account_id, leaves[start : start + SEGMENT_MAX], genesis
+            )
+
+    async def _append_segment(
+        self, held: HeldLease, account_id: str, leaves: list[dict[str, str]], genesis: bool
+    ) -> None:
+        state = await self._account(held, account_id)
         frontier = Frontier(state.frontier.size, list(state.frontier.hashes))
         for item in leaves:
             frontier.append(leaf_hash_of(item))
@@ -97,29 +128,42 @@ class Sealer:
         self.runtime.counters["sealed_entries"] += len(leaves)
 
     async def seal_queued(self, held: HeldLease) -> int:
-        """Seal the oldest queued writes; how many entries were sealed."""
-        records = await self.queue.oldest(QUEUE_BATCH)
-        if not records:
-            return 0
+        """Seal the oldest queued writes (at most :data:`ROUND_MAX` entries); how many entries
+        were sealed."""
+        records, dropped = await self.queue.oldest(QUEUE_BATCH)
+        if dropped:
+            self.runtime.counters["seal_queue_malformed"] += dropped
+            log.error("sealer: %d malformed seal queue records removed", dropped)
+        taken: list[Queued] = []
         by_account: dict[str, list[tuple[str, str]]] = defaultdict(list)
         seen: set[str] = set()
         for record in records:
+            if len(seen) >= ROUND_MAX and taken:
+                break
+            taken.append(record)
             for index, doc_id in record.entries:
                 if doc_id not in seen:
                     seen.add(doc_id)
                     by_account[doc_id.split("/", 1)[0]].append((index, doc_id))
+        if not taken:
+            return 0
         found = await fetch_entries(self.runtime.es, [e for es in by_account.values() for e in es])
         sealed = 0
         for account_id, entries in by_account.items():
-            already = await self.log.sealed_among(
-                account_id, [d.split("/", 1)[1] for _, d in entries]
-            )
+            try:
+                await self._account(held, account_id)  # removes an orphan segment first
+            except LogDamaged as e:
+                self.runtime.counters["seal_damaged_logs"] += 1
+                log.error("sealer: %s; not sealing it", e)
+                continue
+            entry_ids = [doc_id.split("/", 1)[1] for _, doc_id in entries]
+            already = await self.log.sealed_among(account_id, entry_ids)
             leaves = []
             for _, doc_id in entries:
                 source = found.get(doc_id)
-                if source is None or source["id"] in already:
+                if source is None or source.get("id") in already:
                     continue
-                if self._authentic(source):
+                if self._authentic(source, doc_id):
                     leaves.append(leaf(source["id"], source["category"], source["timestamp"],
                                        source["integrity"]["digest"]))  # fmt: skip
                 else:
@@ -129,7 +173,11 @@ class Sealer:
                 await self._append(held, account_id, leaves)
                 sealed += len(leaves)
         now = datetime.now(UTC)
-        done = [r.record_id for r in records if self._resolved(r, found, now)]
+        done = [r.record_id for r in taken if self._resolved(r, found, now)]
+        gave_up = sum(1 for r in taken if now > r.write_by for _, d in r.entries if d not in found)
+        if gave_up:
+            self.runtime.counters["seal_never_written"] += gave_up
+            log.warning("sealer: %d queued entries were never written; dropped", gave_up)
         await self.queue.remove(done)
         return sealed
 
@@ -138,29 +186,40 @@ class Sealer:
         """Every entry of the record was found (and dealt with), or will never be written."""
         return now > record.write_by or all(doc_id in found for _, doc_id in record.entries)
 
-    def _authentic(self, source: dict[str, Any]) -> bool:
+    def _authentic(self, source: dict[str, Any], doc_id: str) -> bool:
         stamp = source.get("integrity")
         if not isinstance(stamp, dict) or stamp.get("digest") != entry_digest(source):
             return False
-        mac = str(stamp.get("mac", ""))
-        return self.keys.mac_matches(source["account_id"], source["id"], stamp["digest"], mac)
+        account_id, entry_id = doc_id.split("/", 1)
+        if source.get("account_id") != account_id or source.get("id") != entry_id:
+            return False
+        return self.keys.mac_matches(account_id, entry_id, stamp["digest"], str(stamp.get("mac")))
 
     async def genesis(self, held: HeldLease) -> None:
-        """Seal, once per deployment, every account's entries stored without a MAC."""
+        """Seal, once per deployment, every account's entries stored without a digest (before
+        integrity existed); a genesis cut short is finished by the next, never doubled."""
         names = self.runtime.names
         if await done_once(self.runtime.es, names, "integrity-genesis"):
             return
         for account in await AccountStore(self.runtime.es, names).list_accounts():
-            batch: list[dict[str, str]] = []
+            batch: list[dict[str, Any]] = []
             async for source in entries_without_mac(self.runtime.es, names, account.id):
-                batch.append(leaf(source["id"], source["category"], source["timestamp"],
-                                  entry_digest(source)))  # fmt: skip
-                if len(batch) == GENESIS_SEGMENT:
-                    await self._append(held, account.id, batch, genesis=True)
+                batch.append(source)
+                if len(batch) == SEGMENT_MAX:
+                    await self._genesis_batch(held, account.id, batch)
                     batch = []
             if batch:
-                await self._append(held, account.id, batch, genesis=True)
+                await self._genesis_batch(held, account.id, batch)
         await mark_done(self.runtime.es, names, "integrity-genesis")
+
+    async def _genesis_batch(
+        self, held: HeldLease, account_id: str, batch: list[dict[str, Any]]
+    ) -> None:
+        already = await self.log.sealed_among(account_id, [s["id"] for s in batch])
+        leaves = [leaf(s["id"], s["category"], s["timestamp"], entry_digest(s))
+                  for s in batch if s["id"] not in already]  # fmt: skip
+        if leaves:
+            await self._append(held, account_id, leaves, genesis=True)
 
 
 async def sealer_loop(runtime: Runtime, keys: IntegrityKeys) -> None:
@@ -178,11 +237,11 @@ async def sealer_loop(runtime: Runtime, keys: IntegrityKeys) -> None:
                         lease = await leases.acquire(LEASE)
                         if lease is not None:
                             held, sealer = HeldLease(leases, lease), Sealer(runtime, keys)
-                            await sealer.genesis(held)
                     else:
                         await held.renew()
                     if held is not None:
-                        while await sealer.seal_queued(held) and held is not None:
+                        await sealer.genesis(held)  # until it is done once
+                        while await sealer.seal_queued(held):
                             pass
                 except (LeaseLost, LogConflict):
                     log.warning("sealer: another process seals now")
@@ -190,6 +249,9 @@ async def sealer_loop(runtime: Runtime, keys: IntegrityKeys) -> None:
                 except ServiceError as e:
                     log.warning("sealing failed: %s", e)
                     sealer = Sealer(runtime, keys)  # read the logs again: a write may have landed
+                except Exception:  # a bug must not stop sealing for good: log it, go on
+                    log.exception("sealer: unexpected failure")
+                    sealer = Sealer(runtime, keys)
             await asyncio.sleep(settings.seal_interval_s)
     finally:
         if held is not None:

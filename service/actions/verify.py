@@ -83,20 +83,63 @@ async def verify_account(
 ) -> Report:
     now = now or datetime.now(UTC)
     report = Report(account_id)
+    queued = await SealQueue(runtime.es, runtime.names).pending_ids()  # before the log: see below
     log = IntegrityLog(runtime.es, runtime.names)
+    head = await log.latest_checkpoint(account_id)  # the log as of now: later seals are ignored
+    head_seq = int(head["seq"]) if head else 0
+    report.tree_size = int(head["tree_size"]) if head else 0
     leaves: list[dict[str, str]] = []
     async for segment in log.segments(account_id):
+        if len(leaves) >= report.tree_size:
+            break
         if int(segment["start"]) != len(leaves):
             report.broken.add(seq=None, reason=f"no segment at position {len(leaves)}")
             break
         leaves.extend(segment["leaves"])
+    leaves = leaves[: report.tree_size]
+    _check_checkpoints(report, keys, leaves, [c async for c in log.checkpoints(account_id)
+                                              if int(c["seq"]) <= head_seq])  # fmt: skip
+    position: dict[str, int] = {}
+    for n, item in enumerate(leaves):
+        if item["id"] in position:
+            report.broken.add(seq=None, reason=f"entry {item['id']} is sealed twice")
+        position[item["id"]] = n
+    seen: set[str] = set()
+    lag = timedelta(seconds=max(60.0, 10 * runtime.settings.seal_interval_s))
+    async for source in account_entries(runtime.es, runtime.names, account_id):
+        report.entries += 1
+        entry_id = str(source.get("id"))
+        at = position.get(entry_id)
+        if at is None:
+            _unsealed(report, keys, source, account_id, queued, now, lag)
+            continue
+        seen.add(entry_id)
+        if entry_digest(source) != leaves[at]["digest"]:
+            report.altered.add(id=entry_id, position=at)
+    expiring = expiring_families(runtime.settings)
+    for n, item in enumerate(leaves):
+        if item["id"] in seen:
+            continue
+        max_age = expiring.get(item["category"])
+        event = _instant(item["timestamp"])
+        day = datetime(event.year, event.month, event.day, tzinfo=UTC)
+        if max_age is not None and day + max_age <= now:
+            report.lawfully_deleted += 1
+        else:
+            report.missing.add(id=item["id"], position=n)
+    return report
+
+
+def _check_checkpoints(
+    report: Report, keys: IntegrityKeys, leaves: list[dict[str, str]], checkpoints: list[Any]
+) -> None:
+    """Signatures, the chain, and each root against the stored leaves."""
     frontier, previous = Frontier(), ""
-    async for checkpoint in log.checkpoints(account_id):
+    for checkpoint in checkpoints:
         report.checkpoints += 1
         seq = checkpoint["seq"]
-        if not keys.verifies(
-            checkpoint["key_id"], signed_part(checkpoint), checkpoint["signature"]
-        ):
+        signature = checkpoint["signature"]
+        if not keys.verifies(checkpoint["key_id"], signed_part(checkpoint), signature):
             report.broken.add(seq=seq, reason="the signature does not verify")
         if checkpoint["previous"] != previous:
             report.broken.add(seq=seq, reason="it does not follow the checkpoint before it")
@@ -109,35 +152,31 @@ async def verify_account(
             if frontier.root().hex() != checkpoint["root"]:
                 report.broken.add(seq=seq, reason="the stored leaves do not hash to its root")
         previous = checkpoint_hash(checkpoint)
-        report.tree_size = max(report.tree_size, size)
-    position = {item["id"]: n for n, item in enumerate(leaves)}
-    seen: set[str] = set()
-    queued = await SealQueue(runtime.es, runtime.names).pending_ids()
-    lag = timedelta(seconds=max(60.0, 10 * runtime.settings.seal_interval_s))
-    async for source in account_entries(runtime.es, runtime.names, account_id):
-        report.entries += 1
-        entry_id = source["id"]
-        n = position.get(entry_id)
-        if n is None or n >= report.tree_size:
-            age = now - _instant(str(source.get("ingested_at", "1970-01-01T00:00:00Z")))
-            young = timedelta(0) <= age < lag  # an ingest time in the future is not young
-            if young or f"{account_id}/{entry_id}" in queued:
-                report.pending += 1
-            else:
-                report.unsealed.add(id=entry_id, ingested_at=source.get("ingested_at"))
-            continue
-        seen.add(entry_id)
-        if entry_digest(source) != leaves[n]["digest"]:
-            report.altered.add(id=entry_id, position=n)
-    expiring = expiring_families(runtime.settings)
-    for n, item in enumerate(leaves[: report.tree_size]):
-        if item["id"] in seen:
-            continue
-        max_age = expiring.get(item["category"])
-        event = _instant(item["timestamp"])
-        day = datetime(event.year, event.month, event.day, tzinfo=UTC)
-        if max_age is not None and day + max_age <= now:
-            report.lawfully_deleted += 1
-        else:
-            report.missing.add(id=item["id"], position=n)
-    return report
+
+
+def _unsealed(
+    report: Report,
+    keys: IntegrityKeys,
+    source: dict[str, Any],
+    account_id: str,
+    queued: set[str],
+    now: datetime,
+    lag: timedelta,
+) -> None:
+    """An entry in no leaf: pending while the service's own (its MAC checks out) and young or
+    queued; otherwise unsealed. Queue and ingest time are in the engine, so only an entry the
+    service authenticated may be pending."""
+    entry_id = str(source.get("id"))
+    stamp = source.get("integrity")
+    authentic = (
+        isinstance(stamp, dict)
+        and stamp.get("digest") == entry_digest(source)
+        and keys.mac_matches(account_id, entry_id, str(stamp["digest"]), str(stamp.get("mac")))
+    )
+    age = now - _instant(str(source.get("ingested_at", "1970-01-01T00:00:00Z")))
+    in_flight = timedelta(0) <= age < lag or f"{account_id}/{entry_id}" in queued
+    if authentic and in_flight:
+        report.pending += 1
+    else:
+        why = "sealed late" if authentic else "not stored by the service"
+        report.unsealed.add(id=entry_id, ingested_at=source.get("ingested_at"), why=why)

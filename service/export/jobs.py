@@ -130,14 +130,14 @@ async def run_job(
             await files.delete(job["id"])
     except asyncio.CancelledError:
         with contextlib.suppress(EngineUnavailable):
+            await files.delete(job["id"])  # first: a job that reads failed holds no file
             await store.update(job["id"], {"status": "failed", "error": INTERRUPTED})
-            await files.delete(job["id"])
         raise
     except ServiceError as e:
         log.error("export job %s failed: %s", job["id"], e)
         try:
+            await files.delete(job["id"])  # first: a job that reads failed holds no file
             await store.update(job["id"], {"status": "failed", "error": _reason(e)})
-            await files.delete(job["id"])
         except EngineUnavailable:
             log.error("could not record the failure of export job %s", job["id"])
     finally:

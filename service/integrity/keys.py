@@ -94,18 +94,22 @@ def load_keys(directory: Path) -> IntegrityKeys:
 
 
 def create_keys(directory: Path) -> bool:
-    """Create the keys in ``directory`` unless they exist (True when created); private files
-    are readable by their owner only."""
-    if (directory / "signing.pem").exists() and (directory / "mac.key").exists():
-        return False
+    """Create the keys of ``directory`` that are missing (True when any was); an existing key is
+    never replaced (checkpoints and MACs made with it must stay verifiable). Private files are
+    readable by their owner only."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "previous").mkdir(exist_ok=True)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )  # fmt: skip
+    created = False
     for name, content in (("signing.pem", pem), ("mac.key", secrets.token_hex(32).encode())):
-        fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
         with os.fdopen(fd, "wb") as out:
             out.write(content)
-    return True
+        created = True
+    return created

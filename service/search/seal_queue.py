@@ -52,8 +52,9 @@ class SealQueue:
         await self.es.index(index=self.index, id=f"q:{uuid.uuid4().hex}", document=record)
 
     @translated
-    async def oldest(self, limit: int) -> list[Queued]:
-        """The oldest records, oldest first (after a refresh: every record made so far)."""
+    async def oldest(self, limit: int) -> tuple[list[Queued], int]:
+        """The oldest records, oldest first (after a refresh: every record made so far), and how
+        many malformed ones were found and removed (not written by this service)."""
         await self.es.indices.refresh(index=self.index)
         resp = await self.es.search(
             index=self.index,
@@ -61,13 +62,22 @@ class SealQueue:
             sort=[{"created_at": "asc"}],
             size=limit,
         )
-        return [_queued(hit) for hit in resp["hits"]["hits"]]
+        records, malformed = [], []
+        for hit in resp["hits"]["hits"]:
+            record = _queued(hit)
+            if record is None:
+                malformed.append(hit["_id"])
+            else:
+                records.append(record)
+        await self.remove(malformed)
+        return records, len(malformed)
 
     @translated
     async def pending_ids(self) -> set[str]:
         """Document ids of every entry still queued (verification treats them as in flight)."""
         out: set[str] = set()
-        for record in await self.oldest(10_000):
+        records, _ = await self.oldest(10_000)
+        for record in records:
             out |= {doc_id for _, doc_id in record.entries}
         return out
 
@@ -78,7 +88,17 @@ class SealQueue:
             await self.es.bulk(operations=operations, refresh=True)
 
 
-def _queued(hit: dict[str, Any]) -> Queued:
-    source = hit["_source"]
-    write_by = datetime.fromisoformat(source["write_by"].replace("Z", "+00:00"))
-    return Queued(hit["_id"], [(str(i), str(d)) for i, d in source["entries"]], write_by)
+def _queued(hit: dict[str, Any]) -> Queued | None:
+    """The record, or ``None`` when it is not one this service wrote: an entry that is not an
+    ``(index, account/id)`` pair, or a write deadline beyond :data:`WRITE_DEADLINE_S`."""
+    try:
+        source = hit["_source"]
+        created = datetime.fromisoformat(str(source["created_at"]).replace("Z", "+00:00"))
+        write_by = datetime.fromisoformat(str(source["write_by"]).replace("Z", "+00:00"))
+        entries = [(str(i), str(d)) for i, d in source["entries"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    deadline_ok = write_by - created <= timedelta(seconds=WRITE_DEADLINE_S + 1)
+    if not deadline_ok or any("/" not in doc_id for _, doc_id in entries):
+        return None
+    return Queued(hit["_id"], entries, write_by)

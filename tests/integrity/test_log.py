@@ -161,32 +161,31 @@ def test_a_fresh_document_indexed_behind_the_service_is_never_sealed(
     _ingest(client, headers, [entry(id="real")])
     assert _sealed(client, headers, es)["ok"]
     index = _doc(es, settings, account_id, "real")["_index"]
-    forged = {
-        **entry(id="forged"),
-        "account_id": account_id,
-        "ingested_at": _stamp(NOW),
-        "integrity": {"digest": "0" * 64, "mac": "0" * 64},
-    }
+    forged = {**entry(id="forged"), "account_id": account_id, "ingested_at": _stamp(NOW),
+              "integrity": {"digest": "0" * 64, "mac": "0" * 64}}  # fmt: skip
     es.index(index=index, id=f"{account_id}/forged", document=forged, refresh=True)
-    queued = {
-        "kind": "queued",
-        "created_at": _stamp(NOW),
-        "write_by": _stamp(NOW),
-        "entries": [[index, f"{account_id}/forged"]],
-    }
-    es.index(
-        index=IndexNames(settings.index_prefix).integrity,
-        id="q:forged",
-        document=queued,
-        refresh=True,
-    )
-    time.sleep(2)  # several seals
-    later = _verify(settings, account_id, NOW + timedelta(minutes=5))
-    assert [e["id"] for e in later["unsealed"]["entries"]] == ["forged"]
-    assert (
-        client.get("/v1/integrity/proof", params={"id": "forged"}, headers=headers).status_code
-        == 404
-    )
+    integrity = IndexNames(settings.index_prefix).integrity
+    records = {  # one naming the forgery, one to keep it "in flight" for ever, one malformed
+        "q:forged": {"entries": [[index, f"{account_id}/forged"]]},
+        "q:forever": {"entries": [["nowhere", f"{account_id}/forged"]],
+                      "write_by": "9999-01-01T00:00:00.000Z"},
+        "q:broken": {"entries": [["nowhere"]]},
+    }  # fmt: skip
+    for record_id, record in records.items():
+        document = {"kind": "queued", "created_at": _stamp(NOW), "write_by": _stamp(NOW), **record}
+        es.index(index=integrity, id=record_id, document=document, refresh=True)
+    report = _verify(settings, account_id)  # at once: neither young nor queued excuses it
+    assert [e["id"] for e in report["unsealed"]["entries"]] == ["forged"]
+    sealed = client.get("/v1/integrity/head", headers=headers).json()["tree_size"]
+    _ingest(client, headers, [entry(id="after")])  # sealing goes on past the bad records
+    deadline = time.monotonic() + 30
+    while client.get("/v1/integrity/head", headers=headers).json()["tree_size"] == sealed:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    proof = client.get("/v1/integrity/proof", params={"id": "forged"}, headers=headers)
+    assert proof.status_code == 404
+    assert not es.exists(index=integrity, id="q:broken")
+    assert not es.exists(index=integrity, id="q:forever")
 
 
 def test_a_changed_checkpoint_breaks_the_chain(

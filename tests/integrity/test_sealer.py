@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +19,7 @@ from elasticsearch import Elasticsearch
 from service.actions.sealer import Sealer
 from service.actions.verify import verify_account
 from service.config import Settings
-from service.integrity.keys import load_keys
+from service.integrity.keys import create_keys, load_keys, public_pem
 from service.runtime import Runtime
 from service.search.accounts import Account, AccountStore
 from service.search.client import make_client
@@ -64,7 +67,7 @@ def test_a_paused_former_sealer_cannot_fork_the_log(alone: Settings) -> None:
             await _ingest(runtime, "acct", ["a1", "a2"])
             held = await _held(runtime, "one")
             paused = Sealer(runtime, keys)
-            await paused._account("acct")  # reads the log, then stops for a while
+            await paused._account(held, "acct")  # reads the log, then stops for a while
             current = Sealer(runtime, keys)
             assert await current.seal_queued(held) == 2
             await _ingest(runtime, "acct", ["a3"])
@@ -110,3 +113,38 @@ def test_entries_stored_before_integrity_are_sealed_once_into_a_genesis(
 
     report = asyncio.run(scenario())
     assert report["ok"] and report["tree_size"] == report["entries_checked"] == 3
+
+
+def test_after_a_key_rotation_old_checkpoints_still_verify(alone: Settings, tmp_path: Path) -> None:
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    create_keys(old_dir)
+    old = load_keys(old_dir)
+    (new_dir / "previous").mkdir(parents=True)
+    (new_dir / "previous" / "old.pem").write_text(public_pem(old.signing.public_key()))
+    shutil.copy(old_dir / "mac.key", new_dir / "mac.key")  # entries keep their MACs
+    create_keys(new_dir)  # a new signing key beside the kept MAC key
+    new = load_keys(new_dir)
+    assert new.key_id != old.key_id and set(new.public) == {old.key_id, new.key_id}
+
+    async def scenario() -> dict[str, Any]:
+        runtime = await _runtime(replace(alone, keys_dir=old_dir))
+        try:
+            await _ingest(runtime, "rot", ["r1"])
+            held = await _held(runtime, "one")
+            assert await Sealer(runtime, old).seal_queued(held) == 1
+            runtime = Runtime(
+                settings=replace(alone, keys_dir=new_dir), es=runtime.es, names=runtime.names
+            )  # restarted with the new key
+            await _ingest(runtime, "rot", ["r2"])
+            assert await Sealer(runtime, new).seal_queued(held) == 1
+            log = IntegrityLog(runtime.es, runtime.names)
+            signers = [c["key_id"] async for c in log.checkpoints("rot")]
+            assert signers == [old.key_id, new.key_id]
+            with_old_only = await verify_account(runtime, old, "rot")
+            assert with_old_only.broken.count == 1  # the new key is not one it trusts
+            return (await verify_account(runtime, new, "rot")).to_dict()
+        finally:
+            await runtime.es.close()
+
+    report = asyncio.run(scenario())
+    assert report["ok"], json.dumps(report)
