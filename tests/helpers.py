@@ -49,7 +49,7 @@ def make_settings(engine_url: str, prefix: str, **overrides: object) -> Settings
         index_prefix=prefix,
         admin_key=Secret(ADMIN_KEY),
         retention_interval_s=3600.0,
-        **{"keys_dir": keys_for_tests(), "seal_interval_s": 0.3, **overrides},
+        **{"keys_dir": keys_for_tests(), "seal_interval_s": 1.0, **overrides},
     )
 
 

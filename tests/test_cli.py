@@ -15,6 +15,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
 from unittest import mock
 
+import pytest
 from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
@@ -123,6 +124,7 @@ def test_key_validation_like_the_api(settings: Settings) -> None:
     assert "no key" in _fails(settings, 2, "keys", "revoke", "0000000000000000")
 
 
+@pytest.mark.slow
 def test_the_cli_sets_up_a_fresh_prefix_first(engine_url: str, es: Elasticsearch) -> None:
     prefix = f"c{uuid.uuid4().hex[:8]}"
     try:
@@ -143,6 +145,7 @@ def test_an_unreachable_engine_is_a_clear_error(settings: Settings) -> None:
     assert done.stderr.startswith("error: the engine") and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_retention_run_deletes_expired_days_and_records_them(
     engine_url: str, es: Elasticsearch
 ) -> None:

@@ -37,10 +37,10 @@ async def _scan(
     with engine_failures():
         # every entry stored so far, not only those of the last scheduled refresh: a sealed
         # entry not yet searchable would read as missing
-        await es.indices.refresh(index=names.entries_alias, allow_no_indices=True)
-        opened = await es.open_point_in_time(
-            index=names.entries_alias, keep_alive=KEEP_ALIVE, ignore_unavailable=True
-        )
+        refreshed = await es.options(ignore_status=404).indices.refresh(index=names.entries_alias)
+        if refreshed.meta.status == 404:
+            return  # no entry index yet: nothing stored
+        opened = await es.open_point_in_time(index=names.entries_alias, keep_alive=KEEP_ALIVE)
         pit = opened["id"]
     try:
         after: list[Any] | None = None

@@ -236,6 +236,7 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_import_command_prints_progress_and_a_summary_and_exits_by_outcome(
     client: TestClient, settings: Settings, tmp_path: Path
 ) -> None:

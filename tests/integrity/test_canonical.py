@@ -77,7 +77,7 @@ VALUES = st.recursive(
 )  # fmt: skip
 
 
-@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(metadata=st.dictionaries(TEXT, VALUES, max_size=6), message=TEXT, name=TEXT)
 def test_the_fast_digest_is_the_canonical_digest(
     metadata: dict[str, Any], message: str, name: str

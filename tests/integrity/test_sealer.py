@@ -87,6 +87,7 @@ def test_a_paused_former_sealer_cannot_fork_the_log(alone: Settings) -> None:
     assert report["tree_size"] == report["entries_checked"] == 3
 
 
+@pytest.mark.slow
 def test_entries_stored_before_integrity_are_sealed_once_into_a_genesis(
     alone: Settings, es: Elasticsearch
 ) -> None:
@@ -115,6 +116,7 @@ def test_entries_stored_before_integrity_are_sealed_once_into_a_genesis(
     assert report["ok"] and report["tree_size"] == report["entries_checked"] == 3
 
 
+@pytest.mark.slow
 def test_after_a_key_rotation_old_checkpoints_still_verify(alone: Settings, tmp_path: Path) -> None:
     old_dir, new_dir = tmp_path / "old", tmp_path / "new"
     create_keys(old_dir)

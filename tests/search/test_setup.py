@@ -95,6 +95,7 @@ def test_setup_twice_changes_nothing_the_second_time(engine_url: str, own_prefix
     assert f"{own_prefix}-entries-webhook" in second.unchanged
 
 
+@pytest.mark.slow
 def test_editing_a_template_file_upgrades_it(
     engine_url: str, own_prefix: str, tmp_path: Path, es: Elasticsearch
 ) -> None:
@@ -118,6 +119,7 @@ def test_editing_a_template_file_upgrades_it(
     assert props["region"] == {"type": "keyword"}
 
 
+@pytest.mark.slow
 def test_the_id_registry_is_never_refreshed_on_a_schedule_even_when_it_predates_that(
     engine_url: str, own_prefix: str, es: Elasticsearch
 ) -> None:

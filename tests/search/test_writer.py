@@ -125,6 +125,7 @@ def test_a_bulk_body_already_built_goes_out_as_it_is() -> None:
     assert BodySerializer().dumps(b'{"v":1}') == b'{"v":1}\n'  # a final newline still added
 
 
+@pytest.mark.slow
 def test_an_entry_costs_its_claim_and_itself_and_a_resend_costs_no_write(
     es: Elasticsearch, engine_url: str
 ) -> None:
