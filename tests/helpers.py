@@ -93,10 +93,10 @@ def refresh(es: Elasticsearch, prefix: str) -> None:
 
 
 def open_search_contexts(es: Elasticsearch, prefix: str) -> int:
-    """Search contexts open on the indices of ``prefix``: points in time hold one per shard, and
-    nothing else stays open between requests (counted per prefix: other test sessions sharing
-    the engine open their own)."""
-    stats = es.indices.stats(index=f"{prefix}-*", metric="search")
+    """Search contexts open on the entry indices of ``prefix``: points in time hold one per
+    shard, and nothing else stays open between requests (counted on the entries alias: other
+    test sessions, and the sealer's searches of the service's own indices, open their own)."""
+    stats = es.indices.stats(index=f"{prefix}-entries", metric="search")
     return int(stats["_all"]["total"]["search"]["open_contexts"])
 
 

@@ -22,7 +22,7 @@ from service.export.jobs import sweep_jobs
 from service.runtime import Runtime
 from service.search.export_files import ExportFiles
 from service.search.jobs import JobStore
-from service.search.leases import HeldLease, LeaseLost, Leases
+from service.search.leases import HeldLease, LeaseLost, Leases, hold
 from service.search.retention import RetentionReport
 
 log = logging.getLogger("auditlog")
@@ -48,11 +48,7 @@ async def housekeeping_loop(runtime: Runtime) -> None:
         while True:
             if runtime.setup_done:
                 try:
-                    if held is None:
-                        lease = await leases.acquire(LEASE)
-                        held = HeldLease(leases, lease) if lease else None
-                    else:
-                        await held.renew()
+                    held = await hold(leases, LEASE, held)
                     if held and time.monotonic() - last_run >= settings.retention_interval_s:
                         await run_housekeeping(runtime, held)
                         last_run = time.monotonic()

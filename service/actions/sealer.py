@@ -39,7 +39,7 @@ from service.integrity.merkle import Frontier
 from service.runtime import Runtime
 from service.search.accounts import AccountStore
 from service.search.integrity_log import IntegrityLog, LogConflict
-from service.search.leases import HeldLease, LeaseLost, Leases
+from service.search.leases import HeldLease, LeaseLost, Leases, hold
 from service.search.seal_queue import Queued, SealQueue
 from service.search.shared_state import done_once, mark_done
 from service.search.unsealed import entries_without_mac, fetch_entries
@@ -233,12 +233,12 @@ async def sealer_loop(runtime: Runtime, keys: IntegrityKeys) -> None:
         while True:
             if runtime.setup_done:
                 try:
-                    if held is None:
-                        lease = await leases.acquire(LEASE)
-                        if lease is not None:
-                            held, sealer = HeldLease(leases, lease), Sealer(runtime, keys)
-                    else:
-                        await held.renew()
+                    taken = held is None
+                    held = await hold(leases, LEASE, held)
+                    if held is not None and taken:
+                        sealer = Sealer(
+                            runtime, keys
+                        )  # read the logs afresh: a former holder sealed
                     if held is not None:
                         await sealer.genesis(held)  # until it is done once
                         while await sealer.seal_queued(held):

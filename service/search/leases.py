@@ -155,3 +155,13 @@ class HeldLease:
 
     async def release(self) -> None:
         await self.leases.release(self.lease)
+
+
+async def hold(leases: Leases, name: str, held: HeldLease | None) -> HeldLease | None:
+    """The lease ``name`` as this process holds it now: ``held`` renewed, or taken if it is free
+    (``None`` while another process holds it). :class:`LeaseLost` if ``held`` changed hands."""
+    if held is None:
+        lease = await leases.acquire(name)
+        return HeldLease(leases, lease) if lease else None
+    await held.renew()
+    return held
