@@ -4,6 +4,8 @@ prefix, and running a call with an engine client made as the service makes it.""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -131,3 +133,11 @@ def with_engine(settings: Settings, call: Callable[[AsyncElasticsearch], Awaitab
             await client.close()
 
     return asyncio.run(run())
+
+
+def has_compose() -> bool:
+    """Whether a docker CLI with the compose plugin is here (the compose checks need one)."""
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return probe.returncode == 0

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from service.local_engine.node import ENGINE_VERSION
+from tests.helpers import has_compose
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,14 +19,7 @@ def test_compose_uses_the_engine_version_of_the_local_node() -> None:
     assert "xpack.security.enabled=true" in text
 
 
-def _has_compose() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _has_compose(), reason="no docker CLI with the compose plugin here")
+@pytest.mark.skipif(not has_compose(), reason="no docker CLI with the compose plugin here")
 def test_compose_file_validates() -> None:
     result = subprocess.run(
         ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],

@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from tests.helpers import has_compose
+
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = "fleet"
 DEFAULT_SERVICES = {"elasticsearch", "auditlog"}
@@ -358,14 +360,7 @@ def test_fleet_needs_no_variable_a_plain_up_does_not_require() -> None:
     assert {n for n, _ in _variables(_fleet())} <= required
 
 
-def _has_compose() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _has_compose(), reason="no docker CLI with the compose plugin here")
+@pytest.mark.skipif(not has_compose(), reason="no docker CLI with the compose plugin here")
 def test_fleet_profile_renders_with_the_two_variables() -> None:
     compose = ["docker", "compose", "-f", str(ROOT / "docker-compose.yml")]
     result = subprocess.run(
