@@ -40,9 +40,9 @@ from service.runtime import Runtime
 from service.search.accounts import AccountStore
 from service.search.integrity_log import IntegrityLog, LogConflict
 from service.search.leases import HeldLease, LeaseLost, Leases, hold
+from service.search.log_entries import entries_without_mac, fetch_entries
 from service.search.seal_queue import Queued, SealQueue
 from service.search.shared_state import done_once, mark_done
-from service.search.unsealed import entries_without_mac, fetch_entries
 
 log = logging.getLogger("auditlog")
 LEASE = "sealer"

@@ -25,9 +25,9 @@ from service.integrity.keys import IntegrityKeys
 from service.integrity.merkle import Frontier
 from service.runtime import Runtime
 from service.search.integrity_log import IntegrityLog
+from service.search.log_entries import account_entries
 from service.search.retention import expiring_families
 from service.search.seal_queue import SealQueue
-from service.search.unsealed import account_entries
 
 SAMPLE = 100
 """Problems listed by entry, per kind (all are counted)."""
