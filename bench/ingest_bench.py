@@ -167,8 +167,11 @@ def ingest_raw(es_url: str, data: IngestData, engine_pid: int) -> dict[str, Any]
 
 
 def ingest_service(
-    base_url: str, keys: dict[str, str], data: IngestData, pid: int, engine_pid: int
-) -> dict[str, Any]:
+    base_url: str, keys: dict[str, str], data: IngestData, pid: int, engine_pid: int,
+    acks: list[tuple[float, int]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Send every body to the service; with ``acks``, each acknowledged request appends its
+    monotonic time and how many entries it created."""
     tally = Tally()
 
     def send(client: HttpClient, body: Body, tally: Tally) -> None:
@@ -182,6 +185,8 @@ def ingest_service(
         bad = next((r for r in summary["results"] if r["status"] != "created"), None)
         tally.add(summary["created"], body.entries - summary["created"],
                   json.dumps(bad)[:300] if bad else None)  # fmt: skip
+        if acks is not None:
+            acks.append((time.monotonic(), summary["created"]))
 
     with RssSampler(pid) as rss, CpuMeter({"engine": engine_pid, "service": pid,
                                            "client": os.getpid()}) as cpu:  # fmt: skip

@@ -43,7 +43,7 @@ MAX_REPORTED = 20
 CHUNK_MAX_BYTES = 16 * 1024 * 1024
 """Input read per chunk at most (besides ``AUDITLOG_BULK_BATCH_SIZE`` entries): memory stays
 bounded even when every line is near the 256 KB limit."""
-OUTPUT_ONLY_FIELDS = ("local_time", "ingested_at")
+OUTPUT_ONLY_FIELDS = ("local_time", "ingested_at", "entry_digest")
 """Fields the API adds to entries it returns: dropped so an NDJSON export imports as is."""
 
 CSV_BASE_COLUMNS = (
@@ -61,7 +61,10 @@ CSV_BASE_COLUMNS = (
     "action",
     "message",
     "metadata_other",
+    "entry_digest",
 )
+"""The columns a CSV import reads (``entry_digest``, which an export carries, is ignored: the
+service computes an entry's digest itself)."""
 CSV_REQUIRED_COLUMNS = ("category", "action")
 SPREADSHEET_ESCAPED = re.compile(r"^'[=+\-@\t\r]")
 INTEGER = re.compile(r"^[+-]?\d+$")  # "$": a cell ending in a newline is read, as int() reads it

@@ -6,6 +6,7 @@ The HTTP endpoints, ``auditlog import`` and the demo loader all go through
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,11 +17,14 @@ from ingest.validation import EntryChecks, Rejected, ValidEntry
 from service.config import Settings
 from service.errors import EngineUnavailable
 from service.integrity.canonical import entry_digest
+from service.integrity.checkpoints import leaf_of
 from service.integrity.keys import IntegrityKeys, KeysError, load_keys
 from service.search.client import Engine
 from service.search.indices import IndexNames
-from service.search.seal_queue import SealQueue
-from service.search.writer import PreparedEntry, doc_id_for, store_entries
+from service.search.seal_queue import QueuedEntry, SealQueue
+from service.search.writer import Outcome, PreparedEntry, doc_id_for, store_entries
+
+log = logging.getLogger("auditlog")
 
 
 @dataclass(slots=True)
@@ -85,16 +89,42 @@ class IngestContext:
 
 async def _authenticate(
     ctx: IngestContext, keys: IntegrityKeys, batch: list[PreparedEntry]
-) -> None:
-    """Give each entry its digest and MAC, and, before any is written, queue the batch for the
-    sealer (an entry written without its queue record would never be sealed)."""
+) -> str | None:
+    """Give each entry its digest and MAC, and, before any is written, queue the batch's leaves
+    for the sealer (an entry written without its queue record would never be sealed); the
+    record's id when sealing is on."""
+    queued = []
     for entry in batch:
         source = entry.source
         digest = entry_digest(source)
-        mac = keys.mac(source["account_id"], source["id"], digest)
+        leaf = leaf_of(source, digest)
+        assert leaf is not None  # a validated entry has every field
+        mac = keys.mac(source["account_id"], leaf)
         source["integrity"] = {"digest": digest, "mac": mac}
+        queued.append(QueuedEntry(entry.index, entry.doc_id, leaf, mac))
     if ctx.sealing:
-        await SealQueue(ctx.es, ctx.names).add([(e.index, e.doc_id) for e in batch])
+        return await SealQueue(ctx.es, ctx.names).add(queued)
+    return None
+
+
+async def _record_outcome(
+    ctx: IngestContext, record_id: str, batch: list[PreparedEntry], outcomes: list[Outcome]
+) -> None:
+    """Tell the sealer, under the MAC key, which entries the engine created (sealed straight
+    from the record) and which it failed or found already there (looked up later). Not
+    recorded, the sealer looks every entry up once the write deadline passed: sealing is late,
+    never lost, so the entries stay acknowledged."""
+    pairs = list(zip(batch, outcomes, strict=True))
+    created = [e.doc_id for e, o in pairs if o.status == "created"]
+    # a duplicate may be this request's own write, retried after a timeout: look it up
+    unsure = [e.doc_id for e, o in pairs if o.status in ("failed", "duplicate")]
+    assert ctx.keys is not None
+    mac = ctx.keys.outcome_mac(record_id, created, unsure)
+    try:
+        await SealQueue(ctx.es, ctx.names).written(record_id, created, unsure, mac)
+    except EngineUnavailable as e:
+        ctx.counters["seal_outcome_failures"] += 1
+        log.warning("the outcome of seal queue record %s was not recorded: %s", record_id, e)
 
 
 def _keys_dir(settings: Settings) -> Path:
@@ -165,9 +195,12 @@ async def ingest_items(
             for _, e in batch
         ]
         try:
+            record_id = None
             if ctx.keys is not None:
-                await _authenticate(ctx, ctx.keys, prepared)
+                record_id = await _authenticate(ctx, ctx.keys, prepared)
             outcomes = await store_entries(ctx.es, ctx.names, prepared)
+            if record_id is not None:
+                await _record_outcome(ctx, record_id, prepared, outcomes)
         except EngineUnavailable:
             if start == 0:
                 raise  # nothing stored: the whole request is unavailable

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
@@ -160,6 +161,44 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = _with_client(run)
     print(json.dumps(report, indent=2))
     return 0 if report["ok"] else EXIT_FAILED
+
+
+def cmd_verify_export(args: argparse.Namespace) -> int:
+    from service.actions.verify_export import (
+        VerifyExportError,
+        fetch_proofs_from,
+        load_public_keys,
+        verify_export,
+    )
+    from service.integrity.keys import KeysError, load_keys
+
+    try:
+        manifest = json.loads(Path(args.manifest).read_bytes())
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot read the manifest {args.manifest}: {e}", EXIT_USAGE) from e
+    if not Path(args.file).is_file():
+        raise CliError(f"no file {args.file}", EXIT_USAGE)
+    try:
+        if args.public_key:
+            public = load_public_keys(Path(args.public_key))
+        else:
+            keys_dir = load_settings().keys_dir
+            if keys_dir is None:
+                raise CliError("give --public-key (the PEM or the JSON of /v1/integrity/keys)",
+                               EXIT_USAGE)  # fmt: skip
+            public = dict(load_keys(keys_dir).public)
+        fetch = None
+        if args.proofs:
+            if not args.url or not args.api_key:
+                raise CliError("--proofs needs --url and --api-key (or AUDITLOG_API_KEY)",
+                               EXIT_USAGE)  # fmt: skip
+            account_id = str(manifest.get("account_id")) if isinstance(manifest, dict) else ""
+            fetch = fetch_proofs_from(args.url, args.api_key, account_id)
+        report = verify_export(Path(args.file), manifest, public, fetch)
+    except (VerifyExportError, KeysError, OSError) as e:
+        raise CliError(str(e), EXIT_USAGE) from e
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0 if report.ok else EXIT_FAILED
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -414,6 +453,31 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="verify an account's log against the stored entries")
     verify.add_argument("--account", required=True, help="the account id")
     verify.set_defaults(func=cmd_verify)
+    check = sub.add_parser(
+        "verify-export",
+        help="check an export file against its signed manifest (offline; --proofs asks the "
+        "service for each row's inclusion proof)",
+    )
+    check.add_argument("file", help="the exported file (CSV, XLSX or NDJSON)")
+    check.add_argument("manifest", help="its manifest (GET /v1/exports/<id>/manifest)")
+    check.add_argument("--public-key", help="a PEM public key, or the JSON of /v1/integrity/keys "
+                       "(default: the keys of AUDITLOG_KEYS_DIR)")  # fmt: skip
+    check.add_argument(
+        "--proofs",
+        action="store_true",
+        help="prove every row in the account's log under the manifest's head",
+    )
+    check.add_argument(
+        "--url",
+        default=os.environ.get("AUDITLOG_URL"),
+        help="the service, for --proofs (default: AUDITLOG_URL)",
+    )
+    check.add_argument(
+        "--api-key",
+        default=os.environ.get("AUDITLOG_API_KEY"),
+        help="a key with the read scope, for --proofs (default: AUDITLOG_API_KEY)",
+    )
+    check.set_defaults(func=cmd_verify_export)
     _add_import_parser(sub)
     _add_accounts_parser(sub)
     _add_keys_parser(sub)

@@ -11,7 +11,9 @@ import os
 import secrets
 import socket
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 
@@ -49,6 +51,12 @@ class Runtime:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         if self.settings.cursor_secret is not None:
             self.cursor_secret = str(self.settings.cursor_secret).encode()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background, kept until it ends (cancelled at shutdown)."""
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def cursor_key(self) -> bytes:
         if self.cursor_secret is None:

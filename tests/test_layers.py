@@ -15,7 +15,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "service.integrity": BASICS,
     "service.search": BASICS,
     "ingest": ("service.search", "service.integrity", *BASICS),
-    "service.export": ("ingest", "service.search", *BASICS),
+    "service.export": ("ingest", "service.search", "service.integrity", *BASICS),
     "service.runtime": ("service.key_cache", "ingest", "service.search", "service.integrity",
                         *BASICS),
     "service.key_cache": ("service.search", *BASICS),
@@ -26,7 +26,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "service.api": ("service.web", "service.actions", "service.export", *WIRING, "ingest",
                     "service.search", "service.integrity", *BASICS),
     "service.page": ("service.web", "service.actions", "service.export", *WIRING, "ingest",
-                     "service.search", *BASICS),
+                     "service.search", "service.integrity", *BASICS),
     "service.local_engine": BASICS,
 }  # fmt: skip
 """Each package (or module) → what it may import besides itself. Entry points import anything."""

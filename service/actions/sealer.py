@@ -1,14 +1,18 @@
 """The sealer: appends what the service stored to each account's log and signs a checkpoint.
 
 One process of the deployment seals at a time, the holder of the ``sealer`` lease. Every
-``AUDITLOG_SEAL_INTERVAL_S`` it reads the oldest records of the seal queue, fetches their entries
-(real-time gets) and keeps those whose digest matches their content and whose MAC is the
+``AUDITLOG_SEAL_INTERVAL_S`` it reads the oldest records of the seal queue. An entry the engine
+created is sealed from its record, whose leaf carries the service's MAC (a record forged in the
+engine has none that checks out); an entry whose write has no known outcome is fetched once the
+write deadline passed and sealed only if its digest matches its content and its MAC is the
 service's: an entry indexed behind the service's back has neither and is never sealed. For each
 account it appends the entries' leaves as one segment at the next positions and signs a checkpoint
 over the whole tree; segment and checkpoint are created with fixed ids, so a former holder cannot
-fork the log. Positions follow the order the queue recorded the writes in (ingest order, not event
-time). A restart resumes from the last checkpoint: a segment without its checkpoint is removed and
-sealed again; an entry already in the log is never appended twice.
+fork the log. Positions follow the order the queue recorded the batches in (ingest order, not
+event time); a batch still being written when a later one is sealed comes after it, and an entry
+whose write had no known outcome comes when it is looked up. A restart resumes from the last
+checkpoint: a segment without its checkpoint is removed and sealed again; an entry already in the
+log is never appended twice.
 
 **Genesis.** Entries stored before integrity existed carry no MAC. The first sealer of a
 deployment seals each account's such entries, in ingest order, into a checkpoint marked
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -31,6 +36,7 @@ from service.integrity.checkpoints import (
     checkpoint_hash,
     leaf,
     leaf_hash_of,
+    leaf_of,
     new_checkpoint,
     signed_part,
 )
@@ -41,7 +47,7 @@ from service.search.accounts import AccountStore
 from service.search.integrity_log import IntegrityLog, LogConflict
 from service.search.leases import HeldLease, LeaseLost, Leases, hold
 from service.search.log_entries import entries_without_mac, fetch_entries
-from service.search.seal_queue import Queued, SealQueue
+from service.search.seal_queue import Queued, QueuedEntry, SealQueue
 from service.search.shared_state import done_once, mark_done
 
 log = logging.getLogger("auditlog")
@@ -65,6 +71,12 @@ class AccountLog:
     seq: int = 0
     previous: str = ""
     frontier: Frontier = field(default_factory=Frontier)
+
+
+def hmac_ok(keys: IntegrityKeys, record: Queued) -> bool:
+    """The record's outcome carries the service's MAC."""
+    expected = keys.outcome_mac(record.record_id, record.created or [], record.unsure)
+    return hmac.compare_digest(expected, record.outcome_mac)
 
 
 class LogDamaged(Exception):
@@ -129,71 +141,120 @@ class Sealer:
 
     async def seal_queued(self, held: HeldLease) -> int:
         """Seal the oldest queued writes (at most :data:`ROUND_MAX` entries); how many entries
-        were sealed."""
-        records, dropped = await self.queue.oldest(QUEUE_BATCH)
+        were sealed. A created entry is sealed from its record (the record's outcome and the
+        leaf's MAC checked); an entry the engine may or may not have stored is looked up once
+        the write deadline passed (until then its record is deferred, out of the queue's way).
+        A record is removed only once each of its entries is sealed, refused or never written."""
+        records, dropped = await self.queue.oldest(QUEUE_BATCH, ROUND_MAX)
         if dropped:
             self.runtime.counters["seal_queue_malformed"] += dropped
             log.error("sealer: %d malformed seal queue records removed", dropped)
-        taken: list[Queued] = []
-        by_account: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        now = datetime.now(UTC)
+        plans = [plan for r in records if (plan := self._plan(r, now)) is not None]
+        by_account: dict[str, list[QueuedEntry]] = defaultdict(list)
+        lookups: list[QueuedEntry] = []
         seen: set[str] = set()
-        for record in records:
+        taken: list[tuple[Queued, list[QueuedEntry]]] = []
+        for record, sealable, later in plans:
             if len(seen) >= ROUND_MAX and taken:
                 break
-            taken.append(record)
-            for index, doc_id in record.entries:
-                if doc_id not in seen:
-                    seen.add(doc_id)
-                    by_account[doc_id.split("/", 1)[0]].append((index, doc_id))
+            taken.append((record, later))
+            for e in sealable:
+                if e.doc_id not in seen:
+                    seen.add(e.doc_id)
+                    by_account[e.doc_id.split("/", 1)[0]].append(e)
+                    if e.doc_id not in (record.created or ()):
+                        lookups.append(e)
         if not taken:
             return 0
-        found = await fetch_entries(self.runtime.es, [e for es in by_account.values() for e in es])
-        sealed = 0
+        found = await fetch_entries(self.runtime.es, [(e.index, e.doc_id) for e in lookups])
+        looked_up = {e.doc_id for e in lookups}
+        sealed, damaged = 0, set()
         for account_id, entries in by_account.items():
             try:
                 await self._account(held, account_id)  # removes an orphan segment first
             except LogDamaged as e:
                 self.runtime.counters["seal_damaged_logs"] += 1
                 log.error("sealer: %s; not sealing it", e)
+                damaged.add(account_id)  # its records stay queued
                 continue
-            entry_ids = [doc_id.split("/", 1)[1] for _, doc_id in entries]
-            already = await self.log.sealed_among(account_id, entry_ids)
-            leaves = []
-            for _, doc_id in entries:
-                source = found.get(doc_id)
-                if source is None or source.get("id") in already:
-                    continue
-                if self._authentic(source, doc_id):
-                    leaves.append(leaf(source["id"], source["category"], source["timestamp"],
-                                       source["integrity"]["digest"]))  # fmt: skip
-                else:
-                    self.runtime.counters["seal_refused"] += 1
-                    log.error("sealer: %s is not as the service stored it; not sealed", doc_id)
+            leaves = await self._leaves(account_id, entries, looked_up, found)
             if leaves:
                 await self._append(held, account_id, leaves)
                 sealed += len(leaves)
-        now = datetime.now(UTC)
-        done = [r.record_id for r in taken if self._resolved(r, found, now)]
-        gave_up = sum(1 for r in taken if now > r.write_by for _, d in r.entries if d not in found)
+        done = []
+        for record, later in taken:
+            if any(e.doc_id.split("/", 1)[0] in damaged for e in record.entries):
+                continue
+            if later:
+                await self.queue.defer(record, later)
+            else:
+                done.append(record.record_id)
+        gave_up = sum(1 for e in lookups if e.doc_id not in found)
         if gave_up:
             self.runtime.counters["seal_never_written"] += gave_up
             log.warning("sealer: %d queued entries were never written; dropped", gave_up)
         await self.queue.remove(done)
         return sealed
 
-    @staticmethod
-    def _resolved(record: Queued, found: dict[str, Any], now: datetime) -> bool:
-        """Every entry of the record was found (and dealt with), or will never be written."""
-        return now > record.write_by or all(doc_id in found for _, doc_id in record.entries)
+    def _plan(
+        self, record: Queued, now: datetime
+    ) -> tuple[Queued, list[QueuedEntry], list[QueuedEntry]] | None:
+        """What to do with a record now: the entries to seal (from the record, or looked up),
+        and those to look up later (the record is then deferred); ``None`` while its batch is
+        being written."""
+        overdue = now > record.write_by
+        outcome = record.created is not None and hmac_ok(self.keys, record)
+        if not outcome:
+            if record.created is not None:
+                self.runtime.counters["seal_outcome_refused"] += 1
+            return (record, list(record.entries), []) if overdue else None
+        created, unsure = set(record.created or ()), set(record.unsure)
+        sealable = [e for e in record.entries if e.doc_id in created]
+        maybe = [e for e in record.entries if e.doc_id in unsure and e.doc_id not in created]
+        if overdue:
+            return record, [*sealable, *maybe], []
+        return record, sealable, maybe
+
+    async def _leaves(
+        self,
+        account_id: str,
+        entries: list[QueuedEntry],
+        looked_up: set[str],
+        found: dict[str, dict[str, Any]],
+    ) -> list[dict[str, str]]:
+        """The leaves to append for ``entries``: not sealed already, and authentic."""
+        already = await self.log.sealed_among(account_id, [e.leaf["id"] for e in entries])
+        leaves = []
+        for e in entries:
+            if e.leaf["id"] in already:
+                continue
+            item: dict[str, str] | None = e.leaf
+            if e.doc_id not in looked_up:
+                authentic = self.keys.mac_matches(account_id, e.leaf, e.mac)
+            elif (source := found.get(e.doc_id)) is None:
+                continue  # never written
+            else:
+                authentic = self._authentic(source, e.doc_id)
+                item = leaf_of(source, (source.get("integrity") or {}).get("digest"))
+            if authentic and item is not None:
+                leaves.append(item)
+            else:
+                self.runtime.counters["seal_refused"] += 1
+                log.error("sealer: %s is not as the service stored it; not sealed", e.doc_id)
+        return leaves
 
     def _authentic(self, source: dict[str, Any], doc_id: str) -> bool:
+        """The stored entry is as the service wrote it: its digest matches its content and its
+        MAC is the service's."""
         stamp = source.get("integrity")
         if not isinstance(stamp, dict) or stamp.get("digest") != entry_digest(source):
             return False
         account_id, entry_id = doc_id.split("/", 1)
         if source.get("account_id") != account_id or source.get("id") != entry_id:
             return False
-        return self.keys.mac_matches(account_id, entry_id, stamp["digest"], str(stamp.get("mac")))
+        return self.keys.mac_matches(account_id, leaf_of(source, stamp["digest"]),
+                                     str(stamp.get("mac")))  # fmt: skip
 
     async def genesis(self, held: HeldLease) -> None:
         """Seal, once per deployment, every account's entries stored without a digest (before

@@ -1,7 +1,8 @@
 """Exports: ``GET /v1/export`` streams the filtered view; ``/v1/exports`` runs it as a job.
 
 Both take the filters of ``/v1/entries`` plus ``format`` (csv, xlsx, ndjson) and ``order``. Every
-export is recorded as an ``audit`` entry of the account (who, format, filters, frozen range, rows).
+export is recorded as an ``audit`` entry of the account (who, format, filters, frozen range, rows)
+and has a signed manifest at ``/v1/exports/<id>/manifest``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.actions.delivery import job_file_response, start_export_job, stream_export
+from service.actions.manifests import stored_manifest
 from service.errors import ServiceError, bad_request
 from service.export.jobs import public
 from service.export.stream import ExportPlan, plan_export
@@ -33,15 +35,16 @@ def _format_and_order(params: dict[str, list[str]]) -> tuple[str, str]:
 async def _plan(request: Request, fmt: str, order: str, filters: Any) -> ExportPlan:
     runtime = runtime_of(request)
     return await plan_export(
-        runtime.es, runtime.names, filters, fmt, order, runtime.settings.templates_dir
-    )
+        runtime.es, runtime.names, filters, fmt, order, runtime.settings.templates_dir,
+        sealing=runtime.settings.sealing,
+    )  # fmt: skip
 
 
 async def get_export(request: Request) -> Response:
     principal, filters, params = await read_request(request, "export", EXPORT_PARAMS)
     fmt, order = _format_and_order(params)
     plan = await _plan(request, fmt, order, filters)
-    return stream_export(runtime_of(request), principal, plan, "download")
+    return await stream_export(runtime_of(request), principal, plan, "download")
 
 
 async def _job_params(request: Request) -> dict[str, list[str]]:
@@ -91,3 +94,20 @@ async def get_export_job(request: Request) -> Response:
 
 async def download_export_job(request: Request) -> Response:
     return await job_file_response(runtime_of(request), await _own_job(request))
+
+
+async def get_export_manifest(request: Request) -> Response:
+    """The signed manifest of an export (a download's or a job's): 202 while the export is
+    being finished and its rows sealed, 409 if it did not complete."""
+    principal = await require(request, "export")
+    manifest = await stored_manifest(
+        runtime_of(request), request.path_params["export_id"], principal.account_id
+    )
+    if manifest is None:
+        body = {"status": "pending", "message": "the export is being finished and its rows "
+                "sealed; ask again in a few seconds"}  # fmt: skip
+        return JSONResponse(body, status_code=202, headers={"Retry-After": "2"})
+    filename = f"{manifest['filename']}.manifest.json"
+    return JSONResponse(
+        manifest, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )

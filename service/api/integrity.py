@@ -37,12 +37,35 @@ async def get_head(request: Request) -> Response:
     return JSONResponse(await proofs.head(runtime_of(request), account_id))
 
 
+PROOF_MAX_IDS = 100
+"""Entries proven by one request of ``ids``."""
+
+
+def _tree_size(params: dict[str, list[str]]) -> int | None:
+    text = params.get("tree_size", [None])[-1]
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 15) or int(text) < 1:
+        raise bad_request("tree_size must be a tree size (ASCII digits, 1 or more)", "tree_size")
+    return int(text)
+
+
 async def get_proof(request: Request) -> Response:
-    account_id, params = await _account(request, {"id"})
+    account_id, params = await _account(request, {"id", "ids", "tree_size"})
+    size = _tree_size(params)
+    runtime = runtime_of(request)
+    if "ids" in params:
+        if "id" in params:
+            raise bad_request("give id (one entry) or ids (several), not both", "ids")
+        entry_ids = [i for text in params["ids"] for i in text.split(",") if i]
+        if not entry_ids or len(entry_ids) > PROOF_MAX_IDS:
+            raise bad_request(f"ids must name 1 to {PROOF_MAX_IDS} entries, comma-separated",
+                              "ids")  # fmt: skip
+        return JSONResponse(await proofs.inclusions(runtime, account_id, entry_ids, size))
     entry_id = params.get("id", [""])[-1]
     if not entry_id:
         raise bad_request("id is required: the entry's id", "id")
-    return JSONResponse(await proofs.inclusion(runtime_of(request), account_id, entry_id))
+    return JSONResponse(await proofs.inclusion(runtime, account_id, entry_id, size))
 
 
 def _sizes(params: dict[str, list[str]]) -> tuple[int, int]:
@@ -70,7 +93,7 @@ async def get_keys(request: Request) -> Response:
 async def get_verify(request: Request) -> Response:
     account_id, _ = await _account(request, set())
     runtime = runtime_of(request)
-    latest = await IntegrityLog(runtime.es, runtime.names).latest_checkpoint(account_id)
+    latest = await IntegrityLog(runtime.es, runtime.names).latest_checkpoint(account_id, False)
     if latest is not None and int(latest["tree_size"]) > VERIFY_MAX_ENTRIES:
         message = f"more than {VERIFY_MAX_ENTRIES} entries: run `auditlog verify --account ID`"
         raise bad_request(message, "account_id")

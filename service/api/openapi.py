@@ -96,6 +96,11 @@ PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
     "split": ("Split buckets by", _enum(SPLITS)),
     "keys_of": ("Only this account's keys", _text(pattern=pattern(ACCOUNT_ID))),
     "entry_id": ("The entry's id", _text(pattern=pattern(ENTRY_ID))),
+    "entry_ids": ("Up to 100 entry ids, comma-separated (instead of id)", _text()),
+    "tree_size": (
+        "The tree size of the checkpoint to prove under (default: the latest)",
+        {"type": "integer", "minimum": 1},
+    ),
     "from_size": ("The smaller tree size (1 or more)", {"type": "integer", "minimum": 1}),
     "to_size": (
         "The larger tree size (at most the signed head's)",
@@ -105,12 +110,12 @@ PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 """Every query parameter: its description and schema; some are served under another name
 (:data:`SERVED_AS`)."""
-SERVED_AS = {"keys_of": "account_id", "entry_id": "id", "from_size": "from", "to_size": "to",
-             "account": "account_id"}  # fmt: skip
+SERVED_AS = {"keys_of": "account_id", "entry_id": "id", "entry_ids": "ids", "from_size": "from",
+             "to_size": "to", "account": "account_id"}  # fmt: skip
 
 FILTERS = ("account_id", "category", "type", "actor", "provider", "action", "range", "from",
            "to", "tz", "q")  # fmt: skip
-PATH_PATTERNS = {"account_id": ACCOUNT_ID, "key_id": KEY_ID, "job_id": JOB_ID}
+PATH_PATTERNS = {"account_id": ACCOUNT_ID, "key_id": KEY_ID, "job_id": JOB_ID, "export_id": JOB_ID}
 
 ENTRY: dict[str, Any] = {
     "type": "object",

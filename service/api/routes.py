@@ -40,6 +40,9 @@ OPERATIONS = (
               errors=(401, 403, 404, 503)),
     Operation("GET", "/v1/exports/{job_id}/download", exports.download_export_job,
               "An export job's file", answer="file", errors=(401, 403, 404, 409, 410, 503)),
+    Operation("GET", "/v1/exports/{export_id}/manifest", exports.get_export_manifest,
+              "An export's signed manifest (a download's id is in its X-Export-Id header); "
+              "202 while it is being signed", errors=(401, 403, 404, 409, 503)),
     Operation("GET", "/v1/admin/accounts", admin.list_accounts, "List accounts",
               errors=ADMIN_ERRORS),
     Operation("POST", "/v1/admin/accounts", admin.create_account, "Create an account",
@@ -57,8 +60,9 @@ OPERATIONS = (
               "The account log's latest signed checkpoint", query=("account",),
               errors=READ_ERRORS),
     Operation("GET", "/v1/integrity/proof", integrity.get_proof,
-              "An entry's leaf and inclusion proof under the latest checkpoint",
-              query=("account", "entry_id"), errors=READ_ERRORS),
+              "An entry's leaf and inclusion proof under the latest checkpoint (or the one of "
+              "tree_size); with ids, up to 100 entries' as {checkpoint, proofs}",
+              query=("account", "entry_id", "entry_ids", "tree_size"), errors=READ_ERRORS),
     Operation("GET", "/v1/integrity/consistency", integrity.get_consistency,
               "A consistency proof between two tree sizes of the account's log",
               query=("account", "from_size", "to_size"), errors=READ_ERRORS),

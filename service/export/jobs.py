@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,7 +37,7 @@ INTERRUPTED = "interrupted: the service stopped while the export was running; st
 def new_job(plan: ExportPlan, principal_key: str, ttl_h: float) -> dict[str, Any]:
     created = datetime.now(UTC)
     return {
-        "id": f"exp_{secrets.token_hex(12)}",
+        "id": plan.export_id,
         "account_id": plan.filters.account_id,
         "status": "running",
         "format": plan.fmt,
@@ -85,10 +84,12 @@ async def run_job(
     job: dict[str, Any],
     limits: Limits,
     when_read: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    when_written: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """Write the job's file into the engine; its outcome is the job's status (``done`` or
-    ``failed``). ``when_read`` (the export's audit entry) runs once every entry is read, and the
-    job is done only when it succeeded: its failure fails the job."""
+    ``failed``). ``when_read`` (the export's audit entry) runs once every entry is read,
+    ``when_written`` (its manifest) once the whole file is stored, and the job is done only when
+    both succeeded: a failure fails the job."""
     digest, size, stored, pending = hashlib.sha256(), 0, 0, bytearray()
     heartbeat = asyncio.create_task(_heartbeat(store, plan, job["id"]))
     try:
@@ -118,6 +119,8 @@ async def run_job(
         if pending or not stored:
             await files.put(job["id"], job["account_id"], stored, bytes(pending), job["expires_at"])
             stored += 1
+        if when_written is not None:
+            await when_written()
         done = {
             "status": "done",
             "rows_done": plan.rows,
@@ -205,4 +208,5 @@ def public(job: dict[str, Any]) -> dict[str, Any]:
     out = {k: shown.get(k) for k in keys}
     if shown["status"] == "done":
         out["download"] = f"/v1/exports/{job['id']}/download"
+        out["manifest"] = f"/v1/exports/{job['id']}/manifest"
     return out

@@ -3,7 +3,10 @@
 Columns (the contract's order): ``id``, ``timestamp_local`` (ISO 8601 with the offset of the
 export's timezone — the same text as ``local_time`` in the API), ``timestamp_utc``, ``category``,
 ``type``, ``actor_id``, ``actor_name``, ``actor_email``, ``action``, ``message``, the known
-metadata keys of the categories in the export, then ``metadata_other`` (JSON of the other keys).
+metadata keys of the categories in the export, ``metadata_other`` (JSON of the other keys), then
+``entry_digest``: the digest of the entry's canonical form, recomputed from what the engine holds,
+which the account's log binds (the cells themselves may be formula-guarded, cut or typed, so they
+cannot be canonicalised again).
 Text cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return are prefixed with an
 apostrophe so that no spreadsheet evaluates them.
 
@@ -21,6 +24,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from service.integrity.canonical import entry_digest
+
 BASE_COLUMNS = (
     "id",
     "timestamp_local",
@@ -37,7 +42,12 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_columns(metadata_columns: list[str]) -> list[str]:
-    return [*BASE_COLUMNS, *metadata_columns, "metadata_other"]
+    return [*BASE_COLUMNS, *metadata_columns, "metadata_other", "entry_digest"]
+
+
+def metadata_columns_of(columns: list[str]) -> list[str]:
+    """The known metadata columns among an export's ``columns``."""
+    return columns[len(BASE_COLUMNS) : -2]
 
 
 def local_timestamps(utc: list[str], tz: ZoneInfo) -> list[str]:
@@ -68,14 +78,19 @@ class RowShaper:
         self.other = len(BASE_COLUMNS) + len(metadata_columns)
         self.text = text
         self.empty = "" if text else None
-        self.blank: list[Any] = [self.empty] * (self.other + 1)
+        self.blank: list[Any] = [self.empty] * (self.other + 2)
 
-    def rows(self, sources: list[dict[str, Any]], local: list[str]) -> list[list[Any]]:
-        """The rows of ``sources``; ``local`` holds their ``local_timestamps``, in order."""
+    def rows(
+        self, sources: list[dict[str, Any]], local: list[str], digests: list[str] | None = None
+    ) -> list[list[Any]]:
+        """The rows of ``sources``; ``local`` holds their ``local_timestamps`` and ``digests``
+        their entry digests (computed here when not given), in order."""
         slots, other, blank, risky = self.slots, self.other, self.blank, _RISKY
         text, empty = self.text, self.empty
+        if digests is None:
+            digests = [entry_digest(s) for s in sources]
         rows = []
-        for source, when in zip(sources, local, strict=True):
+        for source, when, digest in zip(sources, local, digests, strict=True):
             actor = source.get("actor") or {}
             row = blank.copy()
             row[0] = _text(source["id"])
@@ -103,6 +118,7 @@ class RowShaper:
                     row[slot] = str(value) if text else value
             if rest:  # JSON: starts with "{"
                 row[other] = _JSON_SORTED.encode(rest)
+            row[other + 1] = digest
             rows.append(row)
         return rows
 

@@ -3,11 +3,19 @@
 The range is frozen to absolute instants when the export starts; the first page is read before
 any byte is sent, so a bad filter or an unavailable engine is still a 4xx/5xx; later failures
 propagate and abort the download, never an error message inside a 200 body.
+
+Every export has an id and gathers what its signed manifest states
+(:mod:`service.integrity.manifests`): the SHA-256 and size of every byte produced, the rows' entry
+digests, and which rows were still in the seal queue when the export's point in time was opened
+(every other row visible to it is already under a checkpoint: the sealer removes a queue record
+only once its entries are).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,15 +25,27 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 
 from ingest.schema import known_metadata_columns
-from service.export.shaping import BASE_COLUMNS, RowShaper, export_columns, local_timestamps
+from service.export.shaping import (
+    RowShaper,
+    export_columns,
+    local_timestamps,
+    metadata_columns_of,
+)
 from service.export.writers import WRITERS, CsvWriter, NdjsonWriter, XlsxWriter
+from service.integrity.canonical import entry_digest
+from service.integrity.manifests import RowDigests
 from service.search.client import Engine
 from service.search.entries import present
 from service.search.filters import ViewFilters
 from service.search.indices import IndexNames
 from service.search.queries import EntryQuery
 from service.search.scan import ScanPage, ViewScan
+from service.search.seal_queue import SealQueue
 from service.search.search_text import format_instant
+
+
+def new_export_id() -> str:
+    return f"exp_{secrets.token_hex(12)}"
 
 
 @dataclass
@@ -38,6 +58,15 @@ class ExportPlan:
     first: ScanPage
     writer: CsvWriter | XlsxWriter | NdjsonWriter
     shaper: RowShaper
+    export_id: str = field(default_factory=new_export_id)
+    queued: set[str] | None = None
+    """Document ids in the seal queue when the point in time was opened (``None``: sealing is
+    off, no row is known to be sealed)."""
+    awaiting: set[str] = field(default_factory=set)
+    """The exported rows among :attr:`queued`: the manifest's head must wait for them."""
+    row_digests: RowDigests = field(default_factory=RowDigests)
+    file_hash: Any = field(default_factory=hashlib.sha256)
+    file_bytes: int = 0
     rows: int = 0
     """Rows written so far."""
     read: int = 0
@@ -67,6 +96,9 @@ class ExportPlan:
             "order": self.order,
             "row count": self.rows,
             "generated at": format_instant(self.started_at),
+            "export id": self.export_id,
+            "rows sha256": self.row_digests.hexdigest(),
+            "manifest": f"/v1/exports/{self.export_id}/manifest",
         }
 
 
@@ -78,14 +110,25 @@ async def plan_export(
     order: str,
     templates_dir: Any,
     writer_factory: Callable[[], CsvWriter | XlsxWriter | NdjsonWriter] | None = None,
+    sealing: bool = True,
+    export_id: str | None = None,
 ) -> ExportPlan:
     scan = ViewScan(es, names, EntryQuery(filters), order)
     first = await scan.first_page(categories=True)  # the metadata columns: the view's categories
+    try:
+        queued = await SealQueue(es, names).pending_ids() if sealing else None
+    except BaseException:
+        await scan.close()
+        raise
     columns = export_columns(known_metadata_columns(templates_dir, first.categories))
     writer = writer_factory() if writer_factory else WRITERS[fmt]()
-    shaper = RowShaper(columns[len(BASE_COLUMNS) : -1], text=writer.text_cells)
+    shaper = RowShaper(metadata_columns_of(columns), text=writer.text_cells)
     read = len(first.hits)
-    return ExportPlan(filters, fmt, order, columns, scan, first, writer, shaper, read=read)
+    plan = ExportPlan(filters, fmt, order, columns, scan, first, writer, shaper, queued=queued,
+                      read=read)  # fmt: skip
+    if export_id is not None:
+        plan.export_id = export_id
+    return plan
 
 
 SHAPE_ROWS = 500
@@ -104,7 +147,15 @@ async def _page_chunks(plan: ExportPlan, page: ScanPage) -> AsyncIterator[bytes]
     local = _local_times(plan, sources)
     for start in range(0, len(sources), SHAPE_ROWS):
         end = start + SHAPE_ROWS
-        shaped = _shape(plan, sources[start:end], local[start:end])
+        part_sources = sources[start:end]
+        digests = [entry_digest(source) for source in part_sources]
+        plan.row_digests.add(digests)
+        if plan.queued:
+            for source in part_sources:
+                doc_id = f"{source['account_id']}/{source['id']}"
+                if doc_id in plan.queued:
+                    plan.awaiting.add(doc_id)
+        shaped = _shape(plan, part_sources, local[start:end], digests)
         for i in range(0, len(shaped), step):
             part = shaped[i : i + step]
             chunk = _write(plan.writer, part)
@@ -120,11 +171,15 @@ def _local_times(plan: ExportPlan, sources: list[dict[str, Any]]) -> list[str]:
     return local_timestamps([s["timestamp"] for s in sources], plan.filters.tz)
 
 
-def _shape(plan: ExportPlan, sources: list[dict[str, Any]], local: list[str]) -> list[Any]:
-    """Entries as the API returns them (NDJSON) or export rows (CSV, XLSX)."""
+def _shape(
+    plan: ExportPlan, sources: list[dict[str, Any]], local: list[str], digests: list[str]
+) -> list[Any]:
+    """Entries as the API returns them with their ``entry_digest`` (NDJSON) or export rows (CSV,
+    XLSX)."""
     if isinstance(plan.writer, NdjsonWriter):
-        return [present(s, plan.filters) for s in sources]
-    return plan.shaper.rows(sources, local)
+        return [{**present(s, plan.filters), "entry_digest": d}
+                for s, d in zip(sources, digests, strict=True)]  # fmt: skip
+    return plan.shaper.rows(sources, local, digests)
 
 
 def _write(writer: CsvWriter | XlsxWriter | NdjsonWriter, shaped: list[Any]) -> bytes:
@@ -134,6 +189,21 @@ def _write(writer: CsvWriter | XlsxWriter | NdjsonWriter, shaped: list[Any]) -> 
 
 
 async def export_bytes(
+    plan: ExportPlan, when_read: Callable[[], Coroutine[Any, Any, None]] | None = None
+) -> AsyncIterator[bytes]:
+    """Every byte of the export file (see :func:`_file_bytes`), each counted into the plan's
+    file hash and size."""
+    chunks = _file_bytes(plan, when_read)
+    try:
+        async for chunk in chunks:
+            plan.file_hash.update(chunk)
+            plan.file_bytes += len(chunk)
+            yield chunk
+    finally:  # at once, also when the download is cut: the point in time, the audit entry
+        await chunks.aclose()
+
+
+async def _file_bytes(
     plan: ExportPlan, when_read: Callable[[], Coroutine[Any, Any, None]] | None = None
 ) -> AsyncIterator[bytes]:
     """Every byte of the export file, page by page; releases the point in time at the end.

@@ -50,6 +50,9 @@ def _number(value: float) -> str:
         raise ValueError("NaN and infinities have no JSON form")
     if value == 0:
         return "0"
+    text = repr(value)
+    if "e" not in text:  # 1e-4 <= |value| < 1e16: Python writes the same shortest digits
+        return text[:-2] if text.endswith(".0") else text
     sign = "-" if value < 0 else ""
     digits, exponent = _shortest(abs(value))  # value = 0.digits x 10^exponent
     k, n = len(digits), exponent
@@ -105,33 +108,42 @@ def canonical(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} has no JSON form")
 
 
-def canonical_bytes(value: Any) -> bytes:
-    return canonical(value).encode("utf-8")
+class _NotFast(Exception):
+    """A key at or past U+E000: UTF-16 order may differ from the code point order orjson sorts
+    by."""
 
 
-def _plain(value: Any) -> bool:
-    """No float anywhere and every key below U+E000: orjson's sorted output is then byte for
-    byte the canonical form (it writes integers exactly, as the rule above does)."""
-    if type(value) is dict:
+def _prepared(value: Any) -> Any:
+    """``value`` with every float replaced by its canonical text (an ``orjson.Fragment``), so
+    that orjson's sorted output is byte for byte the canonical form: orjson writes strings as
+    RFC 8785 does and integers exactly, as the rule above does."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
         for key, item in value.items():
             if not key.isascii() and max(map(ord, key)) >= 0xE000:
-                return False
-            kind = type(item)
-            if kind is float or ((kind is dict or kind is list) and not _plain(item)):
-                return False
-        return True
-    if type(value) is list:
-        return all(_plain(item) for item in value)
-    return type(value) is not float
+                raise _NotFast
+            inner = type(item)
+            plain = inner is str or inner is int or inner is bool or item is None
+            out[key] = item if plain else _prepared(item)
+        return out
+    if kind is float:
+        return orjson.Fragment(_number(value).encode())
+    if kind is list or kind is tuple:
+        return [_prepared(item) for item in value]
+    return value
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """The canonical form in UTF-8: through orjson where it writes exactly that, else
+    :func:`canonical`."""
+    try:
+        return orjson.dumps(_prepared(value), option=orjson.OPT_SORT_KEYS)
+    except (_NotFast, TypeError):  # a key past U+E000, or an integer beyond 64 bits
+        return canonical(value).encode("utf-8")
 
 
 def entry_digest(source: dict[str, Any]) -> str:
     """SHA-256 (hex) of the canonical form of the entry's :data:`ENTRY_FIELDS`."""
     covered = {name: source[name] for name in ENTRY_FIELDS if name in source}
-    try:
-        if not (_plain(covered.get("metadata")) and _plain(covered.get("actor"))):
-            raise TypeError("not plain")
-        text = orjson.dumps(covered, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # a float, a key past U+E000, or an integer orjson cannot write
-        text = canonical_bytes(covered)
-    return hashlib.sha256(text).hexdigest()
+    return hashlib.sha256(canonical_bytes(covered)).hexdigest()

@@ -13,18 +13,37 @@ before it (SHA-256 of its canonical form with its signature), ``""`` for the fir
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from service.integrity.canonical import canonical_bytes
 from service.integrity.keys import IntegrityKeys
 from service.integrity.merkle import leaf_hash
 
+HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 SIGNED_FIELDS = ("account_id", "genesis", "key_id", "previous", "root", "sealed_at", "seq",
                  "tree_size")  # fmt: skip
 
 
 def leaf(entry_id: str, category: str, timestamp: str, digest: str) -> dict[str, str]:
     return {"id": entry_id, "category": category, "timestamp": timestamp, "digest": digest}
+
+
+def leaf_of(source: dict[str, Any], digest: Any) -> dict[str, str] | None:
+    """The leaf of a stored entry whose digest is ``digest``; ``None`` when the entry lacks a
+    field of it (not one the service stored)."""
+    fields = [source.get("id"), source.get("category"), source.get("timestamp"), digest]
+    if not all(isinstance(f, str) for f in fields):
+        return None
+    return leaf(*(str(f) for f in fields))
+
+
+def well_formed(stored: object) -> bool:
+    """A stored leaf: string id, category and timestamp, and a lowercase hex SHA-256 digest."""
+    if not isinstance(stored, dict):
+        return False
+    fields = [stored.get(k) for k in ("id", "category", "timestamp", "digest")]
+    return all(isinstance(f, str) for f in fields) and bool(HEX_DIGEST.fullmatch(str(fields[3])))
 
 
 def leaf_hash_of(stored: dict[str, str]) -> bytes:

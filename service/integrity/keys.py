@@ -22,9 +22,21 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+
+def signature_valid(public: Ed25519PublicKey | None, message: bytes, signature: str) -> bool:
+    """``signature`` (base64) is ``public``'s over ``message``."""
+    if public is None:
+        return False
+    try:
+        public.verify(base64.b64decode(signature, validate=True), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 class KeysError(Exception):
@@ -54,22 +66,23 @@ class IntegrityKeys:
         return base64.b64encode(self.signing.sign(message)).decode()
 
     def verifies(self, signer: str, message: bytes, signature: str) -> bool:
-        public = self.public.get(signer)
-        if public is None:
-            return False
-        try:
-            public.verify(base64.b64decode(signature), message)
-        except (InvalidSignature, ValueError):
-            return False
-        return True
+        return signature_valid(self.public.get(signer), message, signature)
 
-    def mac(self, account_id: str, entry_id: str, digest: str) -> str:
-        """The ingest MAC: HMAC-SHA256 over the entry's account, id and digest."""
-        message = f"{account_id}\n{entry_id}\n{digest}".encode()
+    def mac(self, account_id: str, leaf: dict[str, str]) -> str:
+        """The ingest MAC: HMAC-SHA256 over the entry's account and its leaf (id, category,
+        timestamp, digest), as a JSON array of those five strings."""
+        message = orjson.dumps([account_id, leaf["id"], leaf["category"], leaf["timestamp"],
+                                leaf["digest"]])  # fmt: skip
         return hmac.new(self.mac_key, message, hashlib.sha256).hexdigest()
 
-    def mac_matches(self, account_id: str, entry_id: str, digest: str, mac: str) -> bool:
-        return hmac.compare_digest(self.mac(account_id, entry_id, digest), mac)
+    def mac_matches(self, account_id: str, leaf: dict[str, str] | None, mac: str) -> bool:
+        return leaf is not None and hmac.compare_digest(self.mac(account_id, leaf), mac)
+
+    def outcome_mac(self, record_id: str, created: list[str], unsure: list[str]) -> str:
+        """The MAC of a seal queue record's outcome: which of its entries the engine created,
+        which it may have (JSON array ``["outcome", record_id, created, unsure]``)."""
+        message = orjson.dumps(["outcome", record_id, created, unsure])
+        return hmac.new(self.mac_key, message, hashlib.sha256).hexdigest()
 
 
 def load_keys(directory: Path) -> IntegrityKeys:

@@ -65,26 +65,50 @@ def root_of(leaves: Sequence[bytes]) -> bytes:
     return frontier.root()
 
 
-def _subtree(leaves: Sequence[bytes], start: int, end: int) -> bytes:
-    if end - start == 1:
-        return leaves[start]
-    k = _split(end - start)
-    return node_hash(_subtree(leaves, start, start + k), _subtree(leaves, start + k, end))
+class _Nodes:
+    """The hashes of every perfect, aligned subtree over ``leaves`` (level by level, built once:
+    about n hashes), so that any subtree's hash takes O(log n) node hashes and a proof
+    O(log² n): many proofs over one tree cost little more than one."""
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.levels: list[Sequence[bytes]] = [leaves]
+        level = leaves
+        while len(level) > 1:
+            level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            self.levels.append(level)
+
+    def subtree(self, start: int, end: int) -> bytes:
+        """MTH(D[start:end])."""
+        size = end - start
+        if size & (size - 1) == 0 and start % size == 0:  # perfect and aligned: stored
+            return self.levels[size.bit_length() - 1][start // size]
+        k = _split(size)
+        return node_hash(self.subtree(start, start + k), self.subtree(start + k, end))
 
 
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     """PATH(index, leaves): the audit path of leaf ``index`` in the tree over ``leaves``."""
-    if not 0 <= index < len(leaves):
-        raise ProofError(f"leaf {index} is not in a tree of {len(leaves)}")
+    return inclusion_proofs([index], leaves)[0]
+
+
+def inclusion_proofs(indices: Sequence[int], leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """The audit paths of several leaves of one tree (its nodes hashed once)."""
+    nodes = _Nodes(leaves)
+    return [_path(index, len(leaves), nodes) for index in indices]
+
+
+def _path(index: int, size: int, nodes: _Nodes) -> list[bytes]:
+    if not 0 <= index < size:
+        raise ProofError(f"leaf {index} is not in a tree of {size}")
     path: list[bytes] = []
-    start, end = 0, len(leaves)
+    start, end = 0, size
     while end - start > 1:
         k = _split(end - start)
         if index < start + k:
-            path.append(_subtree(leaves, start + k, end))
+            path.append(nodes.subtree(start + k, end))
             end = start + k
         else:
-            path.append(_subtree(leaves, start, start + k))
+            path.append(nodes.subtree(start, start + k))
             start += k
     return path[::-1]
 
@@ -95,17 +119,17 @@ def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
         raise ProofError(f"size {old_size} is not within a tree of {len(leaves)}")
     if old_size in (0, len(leaves)):
         return []
-    return _subproof(old_size, leaves, 0, len(leaves), True)
+    return _subproof(old_size, _Nodes(leaves), 0, len(leaves), True)
 
 
-def _subproof(m: int, leaves: Sequence[bytes], start: int, end: int, whole: bool) -> list[bytes]:
+def _subproof(m: int, nodes: _Nodes, start: int, end: int, whole: bool) -> list[bytes]:
     n = end - start
     if m == n:
-        return [] if whole else [_subtree(leaves, start, end)]
+        return [] if whole else [nodes.subtree(start, end)]
     k = _split(n)
     if m <= k:
-        return [*_subproof(m, leaves, start, start + k, whole), _subtree(leaves, start + k, end)]
-    return [*_subproof(m - k, leaves, start + k, end, False), _subtree(leaves, start, start + k)]
+        return [*_subproof(m, nodes, start, start + k, whole), nodes.subtree(start + k, end)]
+    return [*_subproof(m - k, nodes, start + k, end, False), nodes.subtree(start, start + k)]
 
 
 def _sized(*hashes: bytes) -> None:

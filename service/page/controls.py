@@ -200,8 +200,12 @@ def filter_panel(
     )
 
 
-def export_form(view: PageView, can_export: bool, total: int, job_threshold: int) -> str:
-    """Export Logs: the current view as CSV or XLSX, directly or as a job with progress."""
+def export_form(
+    view: PageView, can_export: bool, total: int, job_threshold: int, export_id: str
+) -> str:
+    """Export Logs: the current view as CSV or XLSX, directly or as a job with progress, with
+    the id the export will have (its manifest's address; the page's script renews it after each
+    export)."""
     if not can_export:
         return (
             '<div class="export export-disabled"><button type="button" class="button" disabled '
@@ -224,5 +228,10 @@ def export_form(view: PageView, can_export: bool, total: int, job_threshold: int
         f'value="1"{" checked disabled" if big else ""}>'
         '<label for="export-job">As a background job</label></div>'
         '<button type="submit" class="button button-primary" id="export-button">'
-        f"Export logs</button>{job_note}</form>"
+        f"Export logs</button>{job_note}"
+        f'<input type="hidden" name="export_id" value="{export_id}">'
+        f'<p class="help export-manifest">Every export is signed: once the file is downloaded, '
+        f'get <a id="export-manifest" data-base="{BASE_PATH}/exports/" '
+        f'href="{BASE_PATH}/exports/{export_id}/manifest">its manifest</a> to check it with '
+        "<code>auditlog verify-export</code>.</p></form>"
     )

@@ -7,6 +7,10 @@ and :func:`~service.actions.delivery.record_export` writes the account's audit e
 more than :data:`JOB_THRESHOLD` entries, or when the visitor asks for it, become an export job
 (:mod:`service.export.jobs`) whose page shows its progress and refreshes itself until the file is
 ready. Job pages and downloads check that the job belongs to the signed-in account.
+
+Every export's signed manifest is at ``/settings/audit-logs/exports/<id>/manifest``: the export
+form carries the id its next export will have (so the page can link to it before the download
+ends), a job's page links to its own.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from service.actions.delivery import job_file_response, start_export_job, stream_export
+from service.actions.manifests import stored_manifest
 from service.errors import ServiceError
 from service.export.jobs import public
 from service.export.stream import plan_export
@@ -28,7 +33,7 @@ from service.page.session import Refused, Session, read_session, same_origin, si
 from service.page.view import parse_page_view
 from service.runtime import runtime_of
 from service.search.accounts import Account
-from service.search.jobs import JobStore
+from service.search.jobs import JOB_ID, JobStore
 from service.web.view_request import EXPORT_PARAMS, read_request
 
 JOB_THRESHOLD = 100_000
@@ -69,17 +74,22 @@ async def export(request: Request) -> Response:
         _, filters, _ = await read_request(
             request, "export", EXPORT_PARAMS, session.principal, params
         )
+        proposed = next((v for k, v in reversed(pairs) if k == "export_id"), "")
         plan = await plan_export(
-            runtime.es, runtime.names, filters, fmt, "desc", runtime.settings.templates_dir
-        )
+            runtime.es, runtime.names, filters, fmt, "desc", runtime.settings.templates_dir,
+            sealing=runtime.settings.sealing,
+            export_id=proposed if JOB_ID.match(proposed) else None,
+        )  # fmt: skip
         if any(k == "as_job" for k, _ in pairs) or plan.total > JOB_THRESHOLD:
             job = await start_export_job(
                 runtime, session.principal, plan, "export job from the Audit Logs page"
             )
             return RedirectResponse(f"{BASE_PATH}/exports/{job['id']}", status_code=303)
+        return await stream_export(
+            runtime, session.principal, plan, "download from the Audit Logs page"
+        )
     except ServiceError as e:
         return _problem(account, e.status, "The export could not start", e.message)
-    return stream_export(runtime, session.principal, plan, "download from the Audit Logs page")
 
 
 async def _own_job(request: Request, session: Session) -> dict[str, Any] | None:
@@ -156,7 +166,9 @@ def _job_content(job: dict[str, Any], tz: ZoneInfo, ttl_h: float) -> str:
             f'<p><a class="button button-primary" id="job-download" '
             f'href="{BASE_PATH}/exports/{esc(job["id"])}/download">Download {esc(job["filename"])}'
             f'</a> <span class="muted">{esc(_size(job.get("size")))}</span></p>'
-            f'<p class="help">Available until {esc(expires)}.</p>'
+            f'<p class="help">Available until {esc(expires)}. Its signed '
+            f'<a id="job-manifest" href="{BASE_PATH}/exports/{esc(job["id"])}/manifest">'
+            "manifest</a> lets anyone check the file with <code>auditlog verify-export</code>.</p>"
         )
         return facts + progress + link
     if status == "expired":
@@ -199,3 +211,26 @@ async def job_download(request: Request) -> Response:
         return await job_file_response(runtime_of(request), job)
     except ServiceError as e:
         return _problem(session.account, e.status, "Export not available", e.message)
+
+
+async def manifest_download(request: Request) -> Response:
+    """An export's signed manifest (a download's or a job's) as a file; a page that refreshes
+    itself while it is being signed."""
+    session = await _session(request)
+    if not isinstance(session, Session):
+        return session
+    runtime = runtime_of(request)
+    export_id = request.path_params["job_id"]
+    try:
+        manifest = await stored_manifest(runtime, export_id, session.account.id)
+    except ServiceError as e:
+        return _problem(session.account, e.status, "Manifest not available", e.message)
+    if manifest is None:
+        note = alert("The export is being finished and its rows sealed: this page refreshes "
+                     "itself until its manifest is signed.", title="Signing…")  # fmt: skip
+        page = plain_page(session.account, "Manifest of the export", note, JOB_REFRESH_S)
+        return html_page(page, 202)
+    filename = f"{manifest['filename']}.manifest.json"
+    return JSONResponse(
+        manifest, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )

@@ -22,6 +22,7 @@ from service.page.view import parse_page_view
 from service.runtime import runtime_of
 from service.search.entries import search_entries
 from service.search.histogram import date_histogram
+from service.search.integrity_log import IntegrityLog
 from service.web.view_request import ENTRIES_PARAMS, read_request
 
 PAGE_SIZE = 50
@@ -50,6 +51,9 @@ async def audit_logs(request: Request) -> Response:
             secret=runtime.cursor_key(),
             timeout_s=runtime.settings.search_timeout_s,
         )
+        log = IntegrityLog(runtime.es, runtime.names)
+        ids = [str(e["id"]) for e in screen.page.entries]
+        screen.seals = await log.sealing_checkpoints(screen.filters.account_id, ids)
         screen.histogram = await date_histogram(
             runtime.es, runtime.names, screen.filters, "auto", "category"
         )

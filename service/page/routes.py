@@ -35,6 +35,7 @@ def routes() -> list[Route]:
         (f"{BASE_PATH}/export", exports.export, ["POST"]),
         (f"{BASE_PATH}/exports/{{job_id}}", exports.job_page, ["GET"]),
         (f"{BASE_PATH}/exports/{{job_id}}/download", exports.job_download, ["GET"]),
+        (f"{BASE_PATH}/exports/{{job_id}}/manifest", exports.manifest_download, ["GET"]),
         (f"{BASE_PATH}/static/{{name}}", static_file, ["GET"]),
     ]
     return [

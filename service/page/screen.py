@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 from service.errors import ServiceError
+from service.export.stream import new_export_id
 from service.page.chart import histogram_svg
 from service.page.controls import export_form, filter_panel
 from service.page.html import document, esc
@@ -37,6 +38,8 @@ class Screen:
     page: Page | None = None
     histogram: Histogram | None = None
     error: ServiceError | None = None
+    seals: dict[str, int] = field(default_factory=dict)
+    """Entry id → the checkpoint that sealed it (entries not in it are being sealed)."""
 
 
 def window_text(filters: ViewFilters) -> str:
@@ -85,13 +88,15 @@ def _results(screen: Screen, job_threshold: int) -> str:
     page = screen.page
     noun = "entry" if page.total == 1 else "entries"
     plus = "+" if page.total_relation == "gte" else ""
+    can_export = screen.session.can_export
+    export = export_form(screen.view, can_export, page.total, job_threshold, new_export_id())
     return (
         '<section class="results" aria-labelledby="results-title" id="results">'
         '<div class="results-head"><div>'
         f'<h2 id="results-title">{page.total:,}{plus} {noun}</h2>'
         f'<p class="muted">Newest first · {esc(window_text(screen.filters))}</p></div>'
-        f"{export_form(screen.view, screen.session.can_export, page.total, job_threshold)}</div>"
-        f'<div class="card table-card">{entries_table(page.entries)}</div>'
+        f"{export}</div>"
+        f'<div class="card table-card">{entries_table(page.entries, screen.seals)}</div>'
         f"{_pager(screen)}</section>"
     )
 

@@ -68,8 +68,15 @@ def _pair(label: str, value_html: str) -> str:
     return f"<div><dt>{esc(label)}</dt><dd>{value_html}</dd></div>"
 
 
-def entry_fields(entry: dict[str, Any]) -> str:
-    """The expanded part of a row: every field of the entry."""
+def _seal(sealed_by: int | None) -> str:
+    if sealed_by is None:
+        return '<span class="muted seal seal-pending">Sealing…</span>'
+    return f'<span class="seal seal-done">Sealed at checkpoint {sealed_by:,}</span>'
+
+
+def entry_fields(entry: dict[str, Any], sealed_by: int | None = None) -> str:
+    """The expanded part of a row: every field of the entry, and the checkpoint that sealed it
+    (``None``: not yet)."""
     actor = entry.get("actor") or {}
     pairs = [
         _pair("Entry ID", f"<code>{esc(entry.get('id', ''))}</code>"),
@@ -84,6 +91,7 @@ def entry_fields(entry: dict[str, Any]) -> str:
     pairs.append(_pair("Action", f"<code>{esc(entry.get('action', ''))}</code>"))
     metadata = entry.get("metadata") or {}
     pairs += [_pair(key_label(str(k)), _value(v)) for k, v in metadata.items()]
+    pairs.append(_pair("Integrity", _seal(sealed_by)))
     return f'<dl class="fields">{"".join(pairs)}</dl>'
 
 
@@ -128,7 +136,7 @@ def source_badge(category: str) -> str:
     )
 
 
-def entry_row(entry: dict[str, Any]) -> str:
+def entry_row(entry: dict[str, Any], sealed_by: int | None = None) -> str:
     kind = str(entry.get("type", ""))
     cells = [
         _time_cell(entry),
@@ -137,7 +145,7 @@ def entry_row(entry: dict[str, Any]) -> str:
         _actor_cell(entry.get("actor") or {}),
         f'<code class="action">{_breakable(str(entry.get("action", "")))}</code>',
         f'<details><summary><span class="message">{esc(entry.get("message") or "—")}</span>'
-        f"</summary>{entry_fields(entry)}</details>",
+        f"</summary>{entry_fields(entry, sealed_by)}</details>",
     ]
     tds = "".join(
         f'<td class="col-{name.lower()}" data-label="{name}">{cell}</td>'
@@ -151,10 +159,12 @@ def entry_row(entry: dict[str, Any]) -> str:
     return f"<tr{attrs(row)}>{tds}</tr>"
 
 
-def entries_table(entries: list[dict[str, Any]]) -> str:
+def entries_table(entries: list[dict[str, Any]], seals: dict[str, int] | None = None) -> str:
+    """The rows of ``entries``; ``seals``: entry id → the checkpoint that sealed it."""
     head = "".join(f'<th scope="col" class="col-{c.lower()}">{c}</th>' for c in COLUMNS)
+    seals = seals or {}
     if entries:
-        rows = "".join(entry_row(e) for e in entries)
+        rows = "".join(entry_row(e, seals.get(str(e.get("id")))) for e in entries)
     else:
         rows = (
             f'<tr class="empty"><td colspan="{len(COLUMNS)}"><strong>No entries match this '

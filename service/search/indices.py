@@ -42,6 +42,10 @@ class IndexNames:
         return f"{self.prefix}-export-files"
 
     @property
+    def export_manifests(self) -> str:
+        return f"{self.prefix}-export-manifests"
+
+    @property
     def integrity(self) -> str:
         return f"{self.prefix}-integrity"
 
@@ -87,6 +91,7 @@ class IndexNames:
             self.entry_ids,
             self.export_jobs,
             self.export_files,
+            self.export_manifests,
             self.state,
             self.integrity,
         )

@@ -21,6 +21,7 @@ from service.search.engine_errors import engine_failures, translated
 from service.search.indices import IndexNames
 
 PAGE = 500
+SEGMENT_PAGE = 4
 
 
 class LogConflict(Exception):
@@ -32,8 +33,8 @@ class IntegrityLog:
         self.es, self.index = es, names.integrity
 
     async def _create(self, doc_id: str, document: dict[str, Any]) -> None:
-        try:
-            await self.es.create(index=self.index, id=doc_id, document=document, refresh=True)
+        try:  # not refreshed: readers that need what was just sealed refresh (see below)
+            await self.es.create(index=self.index, id=doc_id, document=document)
         except ConflictError as e:
             raise LogConflict(doc_id) from e
 
@@ -58,8 +59,11 @@ class IntegrityLog:
             await self.es.delete(index=self.index, id=f"seg:{account_id}:{start}", refresh=True)
 
     @translated
-    async def latest_checkpoint(self, account_id: str) -> dict[str, Any] | None:
-        await self.es.indices.refresh(index=self.index)
+    async def latest_checkpoint(self, account_id: str, fresh: bool = True) -> dict[str, Any] | None:
+        """The account's last checkpoint: with ``fresh``, after a refresh (every checkpoint
+        stored so far); without, as of the last scheduled refresh (a second old at most)."""
+        if fresh:
+            await self.es.indices.refresh(index=self.index)
         resp = await self.es.search(
             index=self.index, size=1, sort=[{"seq": "desc"}],
             query={"bool": {"filter": [{"term": {"kind": "checkpoint"}},
@@ -79,19 +83,21 @@ class IntegrityLog:
         hits = resp["hits"]["hits"]
         return dict(hits[0]["_source"]) if hits else None
 
-    async def _each(self, kind: str, account_id: str, order: str) -> AsyncIterator[dict[str, Any]]:
+    async def _each(
+        self, kind: str, account_id: str, order: str, page: int = PAGE
+    ) -> AsyncIterator[dict[str, Any]]:
         after: list[Any] | None = None
         filters = [{"term": {"kind": kind}}, {"term": {"account_id": account_id}}]
         while True:
             with engine_failures():
                 resp = await self.es.search(
-                    index=self.index, size=PAGE, query={"bool": {"filter": filters}},
+                    index=self.index, size=page, query={"bool": {"filter": filters}},
                     sort=[{order: "asc"}], search_after=after,
                 )  # fmt: skip
             hits = resp["hits"]["hits"]
             for hit in hits:
                 yield hit["_source"]
-            if len(hits) < PAGE:
+            if len(hits) < page:
                 return
             after = hits[-1]["sort"]
 
@@ -100,8 +106,9 @@ class IntegrityLog:
         return self._each("checkpoint", account_id, "seq")
 
     def segments(self, account_id: str) -> AsyncIterator[dict[str, Any]]:
-        """Every segment of the account, by position."""
-        return self._each("segment", account_id, "start")
+        """Every segment of the account, by position (a few at a time: each holds up to 5,000
+        leaves)."""
+        return self._each("segment", account_id, "start", SEGMENT_PAGE)
 
     @translated
     async def segments_from(self, account_id: str, start: int) -> list[int]:
@@ -134,13 +141,30 @@ class IntegrityLog:
         return found
 
     @translated
-    async def segment_of(self, account_id: str, entry_id: str) -> dict[str, Any] | None:
-        """The segment holding the entry, if it is sealed."""
+    async def sealing_checkpoints(self, account_id: str, entry_ids: list[str]) -> dict[str, int]:
+        """The sequence number of the checkpoint that sealed each of ``entry_ids`` (a page of
+        entries), for those that are sealed."""
+        if not entry_ids:
+            return {}
+        wanted, ends = set(entry_ids), {}
         resp = await self.es.search(
-            index=self.index, size=1,
+            index=self.index, size=len(wanted), source_includes=["start", "ids"],
             query={"bool": {"filter": [{"term": {"kind": "segment"}},
                                        {"term": {"account_id": account_id}},
-                                       {"term": {"ids": entry_id}}]}},
+                                       {"terms": {"ids": sorted(wanted)}}]}},
         )  # fmt: skip
-        hits = resp["hits"]["hits"]
-        return dict(hits[0]["_source"]) if hits else None
+        for hit in resp["hits"]["hits"]:
+            ids = hit["_source"]["ids"]
+            end = int(hit["_source"]["start"]) + len(ids)  # the tree size its checkpoint signed
+            ends.update({entry_id: end for entry_id in wanted.intersection(ids)})
+        if not ends:
+            return {}
+        resp = await self.es.search(
+            index=self.index, size=len(set(ends.values())), source_includes=["seq", "tree_size"],
+            query={"bool": {"filter": [{"term": {"kind": "checkpoint"}},
+                                       {"term": {"account_id": account_id}},
+                                       {"terms": {"tree_size": sorted(set(ends.values()))}}]}},
+        )  # fmt: skip
+        seq = {int(h["_source"]["tree_size"]): int(h["_source"]["seq"])
+               for h in resp["hits"]["hits"]}  # fmt: skip
+        return {entry_id: seq[end] for entry_id, end in ends.items() if end in seq}

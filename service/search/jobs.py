@@ -23,8 +23,15 @@ class JobStore:
         self.es, self.names = es, names
 
     @translated
-    async def create(self, job: dict[str, Any]) -> None:
-        await self.es.create(index=self.names.export_jobs, id=job["id"], document=job, refresh=True)
+    async def create(self, job: dict[str, Any]) -> bool:
+        """Store a new job; False if its id is taken."""
+        try:
+            await self.es.create(
+                index=self.names.export_jobs, id=job["id"], document=job, refresh=True
+            )
+        except ConflictError:
+            return False
+        return True
 
     @translated
     async def update(self, job_id: str, changes: dict[str, Any]) -> None:

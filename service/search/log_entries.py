@@ -4,11 +4,14 @@ entries stored before integrity existed, and verification's scan of everything a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
+from service.errors import EngineUnavailable, engine_unavailable
 from service.search.engine_errors import engine_failures, translated
 from service.search.indices import IndexNames
 
@@ -26,6 +29,8 @@ async def fetch_entries(
         body = [{"_index": index, "_id": doc_id} for index, doc_id in docs[start : start + PAGE]]
         resp = await es.options(ignore_status=404).mget(docs=body)
         for doc in resp.get("docs", []):
+            if "error" in doc:  # not "not found": unknown, so nothing may be given up on
+                raise engine_unavailable(detail=f"fetching {doc.get('_id')}: {doc['error']}")
             if doc.get("found"):
                 found[doc["_id"]] = doc["_source"]
     return found
@@ -42,22 +47,32 @@ async def _scan(
             return  # no entry index yet: nothing stored
         opened = await es.open_point_in_time(index=names.entries_alias, keep_alive=KEEP_ALIVE)
         pit = opened["id"]
+
+    async def page(pit_id: str, after: list[Any] | None) -> Any:
+        with engine_failures():
+            return await es.search(
+                query=query, sort=sort, size=PAGE, search_after=after,
+                pit={"id": pit_id, "keep_alive": KEEP_ALIVE},
+            )  # fmt: skip
+
+    # the next page is asked for before this one is handed out: the engine reads it meanwhile
+    ahead: asyncio.Future[Any] = asyncio.ensure_future(page(pit, None))
     try:
-        after: list[Any] | None = None
         while True:
-            with engine_failures():
-                resp = await es.search(
-                    query=query, sort=sort, size=PAGE, search_after=after,
-                    pit={"id": pit, "keep_alive": KEEP_ALIVE},
-                )  # fmt: skip
+            resp = await ahead
             pit = resp.get("pit_id", pit)
             hits = resp["hits"]["hits"]
+            if len(hits) == PAGE:
+                ahead = asyncio.ensure_future(page(pit, hits[-1]["sort"]))
             for hit in hits:
                 yield hit["_source"]
             if len(hits) < PAGE:
                 return
-            after = hits[-1]["sort"]
     finally:
+        if not ahead.done():
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError, EngineUnavailable):
+                await ahead
         with engine_failures():
             await es.options(ignore_status=404).close_point_in_time(id=pit)
 

@@ -1,16 +1,23 @@
-"""The sealer's queue: each ingest batch's entries, recorded before they are written.
+"""The sealer's queue: each ingest batch's leaves, recorded before they are written, and the
+batch's outcome, recorded after.
 
-The ingest path records ``(index, document id)`` of every entry of a batch before it writes them,
-so an entry can never be stored without the sealer learning of it (a crash in between leaves a
-record of entries that do not exist: the sealer drops those once their write deadline passed).
-Records are documents ``kind: queued`` in ``<prefix>-integrity``; the sealer reads them in the
-order they were made and deletes each once every entry of it is sealed or given up.
+Before it writes a batch, the ingest path records every entry's ``(index, document id)`` and its
+leaf (id, category, timestamp, digest) with the leaf's MAC, so an entry can never be stored without
+the sealer learning of it. Once the engine answered, it records the outcome: which entries it
+**created**, and which it is **unsure** of (the engine failed them, they may have been written).
+The sealer seals a created entry straight from its record: it reads no entry back. An unsure
+entry, and every entry of a record with no outcome (the process stopped in between), is looked up
+in the engine once the write deadline passed, and sealed only if it is there and authentic.
+
+Records are documents ``kind: queued`` (``q:<uuid>``) and outcomes ``kind: written``
+(``w:<uuid>``, the same uuid) in ``<prefix>-integrity``; the sealer reads records in the order
+they were made and deletes both once every entry of the record is sealed or given up.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +27,7 @@ from service.search.engine_errors import translated
 from service.search.indices import IndexNames
 from service.search.writer import CLAIM_LEASE_S
 
+PAGE = 200
 WRITE_DEADLINE_S = CLAIM_LEASE_S
 """No entry of a batch is written later than this after its record (the writer's claim lease)."""
 
@@ -29,11 +37,30 @@ def _stamp(moment: datetime) -> str:
 
 
 @dataclass(frozen=True)
+class QueuedEntry:
+    index: str
+    doc_id: str
+    """``<account>/<id>``."""
+    leaf: dict[str, str]
+    """id, category, timestamp, digest: what the sealer appends."""
+    mac: str
+    """The leaf's MAC under the service's key (:meth:`IntegrityKeys.mac`)."""
+
+
+@dataclass(frozen=True)
 class Queued:
     record_id: str
-    entries: list[tuple[str, str]]
-    """``(index, document id)`` of each entry, in ingest order."""
+    entries: list[QueuedEntry]
+    """In ingest order."""
+    created_at: str
     write_by: datetime
+    created: list[str] | None = None
+    """Document ids the engine created; ``None`` while the batch's outcome is not recorded."""
+    unsure: list[str] = field(default_factory=list)
+    """Document ids the engine failed or found already there: written by this batch or not."""
+    outcome_mac: str = ""
+    """The outcome's MAC (the sealer checks it: an outcome forged in the engine counts as
+    none)."""
 
 
 class SealQueue:
@@ -41,64 +68,154 @@ class SealQueue:
         self.es, self.index = es, names.integrity
 
     @translated
-    async def add(self, entries: list[tuple[str, str]]) -> None:
+    async def add(self, entries: list[QueuedEntry]) -> str:
+        """Record a batch about to be written; the record's id (for :meth:`written`)."""
         now = datetime.now(UTC)
         record = {
             "kind": "queued",
             "created_at": _stamp(now),
             "write_by": _stamp(now + timedelta(seconds=WRITE_DEADLINE_S)),
-            "entries": [list(e) for e in entries],
-        }
-        await self.es.index(index=self.index, id=f"q:{uuid.uuid4().hex}", document=record)
+            "count": len(entries),
+            "entries": [[e.index, e.doc_id, e.leaf["category"], e.leaf["timestamp"],
+                         e.leaf["digest"], e.mac] for e in entries],
+        }  # fmt: skip
+        token = uuid.uuid4().hex
+        await self.es.index(index=self.index, id=f"q:{token}", document=record)
+        return token
 
     @translated
-    async def oldest(self, limit: int) -> tuple[list[Queued], int]:
-        """The oldest records, oldest first (after a refresh: every record made so far), and how
-        many malformed ones were found and removed (not written by this service)."""
+    async def written(self, record_id: str, created: list[str], unsure: list[str],
+                      mac: str) -> None:  # fmt: skip
+        """Record the outcome of the batch recorded as ``record_id``, with its MAC."""
+        outcome = {"kind": "written", "created_at": _stamp(datetime.now(UTC)),
+                   "created": created, "unsure": unsure, "mac": mac}  # fmt: skip
+        await self.es.index(index=self.index, id=f"w:{record_id}", document=outcome)
+
+    @translated
+    async def defer(self, record: Queued, entries: list[QueuedEntry]) -> None:
+        """Keep only ``entries`` of the record (those to look up), out of the way until its
+        write deadline: the queue's head moves on meanwhile."""
+        rows = [[e.index, e.doc_id, e.leaf["category"], e.leaf["timestamp"], e.leaf["digest"],
+                 e.mac] for e in entries]  # fmt: skip
+        document = {"kind": "queued", "created_at": record.created_at,
+                    "write_by": _stamp(record.write_by), "count": len(rows), "deferred": True,
+                    "entries": rows}  # fmt: skip
+        await self.es.index(index=self.index, id=f"q:{record.record_id}", document=document)
+        await self.es.options(ignore_status=404).delete(
+            index=self.index, id=f"w:{record.record_id}"
+        )
+
+    @translated
+    async def oldest(self, limit: int, max_entries: int | None = None) -> tuple[list[Queued], int]:
+        """The oldest records with their outcomes, oldest first (after a refresh: every record
+        made so far), as many as ``limit`` and, past the first, ``max_entries`` entries allow;
+        and how many malformed ones were found and removed (not written by this service).
+        Records are listed by their counts first and read whole only once chosen, so a long
+        queue costs no more than the records taken."""
         await self.es.indices.refresh(index=self.index)
+        waiting = {"bool": {"filter": [{"term": {"deferred": True}},
+                                       {"range": {"write_by": {"gt": "now"}}}]}}  # fmt: skip
         resp = await self.es.search(
             index=self.index,
-            query={"term": {"kind": "queued"}},
+            query={"bool": {"filter": [{"term": {"kind": "queued"}}], "must_not": [waiting]}},
             sort=[{"created_at": "asc"}],
             size=limit,
+            source_includes=["count"],
         )
-        records, malformed = [], []
+        chosen: list[str] = []
+        total = 0
         for hit in resp["hits"]["hits"]:
-            record = _queued(hit)
+            count = hit["_source"].get("count")
+            size = count if isinstance(count, int) and count > 0 else 1
+            if chosen and max_entries is not None and total + size > max_entries:
+                break
+            chosen.append(hit["_id"])
+            total += size
+        if not chosen:
+            return [], 0
+        ids = [*chosen, *(f"w:{c[2:]}" for c in chosen)]
+        docs = (await self.es.mget(index=self.index, ids=ids))["docs"]
+        records, malformed = [], []
+        for doc, outcome in zip(docs[: len(chosen)], docs[len(chosen) :], strict=True):
+            if not doc.get("found"):
+                continue  # removed meanwhile (another sealer finished it)
+            record = _queued(doc)
             if record is None:
-                malformed.append(hit["_id"])
+                malformed.append(doc["_id"][2:])
             else:
-                records.append(record)
+                records.append(_with_outcome(record, outcome))
         await self.remove(malformed)
         return records, len(malformed)
 
     @translated
     async def pending_ids(self) -> set[str]:
-        """Document ids of every entry still queued (verification treats them as in flight)."""
+        """Document ids of every entry still queued, deferred ones too (verification treats
+        them as in flight; an export's manifest waits for them)."""
+        await self.es.indices.refresh(index=self.index)
         out: set[str] = set()
-        records, _ = await self.oldest(10_000)
-        for record in records:
-            out |= {doc_id for _, doc_id in record.entries}
-        return out
+        pit = (await self.es.open_point_in_time(index=self.index, keep_alive="1m"))["id"]
+        try:
+            after: list[Any] | None = None
+            while True:
+                resp = await self.es.search(
+                    query={"term": {"kind": "queued"}}, size=PAGE, sort=[{"_shard_doc": "asc"}],
+                    pit={"id": pit, "keep_alive": "1m"}, search_after=after,
+                    source_includes=["entries"],
+                )  # fmt: skip
+                pit = resp.get("pit_id", pit)
+                hits = resp["hits"]["hits"]
+                for hit in hits:
+                    rows = hit["_source"].get("entries")
+                    if isinstance(rows, list):
+                        out |= {str(r[1]) for r in rows if isinstance(r, list) and len(r) > 1}
+                if len(hits) < PAGE:
+                    return out
+                after = hits[-1]["sort"]
+        finally:
+            await self.es.options(ignore_status=404).close_point_in_time(id=pit)
 
     @translated
     async def remove(self, record_ids: list[str]) -> None:
+        """Delete the records (and their outcomes)."""
         if record_ids:
-            operations = [{"delete": {"_index": self.index, "_id": r}} for r in record_ids]
-            await self.es.bulk(operations=operations, refresh=True)
+            operations = [{"delete": {"_index": self.index, "_id": f"{kind}:{r}"}}
+                          for r in record_ids for kind in ("q", "w")]  # fmt: skip
+            await self.es.bulk(operations=operations)  # the next read refreshes
 
 
 def _queued(hit: dict[str, Any]) -> Queued | None:
     """The record, or ``None`` when it is not one this service wrote: an entry that is not an
-    ``(index, account/id)`` pair, or a write deadline beyond :data:`WRITE_DEADLINE_S`."""
+    ``(index, account/id, category, timestamp, digest, mac)`` row of strings, or a write deadline
+    beyond :data:`WRITE_DEADLINE_S`."""
     try:
+        if not hit["_id"].startswith("q:"):
+            return None
         source = hit["_source"]
         created = datetime.fromisoformat(str(source["created_at"]).replace("Z", "+00:00"))
         write_by = datetime.fromisoformat(str(source["write_by"]).replace("Z", "+00:00"))
-        entries = [(str(i), str(d)) for i, d in source["entries"]]
+        entries = []
+        for index, doc_id, category, timestamp, digest, mac in source["entries"]:
+            row = (index, doc_id, category, timestamp, digest, mac)
+            if not all(isinstance(v, str) for v in row) or "/" not in doc_id:
+                return None
+            entry_id = doc_id.split("/", 1)[1]
+            leaf = {"id": entry_id, "category": category, "timestamp": timestamp, "digest": digest}
+            entries.append(QueuedEntry(index, doc_id, leaf, mac))
     except (KeyError, TypeError, ValueError):
         return None
-    deadline_ok = write_by - created <= timedelta(seconds=WRITE_DEADLINE_S + 1)
-    if not deadline_ok or any("/" not in doc_id for _, doc_id in entries):
+    if write_by - created > timedelta(seconds=WRITE_DEADLINE_S + 1):
         return None
-    return Queued(hit["_id"], entries, write_by)
+    return Queued(hit["_id"][2:], entries, str(source["created_at"]), write_by)
+
+
+def _with_outcome(record: Queued, doc: dict[str, Any]) -> Queued:
+    """The record with its outcome; an outcome that is not lists of strings and a MAC counts as
+    none (every entry is then looked up once the deadline passed)."""
+    if not doc.get("found"):
+        return record
+    source = doc["_source"]
+    created, unsure, mac = source.get("created"), source.get("unsure"), source.get("mac")
+    lists = isinstance(created, list) and isinstance(unsure, list) and isinstance(mac, str)
+    if not lists or not all(isinstance(d, str) for d in [*created, *unsure]):
+        return record
+    return replace(record, created=created, unsure=unsure, outcome_mac=mac)

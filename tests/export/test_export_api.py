@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from service.config import Settings
 from service.export.stream import export_bytes, plan_export
+from service.integrity.canonical import entry_digest
 from service.search.filters import parse_view_filters
 from service.search.indices import IndexNames
 from service.search.scan import FIRST_PAGE_SIZE
@@ -33,7 +34,7 @@ BASE = ["id", "timestamp_local", "timestamp_utc", "category", "type", "actor_id"
 # The known metadata keys of webhook, then integration (contract order), then the rest.
 COLUMNS = [*BASE, "webhook_id", "url", "event", "status_code", "attempt", "duration_ms", "error",
            "provider", "object", "operation", "record_id", "contact_name", "status",
-           "metadata_other"]  # fmt: skip
+           "metadata_other", "entry_digest"]  # fmt: skip
 RISKY = ["=SUM(A1:A2)", "+33 6 12", "-10 credits", "@import", "\tindented", "\rreturn"]
 
 
@@ -55,8 +56,9 @@ def data(
     return account, headers, entries
 
 
-def expected_rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
-    """Independently: order by (timestamp, id) descending, local time with zoneinfo."""
+def expected_rows(entries: list[dict[str, Any]], account: str) -> list[list[Any]]:
+    """Independently: order by (timestamp, id) descending, local time with zoneinfo, the digest
+    of each entry as stored (with its account)."""
     rows = []
     for e in sorted(entries, key=lambda e: (e["timestamp"], e["id"]), reverse=True):
         utc = datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00"))
@@ -65,8 +67,9 @@ def expected_rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
         row = [e["id"], utc.astimezone(TZ).isoformat(timespec="milliseconds"), e["timestamp"],
                e["category"], e["type"], e["actor"]["id"], e["actor"]["name"], None, e["action"],
                e["message"]]  # fmt: skip
-        row += [meta.get(c) for c in COLUMNS[len(BASE) : -1]]
+        row += [meta.get(c) for c in COLUMNS[len(BASE) : -2]]
         row.append(json.dumps(other, sort_keys=True) if other else None)
+        row.append(entry_digest({**e, "account_id": account}))
         rows.append([("'" + v) if isinstance(v, str) and v[:1] in "=+-@\t\r" and v else v
                      for v in row])  # fmt: skip
     return rows
@@ -88,14 +91,16 @@ def test_csv_rows_equal_the_expected_rows(data: Any, client: TestClient) -> None
     )
     rows = list(csv.reader(io.StringIO(resp.text, newline="")))
     assert rows[0] == COLUMNS
-    expected = [["" if v is None else str(v) for v in row] for row in expected_rows(entries)]
+    expected = [
+        ["" if v is None else str(v) for v in row] for row in expected_rows(entries, account)
+    ]
     assert len(rows) - 1 == len(expected)
     for got, want in zip(rows[1:], expected, strict=True):
         assert got == want
 
 
 def test_xlsx_rows_equal_the_expected_rows(data: Any, client: TestClient, tmp_path: Any) -> None:
-    _, headers, entries = data
+    account, headers, entries = data
     path = tmp_path / "export.xlsx"
     path.write_bytes(_export(client, headers, "xlsx").content)
     book = load_workbook(path, read_only=True)
@@ -103,7 +108,7 @@ def test_xlsx_rows_equal_the_expected_rows(data: Any, client: TestClient, tmp_pa
     width = len(COLUMNS)  # read-only mode drops trailing empty cells: pad them back
     rows = [[*r, *[None] * (width - len(r))] for r in book["Entries"].iter_rows(values_only=True)]
     assert rows[0] == COLUMNS
-    expected = expected_rows(entries)  # carriage returns included (lxml escapes them)
+    expected = expected_rows(entries, account)  # carriage returns included (lxml escapes them)
     assert rows[1:] == expected
     info = {r[0]: r[1] for r in book["Export info"].iter_rows(values_only=True)}
     assert info["row count"] == len(entries) and info["timezone"] == "America/New_York"
@@ -122,7 +127,8 @@ def test_ndjson_is_the_api_view(data: Any, client: TestClient) -> None:
         if not page["next_cursor"]:
             break
         params["cursor"] = page["next_cursor"]
-    assert exported == api
+    assert [{k: v for k, v in e.items() if k != "entry_digest"} for e in exported] == api
+    assert all(e["entry_digest"] == entry_digest(e) for e in exported)  # what the log binds
     assert len(exported) == sum(e["category"] == "webhook" for e in entries)
 
 
@@ -138,7 +144,7 @@ def test_local_timestamps_equal_the_page(data: Any, client: TestClient) -> None:
 def test_empty_result_is_the_header_only(data: Any, client: TestClient, tmp_path: Any) -> None:
     _, headers, _ = data
     csv_text = _export(client, headers, "csv", q="nothingmatchesthis").text
-    assert csv_text.splitlines() == [",".join([*COLUMNS[:10], "metadata_other"])]
+    assert csv_text.splitlines() == [",".join([*COLUMNS[:10], "metadata_other", "entry_digest"])]
     path = tmp_path / "empty.xlsx"
     path.write_bytes(_export(client, headers, "xlsx", q="nothingmatchesthis").content)
     rows = list(load_workbook(path, read_only=True)["Entries"].iter_rows(values_only=True))
@@ -150,7 +156,7 @@ def test_a_window_without_any_index_is_the_header_only(data: Any, client: TestCl
     _, headers, _ = data
     resp = _export(client, headers, "csv", **{"from": "2001-01-01", "to": "2001-02-01"})
     assert resp.status_code == 200 and resp.headers["x-total-count"] == "0"
-    assert resp.text.splitlines() == [",".join([*COLUMNS[:10], "metadata_other"])]
+    assert resp.text.splitlines() == [",".join([*COLUMNS[:10], "metadata_other", "entry_digest"])]
 
 
 def test_bad_export_parameters_are_4xx(data: Any, client: TestClient) -> None:

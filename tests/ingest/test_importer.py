@@ -26,7 +26,7 @@ EXPORT_COLUMNS = [
     "id", "timestamp_local", "timestamp_utc", "category", "type", "actor_id", "actor_name",
     "actor_email", "action", "message", "webhook_id", "url", "event", "status_code", "attempt",
     "duration_ms", "error", "credits_used", "credits_balance", "signal_name", "post_urn",
-    "metadata_other",
+    "metadata_other", "entry_digest",
 ]  # fmt: skip
 
 
@@ -147,7 +147,8 @@ def test_csv_with_the_export_columns_imports_typed_metadata(
          "actor_id": "dispatcher", "actor_name": "Webhook dispatcher", "action":
          "webhook.delivery.failed", "message": "POST https://h.test/x returned 502, giving up",
          "webhook_id": "wh_1", "url": "https://h.test/x", "status_code": "502", "attempt": "3",
-         "duration_ms": "1234", "error": "HTTP 502", "metadata_other": '{"x_trace": {"a": [1]}}'},
+         "duration_ms": "1234", "error": "HTTP 502", "metadata_other": '{"x_trace": {"a": [1]}}',
+         "entry_digest": "0" * 64},
         {"id": "csv-2", "timestamp_utc": "2026-11-21T08:00:00.000Z", "category": "credits",
          "type": "notice", "actor_id": "u_1", "actor_name": "Jane Doe", "actor_email":
          "jane@acme.test", "action": "credits.consumed", "message": "'=SUM(A1:A2) credits",

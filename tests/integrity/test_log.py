@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -161,31 +162,44 @@ def test_a_fresh_document_indexed_behind_the_service_is_never_sealed(
     _ingest(client, headers, [entry(id="real")])
     assert _sealed(client, headers, es)["ok"]
     index = _doc(es, settings, account_id, "real")["_index"]
-    forged = {**entry(id="forged"), "account_id": account_id, "ingested_at": _stamp(NOW),
-              "integrity": {"digest": "0" * 64, "mac": "0" * 64}}  # fmt: skip
-    es.index(index=index, id=f"{account_id}/forged", document=forged, refresh=True)
+    rows = {}
+    for forged_id in ("forged", "forged2"):
+        forged = {**entry(id=forged_id), "account_id": account_id, "ingested_at": _stamp(NOW),
+                  "integrity": {"digest": "0" * 64, "mac": "0" * 64}}  # fmt: skip
+        es.index(index=index, id=f"{account_id}/{forged_id}", document=forged, refresh=True)
+        rows[forged_id] = [index, f"{account_id}/{forged_id}", forged["category"],
+                           forged["timestamp"], "0" * 64, "0" * 64]  # fmt: skip
     integrity = IndexNames(settings.index_prefix).integrity
-    records = {  # one naming the forgery, one to keep it "in flight" for ever, one malformed
-        "q:forged": {"entries": [[index, f"{account_id}/forged"]]},
-        "q:forever": {"entries": [["nowhere", f"{account_id}/forged"]],
-                      "write_by": "9999-01-01T00:00:00.000Z"},
+    future = "9999-01-01T00:00:00.000Z"
+    records = {  # a record claiming "created" (sealed from the record: its MAC is checked), one
+        # with no outcome past its deadline (the entry is looked up: its MAC is checked), one to
+        # keep the forgery "in flight" for ever, one malformed
+        "q:forged": {"entries": [rows["forged"]]},
+        "q:lookup": {"entries": [rows["forged2"]]},
+        "q:forever": {"entries": [rows["forged"]], "write_by": future},
         "q:broken": {"entries": [["nowhere"]]},
-    }  # fmt: skip
+    }
     for record_id, record in records.items():
         document = {"kind": "queued", "created_at": _stamp(NOW), "write_by": _stamp(NOW), **record}
         es.index(index=integrity, id=record_id, document=document, refresh=True)
+    outcome = {"kind": "written", "created": [f"{account_id}/forged"], "unsure": []}
+    es.index(index=integrity, id="w:forged", document=outcome, refresh=True)
     report = _verify(settings, account_id)  # at once: neither young nor queued excuses it
-    assert [e["id"] for e in report["unsealed"]["entries"]] == ["forged"]
+    assert sorted(e["id"] for e in report["unsealed"]["entries"]) == ["forged", "forged2"]
     sealed = client.get("/v1/integrity/head", headers=headers).json()["tree_size"]
     _ingest(client, headers, [entry(id="after")])  # sealing goes on past the bad records
     deadline = time.monotonic() + 30
     while client.get("/v1/integrity/head", headers=headers).json()["tree_size"] == sealed:
         assert time.monotonic() < deadline
         time.sleep(0.3)
-    proof = client.get("/v1/integrity/proof", params={"id": "forged"}, headers=headers)
-    assert proof.status_code == 404
-    assert not es.exists(index=integrity, id="q:broken")
-    assert not es.exists(index=integrity, id="q:forever")
+    assert client.get("/v1/integrity/head", headers=headers).json()["tree_size"] == sealed + 1
+    for forged_id in ("forged", "forged2"):
+        proof = client.get("/v1/integrity/proof", params={"id": forged_id}, headers=headers)
+        assert proof.status_code == 404
+    for record_id in records:
+        assert not es.exists(index=integrity, id=record_id)
+    refused = re.search(r'kind="seal_refused"\} (\d+)', client.get("/metrics").text)
+    assert refused is not None and int(refused.group(1)) >= 2  # both forgeries refused
 
 
 def test_a_changed_checkpoint_breaks_the_chain(

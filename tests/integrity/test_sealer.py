@@ -9,7 +9,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ def test_a_paused_former_sealer_cannot_fork_the_log(alone: Settings) -> None:
                 await paused.seal_queued(held)
             assert await Sealer(runtime, keys).seal_queued(held) == 1  # a restart resumes
             log = IntegrityLog(runtime.es, runtime.names)
+            await runtime.es.indices.refresh(index=runtime.names.integrity)
             starts = [int(s["start"]) async for s in log.segments("acct")]
             report = await verify_account(runtime, keys, "acct")
             return starts, report.to_dict()
@@ -140,6 +141,7 @@ def test_after_a_key_rotation_old_checkpoints_still_verify(alone: Settings, tmp_
             await _ingest(runtime, "rot", ["r2"])
             assert await Sealer(runtime, new).seal_queued(held) == 1
             log = IntegrityLog(runtime.es, runtime.names)
+            await runtime.es.indices.refresh(index=runtime.names.integrity)
             signers = [c["key_id"] async for c in log.checkpoints("rot")]
             assert signers == [old.key_id, new.key_id]
             with_old_only = await verify_account(runtime, old, "rot")
@@ -150,3 +152,172 @@ def test_after_a_key_rotation_old_checkpoints_still_verify(alone: Settings, tmp_
 
     report = asyncio.run(scenario())
     assert report["ok"], json.dumps(report)
+
+
+def test_an_entry_changed_before_it_is_sealed_is_reported_altered(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """The sealer seals what the service wrote (the leaf of the queue record), not what the
+    engine holds when it seals: a change made in between is found, not sealed."""
+
+    async def scenario() -> dict[str, Any]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        try:
+            await _ingest(runtime, "early", ["c1", "c2"])
+            hit = await _stored(runtime, "c1")
+            await runtime.es.update(index=hit["_index"], id=hit["_id"], refresh=True,
+                                    doc={"message": "rewritten"})  # fmt: skip
+            assert await Sealer(runtime, keys).seal_queued(await _held(runtime, "one")) == 2
+            return (await verify_account(runtime, keys, "early")).to_dict()
+        finally:
+            await runtime.es.close()
+
+    report = asyncio.run(scenario())
+    assert [(e["id"], e["position"]) for e in report["altered"]["entries"]] == [("c1", 0)]
+    assert report["unsealed"]["count"] == report["missing"]["count"] == 0
+
+
+def test_a_write_with_no_recorded_outcome_is_looked_up_after_its_deadline(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """A process that stopped between writing a batch and recording its outcome: once the
+    write deadline passed, the sealer seals the entries that were written (their content and MAC
+    checked), and drops those that never were."""
+    from ingest.pipeline import _authenticate
+    from service.search.writer import PreparedEntry, doc_id_for, store_entries
+
+    async def scenario() -> tuple[int, int, dict[str, Any]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            sources = [{**entry(id=i), "account_id": "cut", "ingested_at": _now()}
+                       for i in ("w1", "w2", "never")]  # fmt: skip
+            prepared = [PreparedEntry(doc_id_for("cut", str(s["id"])),
+                                      names.entry_index_for_stamp("webhook", str(s["timestamp"])),
+                                      s) for s in sources]  # fmt: skip
+            record_id = await _authenticate(runtime.ingest, keys, prepared)
+            assert record_id is not None
+            await store_entries(runtime.es, names, prepared[:2])  # then the process stops
+            sealer = Sealer(runtime, keys)
+            held = await _held(runtime, "one")
+            assert await sealer.seal_queued(held) == 0  # in flight: the deadline is ahead
+            past = _now(-1)
+            await runtime.es.update(index=names.integrity, id=f"q:{record_id}", refresh=True,
+                                    doc={"created_at": _now(-2), "write_by": past})  # fmt: skip
+            sealed = await sealer.seal_queued(held)
+            await runtime.es.indices.refresh(index=names.integrity)
+            left = await runtime.es.count(index=names.integrity, query={"term": {"kind": "queued"}})
+            assert runtime.counters["seal_never_written"] == 1
+            return (
+                sealed,
+                int(left["count"]),
+                (await verify_account(runtime, keys, "cut")).to_dict(),
+            )
+        finally:
+            await runtime.es.close()
+
+    sealed, left, report = asyncio.run(scenario())
+    assert sealed == 2 and left == 0
+    assert report["ok"] and report["tree_size"] == report["entries_checked"] == 2
+
+
+def test_a_second_copy_of_a_sealed_entry_is_reported(alone: Settings, es: Elasticsearch) -> None:
+    async def scenario() -> dict[str, Any]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        try:
+            await _ingest(runtime, "copy", ["k1"])
+            assert await Sealer(runtime, keys).seal_queued(await _held(runtime, "one")) == 1
+            hit = await _stored(runtime, "k1")
+            other = runtime.names.entry_index_for_stamp("webhook", "2026-01-02T00:00:00.000Z")
+            await runtime.es.index(index=other, id=hit["_id"], document=hit["_source"])
+            return (await verify_account(runtime, keys, "copy")).to_dict()
+        finally:
+            await runtime.es.close()
+
+    report = asyncio.run(scenario())
+    assert report["unsealed"]["count"] == 1
+    assert report["unsealed"]["entries"][0]["why"] == "a second copy of a sealed entry"
+    assert report["altered"]["count"] == report["missing"]["count"] == 0
+
+
+async def _stored(runtime: Runtime, entry_id: str) -> dict[str, Any]:
+    await runtime.es.indices.refresh(index=runtime.names.entries_alias)
+    query = {"term": {"id": entry_id}}
+    resp = await runtime.es.search(index=runtime.names.entries_alias, query=query)
+    return dict(resp["hits"]["hits"][0])
+
+
+def _now(offset_s: float = 0) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=offset_s)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_a_forged_outcome_or_a_planted_record_neither_seals_nor_stops_sealing(
+    alone: Settings,
+) -> None:
+    """An outcome rewritten in the engine (no valid MAC) counts as none: nothing is sealed from
+    its record before the deadline. A record naming a planted document without a category, past
+    its deadline, is refused and removed; sealing goes on."""
+    from ingest.pipeline import _authenticate
+    from service.search.writer import PreparedEntry, doc_id_for, store_entries
+
+    async def scenario() -> dict[str, Any]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            source = {**entry(id="f1"), "account_id": "forge", "ingested_at": _now()}
+            index = names.entry_index_for_stamp("webhook", str(source["timestamp"]))
+            prepared = [PreparedEntry(doc_id_for("forge", "f1"), index, source)]
+            record_id = await _authenticate(runtime.ingest, keys, prepared)
+            await store_entries(runtime.es, names, prepared)
+            outcome = {"kind": "written", "created": ["forge/f1"], "unsure": [], "mac": "0" * 64}
+            await runtime.es.index(index=names.integrity, id=f"w:{record_id}", document=outcome)
+            held = await _held(runtime, "one")
+            assert await Sealer(runtime, keys).seal_queued(held) == 0
+            assert runtime.counters["seal_outcome_refused"] == 1
+            planted = {**entry(id="p1"), "account_id": "forge", "ingested_at": _now()}
+            del planted["category"]
+            await runtime.es.index(index=index, id="forge/p1", document=planted, refresh=True)
+            row = [index, "forge/p1", "webhook", planted["timestamp"], "0" * 64, "0" * 64]
+            record = {"kind": "queued", "created_at": _now(-3), "write_by": _now(-2),
+                      "count": 1, "entries": [row]}  # fmt: skip
+            await runtime.es.index(index=names.integrity, id="q:planted", document=record)
+            await _ingest(runtime, "forge", ["after"])
+            sealer = Sealer(runtime, keys)
+            assert await sealer.seal_queued(held) == 1  # "after"; the planted one refused
+            assert runtime.counters["seal_refused"] == 1
+            assert not await runtime.es.exists(index=names.integrity, id="q:planted")
+            return (await verify_account(runtime, keys, "forge")).to_dict()
+        finally:
+            await runtime.es.close()
+
+    report = asyncio.run(scenario())
+    assert sorted(e["id"] for e in report["unsealed"]["entries"]) == ["p1"]
+    assert report["pending"] == 1  # f1: authentic, queued, waiting for its lookup
+
+
+def test_a_malformed_leaf_is_reported_broken(alone: Settings) -> None:
+    async def scenario() -> dict[str, Any]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        try:
+            await _ingest(runtime, "bad", ["b1", "b2"])
+            assert await Sealer(runtime, keys).seal_queued(await _held(runtime, "one")) == 2
+            names = runtime.names
+            segment = (await runtime.es.get(index=names.integrity, id="seg:bad:0"))["_source"]
+            segment["leaves"][1]["digest"] = "not hex"
+            await runtime.es.index(index=names.integrity, id="seg:bad:0", document=segment,
+                                   refresh=True)  # fmt: skip
+            return (await verify_account(runtime, keys, "bad")).to_dict()
+        finally:
+            await runtime.es.close()
+
+    report = asyncio.run(scenario())
+    reasons = [c["reason"] for c in report["broken"]["checkpoints"]]
+    assert "the leaf at position 1 is not an id, category, timestamp and SHA-256 digest" in reasons
+    assert "the stored leaves do not hash to its root" in reasons
+    assert [e["id"] for e in report["altered"]["entries"]] == ["b2"]

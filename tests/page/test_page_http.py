@@ -232,3 +232,42 @@ def test_large_views_are_exported_as_a_job(
     sign_in(web, seeded.other_key)
     assert web.get(job_url).status_code == 404
     assert web.get(f"{job_url}/download").status_code == 404
+
+
+def test_a_page_export_offers_its_signed_manifest(web: TestClient, seeded: Seeded) -> None:
+    """The export form carries the id its export will have; the manifest is at the page's
+    address for it once the download is done, and is the account's only."""
+    sign_in(web, seeded.key)
+    page = web.get(PAGE, params={"category": "signal"})
+    found = re.search(r'name="export_id" value="(exp_[0-9a-f]{24})"', page.text)
+    assert found is not None
+    export_id = found.group(1)
+    assert f'href="{PAGE}/exports/{export_id}/manifest"' in page.text
+    resp = web.post(f"{PAGE}/export", data={"format": "csv", "category": "signal",
+                                            "export_id": export_id})  # fmt: skip
+    assert resp.status_code == 200 and resp.headers["x-export-id"] == export_id
+    deadline = time.monotonic() + 60
+    while (manifest := web.get(f"{PAGE}/exports/{export_id}/manifest")).status_code == 202:
+        assert time.monotonic() < deadline
+        assert '<meta http-equiv="refresh"' in manifest.text
+        time.sleep(0.3)
+    assert manifest.status_code == 200, manifest.text
+    assert manifest.headers["content-disposition"].endswith('.csv.manifest.json"')
+    assert manifest.json()["export_id"] == export_id
+    assert manifest.json()["rows"] == len(resp.text.splitlines()) - 1
+    again = web.post(f"{PAGE}/export", data={"format": "csv", "category": "signal",
+                                             "export_id": export_id})  # fmt: skip
+    assert again.headers["x-export-id"] != export_id  # an id is never given twice
+    web.cookies.clear()
+    sign_in(web, seeded.other_key)
+    assert web.get(f"{PAGE}/exports/{export_id}/manifest").status_code == 404
+
+
+def test_entry_details_say_which_checkpoint_sealed_them(web: TestClient, seeded: Seeded) -> None:
+    sign_in(web, seeded.key)
+    deadline = time.monotonic() + 30
+    while "Sealing…" in (page := web.get(PAGE, params={"range": "all"})).text:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    sealed = re.findall(r"Sealed at checkpoint ([\d,]+)", page.text)
+    assert len(sealed) == page.text.count('<tr class="entry ') and sealed

@@ -1,5 +1,7 @@
 // The Audit Logs page's only script: "Load older entries" appends the next page of rows in
-// place. Without script the same link opens the next page, so nothing depends on this file.
+// place, and after each export the export form takes a new id (the manifest link keeps the
+// last export's). Without script the same link opens the next page and a repeated export gets
+// an id from the service, so nothing depends on this file.
 (function () {
   "use strict";
 
@@ -39,6 +41,30 @@
         window.location.assign(href);
       });
   }
+
+  function newExportId() {
+    var bytes = new Uint8Array(12);
+    window.crypto.getRandomValues(bytes);
+    return "exp_" + Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form || !form.matches || !form.matches("form.export")) {
+      return;
+    }
+    var input = form.querySelector("input[name=export_id]");
+    var link = document.getElementById("export-manifest");
+    if (!input || !link) {
+      return;
+    }
+    link.setAttribute("href", link.getAttribute("data-base") + input.value + "/manifest");
+    window.setTimeout(function () {
+      input.value = newExportId(); // after the form's data was taken
+    }, 0);
+  });
 
   document.addEventListener("click", function (event) {
     var target = event.target;
