@@ -128,10 +128,11 @@ async def _root(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    security.redact_access_log()
     routes = [
         Route("/", _root),
         *api_routes(),
-        *page.routes(),
+        *page.routes(settings),
     ]
     return Starlette(
         routes=routes,

@@ -515,7 +515,9 @@ def _add_keys_parser(sub: Any) -> None:
     owner = create.add_mutually_exclusive_group(required=True)
     owner.add_argument("--account", help="an account key of this account")
     owner.add_argument("--platform", action="store_true", help="a platform key (any account)")
-    create.add_argument("--scopes", required=True, help="comma-separated: ingest,read,export,admin")
+    create.add_argument(
+        "--scopes", required=True, help="comma-separated: ingest,read,export,viewer,admin"
+    )
     create.add_argument("--name", default="key", help="what the key is for")
     revoke = actions.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id", help="the key's id (the part after alk_)")

@@ -52,6 +52,12 @@ class Settings:
     max_inflight: int
     body_idle_timeout_s: float
     body_timeout_s: float
+    public_url: str | None = None
+    """The base URL viewer links are built on (``None``: the URL the minting request came to)."""
+    viewer_return_urls: tuple[str, ...] = ()
+    """Where a viewer link may send its person back to (URL prefixes)."""
+    frame_ancestors: tuple[str, ...] = ()
+    """Origins that may embed the page in a frame (none: the page is never framed)."""
 
 
 SETTING_NAMES = (
@@ -81,6 +87,9 @@ SETTING_NAMES = (
     "AUDITLOG_SEAL_INTERVAL_S",
     "AUDITLOG_CURSOR_SECRET",
     "AUDITLOG_CORS_ORIGINS",
+    "AUDITLOG_PUBLIC_URL",
+    "AUDITLOG_VIEWER_RETURN_URLS",
+    "AUDITLOG_FRAME_ANCESTORS",
     "AUDITLOG_MAX_INFLIGHT",
     "AUDITLOG_BODY_IDLE_TIMEOUT_S",
     "AUDITLOG_BODY_TIMEOUT_S",
@@ -136,6 +145,15 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         body_timeout_s=config("AUDITLOG_BODY_TIMEOUT_S", cast=float, default=120.0),
         cors_origins=tuple(
             o.strip() for o in config("AUDITLOG_CORS_ORIGINS", default="").split(",") if o.strip()
+        ),
+        public_url=config("AUDITLOG_PUBLIC_URL", default="").rstrip("/") or None,
+        viewer_return_urls=tuple(
+            u.strip()
+            for u in config("AUDITLOG_VIEWER_RETURN_URLS", default="").split(",")
+            if u.strip()
+        ),
+        frame_ancestors=tuple(
+            o for o in config("AUDITLOG_FRAME_ANCESTORS", default="").replace(",", " ").split()
         ),
     )
     if overrides:

@@ -33,3 +33,5 @@ EXPIRING_CATEGORIES: frozenset[str] = frozenset({"integration"})
 TYPES: tuple[str, ...] = ("notice", "warning", "error")
 ACTOR_TYPES: tuple[str, ...] = ("user", "system", "api_key")
 PROVIDERS: tuple[str, ...] = ("hubspot", "attio")
+PAGE_PATH = "/settings/audit-logs"
+"""Where the Audit Logs page is served (viewer links point below it)."""

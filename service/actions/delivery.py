@@ -40,7 +40,7 @@ async def record_export(runtime: Runtime, principal: Principal, plan: ExportPlan
     await audit_trail.record(
         runtime.ingest,
         plan.filters.account_id,
-        audit_trail.key_actor(principal.key_id),
+        principal.actor(),
         "export.completed",
         f"Exported {plan.read} entries as {plan.fmt.upper()} ({how}) from {info['from']} to "
         f"{info['to']}",
@@ -52,6 +52,8 @@ async def record_export(runtime: Runtime, principal: Principal, plan: ExportPlan
             "filters": info["filters"],
             "from": info["from"],
             "to": info["to"],
+            "export_id": plan.export_id,
+            **({"minted_by_key": principal.key_id} if principal.viewer else {}),
         },
     )
 

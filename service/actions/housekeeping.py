@@ -1,5 +1,5 @@
 """The deployment's background work, done by one process at a time: retention where the engine
-has no ILM, and the expiry of export jobs and their files.
+has no ILM, the expiry of export jobs and their files, and of viewer links and sessions.
 
 Every instance and worker runs :func:`housekeeping_loop`; only the holder of the
 ``housekeeping`` lease works. It renews the lease every third of ``AUDITLOG_LEASE_TTL_S`` and
@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 
 from service.actions.retention import run_retention
 from service.errors import EngineUnavailable, ServiceError
@@ -24,6 +25,7 @@ from service.search.export_files import ExportFiles
 from service.search.jobs import JobStore
 from service.search.leases import HeldLease, LeaseLost, Leases, hold
 from service.search.retention import RetentionReport
+from service.search.viewer_sessions import ViewerStore
 
 log = logging.getLogger("auditlog")
 LEASE = "housekeeping"
@@ -35,6 +37,8 @@ async def run_housekeeping(runtime: Runtime, held: HeldLease) -> None:
         await run_retention(runtime, fence=held.renew)
     await held.renew()
     await sweep_jobs(JobStore(runtime.es, runtime.names), ExportFiles(runtime.es, runtime.names))
+    a_day_ago = (datetime.now(UTC) - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    await ViewerStore(runtime.es, runtime.names).delete_expired(a_day_ago)
     runtime.counters["housekeeping_runs"] += 1
 
 

@@ -19,8 +19,8 @@ from service.errors import ServiceError, bad_request
 from service.runtime import Runtime
 from service.search.accounts import Account, AccountStore, KeyRecord
 
-SCOPES = ("ingest", "read", "export", "admin")
-ACCOUNT_SCOPES = ("ingest", "read", "export")
+SCOPES = ("ingest", "read", "export", "admin", "viewer")
+ACCOUNT_SCOPES = ("ingest", "read", "export", "viewer")
 ENV_ADMIN_ID = "env-admin"
 _KEY = re.compile(r"^alk_([a-z0-9]{16})_([A-Za-z0-9_-]{32,64})\Z")
 KEY_ID = re.compile(r"^[a-z0-9]{16}\Z")
@@ -28,14 +28,38 @@ ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
 
 
 @dataclass(frozen=True)
+class Viewer:
+    """A person of the customer's team, named by the host application in a viewer link."""
+
+    id: str
+    name: str
+    email: str | None = None
+
+    def actor(self) -> dict[str, str]:
+        """The person as the actor of an ``audit`` entry."""
+        out = {"type": "user", "id": self.id, "name": self.name}
+        if self.email:
+            out["email"] = self.email
+        return out
+
+
+@dataclass(frozen=True)
 class Principal:
     key_id: str
     account_id: str | None
     scopes: frozenset[str]
+    viewer: Viewer | None = None
+    """The person of a viewer session (the key is the one that minted its link)."""
 
     @property
     def is_platform(self) -> bool:
         return self.account_id is None
+
+    def actor(self) -> dict[str, str]:
+        """Who acted, for an ``audit`` entry: the viewer, else the key."""
+        if self.viewer is not None:
+            return self.viewer.actor()
+        return {"type": "api_key", "id": self.key_id, "name": f"API key {self.key_id}"}
 
 
 def _digest(secret: str) -> str:
@@ -53,6 +77,12 @@ def new_key(name: str, account_id: str | None, scopes: list[str]) -> tuple[KeyRe
 
 def unauthorized(message: str) -> ServiceError:
     return ServiceError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def active_key(runtime: Runtime, key_id: str) -> KeyRecord | None:
+    """The key, unless it is unknown or revoked (cached like every key lookup)."""
+    record = await _lookup(runtime, key_id)
+    return None if record is None or record.revoked_at is not None else record
 
 
 async def _lookup(runtime: Runtime, key_id: str) -> KeyRecord | None:

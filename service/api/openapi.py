@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from ingest.validation import ENTRY_ID, MAX_MESSAGE
 from service.actions.keys import ACCOUNT_ID, KEY_ID, SCOPES
+from service.actions.viewers import PAGE_SCOPES, SESSION_DEFAULT_S, SESSION_MAX_S, SESSION_MIN_S
 from service.export.writers import WRITERS
 from service.search.filters import DEFAULT_RANGE, MAX_VALUE_LENGTH, PRESETS
 from service.search.histogram import INTERVALS, SPLITS
@@ -166,6 +167,26 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
                 "scopes": _many(_enum(SCOPES)),
             },
             "scopes",
+        ),
+    ),
+    "viewer_session": (
+        "application/json",
+        _object(
+            {
+                "viewer": _object(
+                    {"id": _text(128), "name": _text(200), "email": _text(254)}, "id", "name"
+                ),
+                "scopes": _many(_enum(PAGE_SCOPES)),
+                "expires_in_s": {
+                    "type": "integer",
+                    "minimum": SESSION_MIN_S,
+                    "maximum": SESSION_MAX_S,
+                    "default": SESSION_DEFAULT_S,
+                },
+                "return_url": _text(2048),
+                "account_id": _text(pattern=pattern(ACCOUNT_ID)),
+            },
+            "viewer",
         ),
     ),
 }

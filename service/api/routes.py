@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.api import admin, exports, health, ingest, integrity, search
+from service.api import admin, exports, health, ingest, integrity, search, viewers
 from service.api.openapi import FILTERS, Operation, document
 
 READ_ERRORS = (400, 401, 403, 404, 503)
@@ -71,6 +71,9 @@ OPERATIONS = (
               errors=READ_ERRORS),
     Operation("GET", "/v1/integrity/keys", integrity.get_keys,
               "The public keys that sign checkpoints, by key id", public=True),
+    Operation("POST", "/v1/viewer-sessions", viewers.post_viewer_session,
+              "A one-time link opening the Audit Logs page for one person (scope viewer)",
+              body="viewer_session", status=201, errors=(400, 401, 403, 404, 503)),
     Operation("GET", "/healthz", health.healthz, "Liveness", public=True),
     Operation("GET", "/readyz", health.readyz, "Readiness", unready=True, public=True),
     Operation("GET", "/metrics", health.metrics, "Prometheus metrics", answer="text",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -205,7 +205,7 @@ async def export_bytes(
 
 async def _file_bytes(
     plan: ExportPlan, when_read: Callable[[], Coroutine[Any, Any, None]] | None = None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Every byte of the export file, page by page; releases the point in time at the end.
 
     The pages after the first are read ahead while the first is written (``ViewScan.rest``).

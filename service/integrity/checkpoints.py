@@ -16,6 +16,8 @@ import hashlib
 import re
 from typing import Any
 
+import orjson
+
 from service.integrity.canonical import canonical_bytes
 from service.integrity.keys import IntegrityKeys
 from service.integrity.merkle import leaf_hash
@@ -47,7 +49,12 @@ def well_formed(stored: object) -> bool:
 
 
 def leaf_hash_of(stored: dict[str, str]) -> bytes:
-    covered = {k: stored[k] for k in ("id", "category", "timestamp", "digest")}
+    """The RFC 9162 hash of the leaf's canonical JSON: its four string members in code point
+    order, as RFC 8785 sorts these ASCII names; orjson writes strings as RFC 8785 does."""
+    covered = {"category": stored["category"], "digest": stored["digest"], "id": stored["id"],
+               "timestamp": stored["timestamp"]}  # fmt: skip
+    if all(type(v) is str for v in covered.values()):
+        return leaf_hash(orjson.dumps(covered))
     return leaf_hash(canonical_bytes(covered))
 
 

@@ -19,13 +19,35 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+
+class HmacSha256:
+    """HMAC-SHA256 (RFC 2104) under one key, its padded key states hashed once: a MAC costs two
+    hash copies and updates (``hmac.new`` sets the key up again for every message, several times
+    slower)."""
+
+    BLOCK = 64
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > self.BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(self.BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def hexdigest(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
 
 def signature_valid(public: Ed25519PublicKey | None, message: bytes, signature: str) -> bool:
@@ -61,6 +83,10 @@ class IntegrityKeys:
     mac_key: bytes
     public: dict[str, Ed25519PublicKey]
     """Every key id that may have signed a checkpoint → its public key (the current one too)."""
+    _hmac: HmacSha256 = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hmac", HmacSha256(self.mac_key))
 
     def sign(self, message: bytes) -> str:
         return base64.b64encode(self.signing.sign(message)).decode()
@@ -73,7 +99,7 @@ class IntegrityKeys:
         timestamp, digest), as a JSON array of those five strings."""
         message = orjson.dumps([account_id, leaf["id"], leaf["category"], leaf["timestamp"],
                                 leaf["digest"]])  # fmt: skip
-        return hmac.new(self.mac_key, message, hashlib.sha256).hexdigest()
+        return self._hmac.hexdigest(message)
 
     def mac_matches(self, account_id: str, leaf: dict[str, str] | None, mac: str) -> bool:
         return leaf is not None and hmac.compare_digest(self.mac(account_id, leaf), mac)
@@ -82,7 +108,7 @@ class IntegrityKeys:
         """The MAC of a seal queue record's outcome: which of its entries the engine created,
         which it may have (JSON array ``["outcome", record_id, created, unsure]``)."""
         message = orjson.dumps(["outcome", record_id, created, unsure])
-        return hmac.new(self.mac_key, message, hashlib.sha256).hexdigest()
+        return self._hmac.hexdigest(message)
 
 
 def load_keys(directory: Path) -> IntegrityKeys:

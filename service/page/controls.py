@@ -201,8 +201,9 @@ def filter_panel(
 
 
 def export_form(
-    view: PageView, can_export: bool, total: int, job_threshold: int, export_id: str
-) -> str:
+    view: PageView, can_export: bool, total: int, job_threshold: int, export_id: str,
+    csrf: str | None = None,
+) -> str:  # fmt: skip
     """Export Logs: the current view as CSV or XLSX, directly or as a job with progress, with
     the id the export will have (its manifest's address; the page's script renews it after each
     export)."""
@@ -213,6 +214,7 @@ def export_form(
             '<span id="export-note" class="help">Your key lacks the export scope.</span></div>'
         )
     options = "".join(f'<option value="{v}">{esc(label)}</option>' for v, label in FORMATS)
+    token = f'<input type="hidden" name="csrf" value="{esc(csrf)}">' if csrf else ""
     big = total > job_threshold
     job_note = (
         f'<span class="help">More than {job_threshold:,} entries: the export runs as a job.</span>'
@@ -229,7 +231,7 @@ def export_form(
         '<label for="export-job">As a background job</label></div>'
         '<button type="submit" class="button button-primary" id="export-button">'
         f"Export logs</button>{job_note}"
-        f'<input type="hidden" name="export_id" value="{export_id}">'
+        f'<input type="hidden" name="export_id" value="{export_id}">{token}'
         f'<p class="help export-manifest">Every export is signed: once the file is downloaded, '
         f'get <a id="export-manifest" data-base="{BASE_PATH}/exports/" '
         f'href="{BASE_PATH}/exports/{export_id}/manifest">its manifest</a> to check it with '

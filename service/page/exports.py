@@ -29,7 +29,14 @@ from service.export.jobs import public
 from service.export.stream import plan_export
 from service.page.html import BASE_PATH, esc, html_page
 from service.page.layout import alert, format_local, plain_page
-from service.page.session import Refused, Session, read_session, same_origin, sign_in_response
+from service.page.session import (
+    Refused,
+    Session,
+    csrf_ok,
+    read_session,
+    same_origin,
+    sign_in_response,
+)
 from service.page.view import parse_page_view
 from service.runtime import runtime_of
 from service.search.accounts import Account
@@ -63,6 +70,8 @@ async def export(request: Request) -> Response:
     if not session.can_export:
         return _problem(account, 403, "Export refused", "Your key lacks the export scope.")
     form = await request.form(max_files=0, max_fields=500)
+    if not csrf_ok(session, form.get("csrf")):
+        return _problem(account, 403, "Export refused", "This form has expired: reload the page.")
     pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     view = parse_page_view(pairs)
     fmt = next((v for k, v in reversed(pairs) if k == "format"), "csv")

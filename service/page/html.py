@@ -15,7 +15,9 @@ from pathlib import Path
 
 from starlette.responses import HTMLResponse
 
-BASE_PATH = "/settings/audit-logs"
+from service.vocabulary import PAGE_PATH
+
+BASE_PATH = PAGE_PATH
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -33,6 +35,20 @@ SECURITY_HEADERS: dict[str, str] = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+"""The page's headers when it is never framed (the default)."""
+
+
+def security_headers(frame_ancestors: tuple[str, ...]) -> dict[str, str]:
+    """The page's headers: with ``frame_ancestors`` (``AUDITLOG_FRAME_ANCESTORS``), CSP
+    ``frame-ancestors`` names the origins that may embed it and ``X-Frame-Options`` (which cannot
+    name origins) is left out."""
+    if not frame_ancestors:
+        return SECURITY_HEADERS
+    policy = CONTENT_SECURITY_POLICY.replace(
+        "frame-ancestors 'none'", "frame-ancestors " + " ".join(frame_ancestors)
+    )
+    headers = {k: v for k, v in SECURITY_HEADERS.items() if k != "X-Frame-Options"}
+    return {**headers, "Content-Security-Policy": policy}
 
 
 def esc(value: object) -> str:

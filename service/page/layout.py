@@ -37,13 +37,17 @@ def brand() -> str:
     )
 
 
-def top_bar(account: Account | None) -> str:
-    """The bar above every screen; with the account and a sign-out button when signed in."""
+def top_bar(account: Account | None, person: str | None = None,
+            back: str | None = None) -> str:  # fmt: skip
+    """The bar above every screen; with the account (and the person of a viewer link, and the
+    way back to the host application) and a sign-out button when signed in."""
     right = ""
     if account is not None:
         tz = ZoneInfo(account.timezone)
+        who = f'<span class="viewer-name">{esc(person)}</span>' if person else ""
+        way_back = f'<a class="back-to-app" href="{esc(back)}">Back</a>' if back else ""
         right = (
-            '<div class="account">'
+            f'<div class="account">{way_back}{who}'
             f'<span class="account-name">{esc(account.name)}</span>'
             f'<span class="account-tz" title="Times on this page are in the account timezone">'
             f"{esc(timezone_label(tz))}</span>"

@@ -7,8 +7,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from service.config import Settings
 from service.page import exports, handlers, session
-from service.page.html import BASE_PATH, SECURITY_HEADERS, STATIC_DIR
+from service.page.html import BASE_PATH, STATIC_DIR, security_headers
 from service.web.security import DefaultHeaders
 
 STATIC_TYPES = {"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8"}
@@ -25,13 +26,15 @@ async def static_file(request: Request) -> Response:
     )
 
 
-def routes() -> list[Route]:
+def routes(settings: Settings) -> list[Route]:
     """Every route of the Audit Logs page, to add to the application's routes."""
-    secured = [Middleware(DefaultHeaders, headers=SECURITY_HEADERS)]
+    secured = [Middleware(DefaultHeaders, headers=security_headers(settings.frame_ancestors))]
     table = [
         (BASE_PATH, handlers.audit_logs, ["GET"]),
         (f"{BASE_PATH}/sign-in", session.sign_in, ["POST"]),
         (f"{BASE_PATH}/sign-out", session.sign_out, ["POST"]),
+        (f"{BASE_PATH}/view/{{token}}", session.view_link, ["GET"]),
+        (f"{BASE_PATH}/view/{{token}}", session.open_view_link, ["POST"]),
         (f"{BASE_PATH}/export", exports.export, ["POST"]),
         (f"{BASE_PATH}/exports/{{job_id}}", exports.job_page, ["GET"]),
         (f"{BASE_PATH}/exports/{{job_id}}/download", exports.job_download, ["GET"]),

@@ -88,8 +88,9 @@ def _results(screen: Screen, job_threshold: int) -> str:
     page = screen.page
     noun = "entry" if page.total == 1 else "entries"
     plus = "+" if page.total_relation == "gte" else ""
-    can_export = screen.session.can_export
-    export = export_form(screen.view, can_export, page.total, job_threshold, new_export_id())
+    session = screen.session
+    export = export_form(screen.view, session.can_export, page.total, job_threshold,
+                         new_export_id(), session.csrf)  # fmt: skip
     return (
         '<section class="results" aria-labelledby="results-title" id="results">'
         '<div class="results-head"><div>'
@@ -111,7 +112,7 @@ def render_screen(screen: Screen, job_threshold: int) -> str:
     invalid = FIELD_ALIASES.get(screen.error.field or "") if screen.error else None
     parts = [
         '<a class="skip" href="#results">Skip to the entries</a>',
-        top_bar(account),
+        top_bar(account, screen.session.person, screen.session.return_url),
         '<main class="container" id="main"><div class="page-head">',
         f"<h1>{PRODUCT}</h1>",
         f'<p class="lead">Everything that happened in {esc(account.name)}: Signal runs, credit '

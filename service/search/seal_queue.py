@@ -36,7 +36,7 @@ def _stamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueuedEntry:
     index: str
     doc_id: str
@@ -195,10 +195,12 @@ def _queued(hit: dict[str, Any]) -> Queued | None:
         write_by = datetime.fromisoformat(str(source["write_by"]).replace("Z", "+00:00"))
         entries = []
         for index, doc_id, category, timestamp, digest, mac in source["entries"]:
-            row = (index, doc_id, category, timestamp, digest, mac)
-            if not all(isinstance(v, str) for v in row) or "/" not in doc_id:
+            if not (type(index) is type(doc_id) is type(category) is type(timestamp)
+                    is type(digest) is type(mac) is str):  # fmt: skip
                 return None
-            entry_id = doc_id.split("/", 1)[1]
+            _, slash, entry_id = doc_id.partition("/")
+            if not slash:
+                return None
             leaf = {"id": entry_id, "category": category, "timestamp": timestamp, "digest": digest}
             entries.append(QueuedEntry(index, doc_id, leaf, mac))
     except (KeyError, TypeError, ValueError):

@@ -4,12 +4,15 @@ API responses get ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-st
 must not sit in shared caches). CORS is off unless ``AUDITLOG_CORS_ORIGINS`` lists origins. More
 than ``AUDITLOG_MAX_INFLIGHT`` concurrent API requests are answered 429 with ``Retry-After``. A
 request whose body stops arriving (no byte for ``AUDITLOG_BODY_IDLE_TIMEOUT_S``) or is not whole
-within ``AUDITLOG_BODY_TIMEOUT_S`` of its start ends with 408, freeing its slot.
+within ``AUDITLOG_BODY_TIMEOUT_S`` of its start ends with 408, freeing its slot. Access log lines
+show a viewer link as ``/view/[token]``: its token is never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Mapping
 
 from starlette.middleware import Middleware
@@ -155,3 +158,27 @@ def middleware(settings: Settings) -> list[Middleware]:
             )
         )
     return stack
+
+
+_LINK_TOKEN = re.compile(r"/view/[A-Za-z0-9_-]+")
+
+
+class RedactLinkTokens(logging.Filter):
+    """Access log lines never carry a viewer link's token (``/view/[token]`` instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, str) and "/view/" in a for a in record.args
+        ):
+            record.args = tuple(
+                _LINK_TOKEN.sub("/view/[token]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
+def redact_access_log() -> None:
+    """Install :class:`RedactLinkTokens` on uvicorn's access log (once)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactLinkTokens) for f in access.filters):
+        access.addFilter(RedactLinkTokens())

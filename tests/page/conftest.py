@@ -30,7 +30,7 @@ from service.app import create_app
 from service.config import Settings
 from service.demo.setup import prepare
 from service.search.client import make_client
-from tests.helpers import new_account, refresh
+from tests.helpers import new_account, refresh, wait_ready
 from tests.search.dataset import ingest, make_entries
 
 CHROMIUM = "/usr/bin/chromium"
@@ -199,3 +199,20 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("AUDITLOG_ARTIFACTS_DIR") or "/tmp/auditlog-artifacts")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    """A service instance of the test module's own (its own key cache), through the ASGI
+    interface."""
+    with TestClient(create_app(settings)) as test_client:
+        wait_ready(test_client)
+        yield test_client
+
+
+@pytest.fixture
+def web(app_client: TestClient) -> Iterator[TestClient]:
+    """:func:`app_client` without cookies from an earlier test."""
+    app_client.cookies.clear()
+    yield app_client
+    app_client.cookies.clear()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -16,21 +15,6 @@ from service.page.html import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 from tests.helpers import ADMIN, ADMIN_KEY, wait_ready
 from tests.page.browsing import PAGE
 from tests.page.conftest import Seeded
-
-
-@pytest.fixture(scope="module")
-def app_client(settings: Settings) -> Iterator[TestClient]:
-    """A service instance of its own (its own key cache), through the ASGI interface."""
-    with TestClient(create_app(settings)) as test_client:
-        wait_ready(test_client)
-        yield test_client
-
-
-@pytest.fixture
-def web(app_client: TestClient) -> Iterator[TestClient]:
-    app_client.cookies.clear()
-    yield app_client
-    app_client.cookies.clear()
 
 
 def sign_in(web: TestClient, key: str, next_url: str = PAGE) -> None:

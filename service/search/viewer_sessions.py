@@ -1,0 +1,97 @@
+"""Viewer links and viewer sessions as documents of ``<prefix>-state``, by the hash of their token.
+
+A **link** (``viewer-link:<sha256 of its token>``) is minted for one person and opened once: it is
+consumed with a conditional update (``if_seq_no``/``if_primary_term``), so of two clicks, or two
+instances, exactly one gets a session. A **session** (``viewer-session:<sha256 of its token>``) is
+what the person's cookie names. Only hashes of tokens are stored: a copy of the index opens
+nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
+
+from service.search.engine_errors import translated
+from service.search.indices import IndexNames
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ViewerStore:
+    def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
+        self.es, self.index = es, names.state
+
+    @translated
+    async def put_link(self, token: str, link: dict[str, Any]) -> None:
+        document = {"kind": "viewer_link", **link}
+        await self.es.create(index=self.index, id=f"viewer-link:{token_hash(token)}",
+                             document=document)  # fmt: skip
+
+    @translated
+    async def consume_link(self, token: str, used_at: str) -> tuple[str, dict[str, Any] | None]:
+        """Mark the link used, once: ``("ok", link)``; ``("used", link)`` when it was used
+        already (by this request's rival too); ``("unknown", None)``."""
+        doc_id = f"viewer-link:{token_hash(token)}"
+        try:
+            stored = await self.es.get(index=self.index, id=doc_id)
+        except NotFoundError:
+            return "unknown", None
+        link = dict(stored["_source"])
+        if link.get("used_at"):
+            return "used", link
+        try:
+            await self.es.index(
+                index=self.index, id=doc_id, document={**link, "used_at": used_at},
+                if_seq_no=stored["_seq_no"], if_primary_term=stored["_primary_term"],
+            )  # fmt: skip
+        except ConflictError:
+            return "used", link
+        return "ok", link
+
+    @translated
+    async def get_link(self, token: str) -> dict[str, Any] | None:
+        try:
+            stored = await self.es.get(index=self.index, id=f"viewer-link:{token_hash(token)}")
+        except NotFoundError:
+            return None
+        return dict(stored["_source"])
+
+    @translated
+    async def put_session(self, token: str, session: dict[str, Any]) -> None:
+        document = {"kind": "viewer_session", **session}
+        await self.es.create(index=self.index, id=f"viewer-session:{token_hash(token)}",
+                             document=document)  # fmt: skip
+
+    @translated
+    async def get_session(self, token: str) -> dict[str, Any] | None:
+        try:
+            stored = await self.es.get(index=self.index, id=f"viewer-session:{token_hash(token)}")
+        except NotFoundError:
+            return None
+        return dict(stored["_source"])
+
+    @translated
+    async def end_session(self, token: str) -> None:
+        await self.es.options(ignore_status=404).delete(
+            index=self.index, id=f"viewer-session:{token_hash(token)}"
+        )
+
+    @translated
+    async def delete_expired(self, before: str) -> int:
+        """Delete links and sessions that expired before ``before``; how many."""
+        query = {"bool": {"filter": [{"terms": {"kind": ["viewer_link", "viewer_session"]}},
+                                     {"range": {"expires_at": {"lt": before}}}]}}  # fmt: skip
+        deleted = 0
+        while True:
+            resp = await self.es.search(index=self.index, query=query, size=1000, source=False)
+            hits = resp["hits"]["hits"]
+            if not hits:
+                return deleted
+            operations = [{"delete": {"_index": self.index, "_id": h["_id"]}} for h in hits]
+            await self.es.bulk(operations=operations, refresh=True)
+            deleted += len(hits)
