@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from service.actions.keys import Principal, Viewer, account_for, active_key
+from service.actions.keys import ENV_ADMIN_ID, Principal, Viewer, account_for, active_key
 from service.errors import bad_request
 from service.runtime import Runtime
 from service.search.viewer_sessions import ViewerStore
@@ -104,14 +104,21 @@ def _lifetime(body: dict[str, Any]) -> int:
 
 
 def _return_url(runtime: Runtime, body: dict[str, Any]) -> str | None:
+    """An http(s) URL under a prefix of ``AUDITLOG_VIEWER_RETURN_URLS``, with no dot segment
+    (``/x/../admin`` would leave the prefix's path) and no backslash."""
     raw = body.get("return_url")
     if raw is None:
         return None
-    url = _string(raw, "return_url", 2048)
-    assert url is not None
-    parts = urlsplit(url)
-    allowed = any(_under(url, prefix) for prefix in runtime.settings.viewer_return_urls)
-    if parts.scheme not in ("http", "https") or not parts.netloc or not allowed:
+    url = str(_string(raw, "return_url", 2048))
+    try:
+        parts = urlsplit(url)
+        allowed = any(_under(url, prefix) for prefix in runtime.settings.viewer_return_urls)
+    except ValueError:  # not a URL (an unclosed IPv6 host, a host that normalises away)
+        allowed = False
+    else:
+        allowed = (allowed and parts.scheme in ("http", "https") and bool(parts.netloc)
+                   and not any(s in (".", "..") for s in parts.path.split("/")))  # fmt: skip
+    if not allowed or "%2e" in url.lower() or "\\" in url:
         raise bad_request("return_url is not on the deployment's list "
                           "(AUDITLOG_VIEWER_RETURN_URLS)", "return_url")  # fmt: skip
     return url
@@ -136,6 +143,10 @@ async def mint_link(
     requested = body.get("account_id")
     if requested is not None and not isinstance(requested, str):
         raise bad_request("account_id must be a string", "account_id")
+    if principal.key_id == ENV_ADMIN_ID:
+        raise bad_request("mint viewer links with a stored key that has the viewer scope (its "
+                          "revocation ends their sessions), not AUDITLOG_ADMIN_KEY",
+                          "Authorization")  # fmt: skip
     account = await account_for(runtime, principal, requested)
     viewer, scopes = _viewer(body), _scopes(body, principal)
     lifetime, return_url = _lifetime(body), _return_url(runtime, body)
@@ -187,8 +198,7 @@ async def open_link(runtime: Runtime, token: str) -> tuple[str, ViewerSession]:
     outcome, link = await store.consume_link(token, _stamp(datetime.now(UTC)))
     _usable(link, used=outcome != "ok")
     assert link is not None
-    key = await active_key(runtime, link["minted_by"])
-    if key is None and link["minted_by"] != "env-admin":
+    if await active_key(runtime, link["minted_by"]) is None:
         raise LinkRefused(403, "The key that made this link was revoked.")
     now = datetime.now(UTC)
     session = {
@@ -214,14 +224,10 @@ async def viewer_session(runtime: Runtime, token: str) -> ViewerSession | None:
     if session is None or now >= _instant(session["expires_at"]):
         return None
     minted_by = session["minted_by"]
-    if minted_by == "env-admin":
-        key_scopes = frozenset(PAGE_SCOPES)
-    else:
-        key = await active_key(runtime, minted_by)
-        if key is None:
-            return None
-        key_scopes = frozenset(key.scopes)
-    scopes = frozenset(session["scopes"]) & key_scopes  # a key's narrowed scopes narrow too
+    key = await active_key(runtime, minted_by)
+    if key is None:
+        return None
+    scopes = frozenset(session["scopes"]) & frozenset(key.scopes)  # a narrowed key narrows too
     principal = Principal(minted_by, session["account_id"], scopes, Viewer(**session["viewer"]))
     left = int((_instant(session["expires_at"]) - now).total_seconds())
     return ViewerSession(principal, session.get("return_url"), left)

@@ -37,21 +37,23 @@ def brand() -> str:
     )
 
 
-def top_bar(account: Account | None, person: str | None = None,
-            back: str | None = None) -> str:  # fmt: skip
+def top_bar(account: Account | None, person: str | None = None, back: str | None = None,
+            csrf: str | None = None) -> str:  # fmt: skip
     """The bar above every screen; with the account (and the person of a viewer link, and the
     way back to the host application) and a sign-out button when signed in."""
     right = ""
     if account is not None:
         tz = ZoneInfo(account.timezone)
         who = f'<span class="viewer-name">{esc(person)}</span>' if person else ""
-        way_back = f'<a class="back-to-app" href="{esc(back)}">Back</a>' if back else ""
+        way_back = (f'<a class="back-to-app" href="{esc(back)}" target="_top">Back</a>'
+                    if back else "")  # fmt: skip
+        token = f'<input type="hidden" name="csrf" value="{esc(csrf)}">' if csrf else ""
         right = (
             f'<div class="account">{way_back}{who}'
             f'<span class="account-name">{esc(account.name)}</span>'
             f'<span class="account-tz" title="Times on this page are in the account timezone">'
             f"{esc(timezone_label(tz))}</span>"
-            f'<form method="post" action="{BASE_PATH}/sign-out" class="sign-out">'
+            f'<form method="post" action="{BASE_PATH}/sign-out" class="sign-out">{token}'
             '<button type="submit" class="button button-quiet">Sign out</button></form>'
             "</div>"
         )

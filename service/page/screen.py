@@ -112,7 +112,7 @@ def render_screen(screen: Screen, job_threshold: int) -> str:
     invalid = FIELD_ALIASES.get(screen.error.field or "") if screen.error else None
     parts = [
         '<a class="skip" href="#results">Skip to the entries</a>',
-        top_bar(account, screen.session.person, screen.session.return_url),
+        top_bar(account, screen.session.person, screen.session.return_url, screen.session.csrf),
         '<main class="container" id="main"><div class="page-head">',
         f"<h1>{PRODUCT}</h1>",
         f'<p class="lead">Everything that happened in {esc(account.name)}: Signal runs, credit '

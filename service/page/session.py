@@ -186,9 +186,10 @@ def _viewer_cookie(response: Response, request: Request, token: str, max_age: in
             "SameSite=None; Secure; Partitioned",
         )
     else:
+        public = runtime_of(request).settings.public_url or ""
+        secure = request.url.scheme == "https" or public.startswith("https://")
         response.set_cookie(VIEWER_COOKIE, token, max_age=max_age, path=BASE_PATH,
-                            httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")  # fmt: skip
+                            httponly=True, samesite="strict", secure=secure)  # fmt: skip
 
 
 def clear_cookie(response: Response, request: Request) -> None:
@@ -211,6 +212,10 @@ async def sign_in(request: Request) -> Response:
         return response
     redirect = RedirectResponse(target, status_code=303)
     set_cookie(redirect, request, key)
+    token = request.cookies.get(VIEWER_COOKIE)
+    if token:  # the operator's key replaces a viewer's session in this browser
+        await end_session(runtime_of(request), token)
+        _viewer_cookie(redirect, request, "", 0)
     return redirect
 
 
@@ -218,13 +223,18 @@ async def sign_out(request: Request) -> Response:
     response = RedirectResponse(BASE_PATH, status_code=303)
     if same_origin(request):
         token = request.cookies.get(VIEWER_COOKIE)
-        if token:
-            await end_session(runtime_of(request), token)
+        if token:  # with the session's form token, the session ends; without, this browser's
+            form = await request.form(max_files=0, max_fields=10)
+            sent = form.get("csrf")
+            if isinstance(sent, str) and hmac.compare_digest(sent, csrf_token(token)):
+                await end_session(runtime_of(request), token)
         clear_cookie(response, request)
     return response
 
 
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "strict-origin"}
+"""A link's pages: never cached, and what they lead to learns the origin only, never the token
+(``no-referrer`` would also make the Continue post's ``Origin`` ``null``)."""
 
 
 async def view_link(request: Request) -> Response:
@@ -245,8 +255,10 @@ async def view_link(request: Request) -> Response:
 
 
 async def open_view_link(request: Request) -> Response:
-    """Spend the link and start the person's session; 303 to the page."""
-    if not same_origin(request):
+    """Spend the link and start the person's session; 303 to the page. The post must say where
+    it comes from (a browser always does): a forged post cannot start a session."""
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    if sent is None or not same_origin(request):
         return _link_refused(LinkRefused(403, "Continue from the link's own page."))
     try:
         token, opened = await open_link(runtime_of(request), request.path_params["token"])

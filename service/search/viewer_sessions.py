@@ -22,31 +22,55 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _link(token: str) -> str:
+    return f"viewer-link:{token_hash(token)}"
+
+
+def _session(token: str) -> str:
+    return f"viewer-session:{token_hash(token)}"
+
+
+def _plain(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The document without the engine's version fields."""
+    if stored is None:
+        return None
+    return {k: v for k, v in stored.items() if k not in ("_seq_no", "_primary_term")}
+
+
 class ViewerStore:
     def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
         self.es, self.index = es, names.state
 
+    async def _get(self, doc_id: str) -> dict[str, Any] | None:
+        try:
+            stored = await self.es.get(index=self.index, id=doc_id)
+        except NotFoundError:
+            return None
+        return {**stored["_source"], "_seq_no": stored["_seq_no"],
+                "_primary_term": stored["_primary_term"]}  # fmt: skip
+
     @translated
     async def put_link(self, token: str, link: dict[str, Any]) -> None:
-        document = {"kind": "viewer_link", **link}
-        await self.es.create(index=self.index, id=f"viewer-link:{token_hash(token)}",
-                             document=document)  # fmt: skip
+        await self.es.create(index=self.index, id=_link(token),
+                             document={"kind": "viewer_link", **link})  # fmt: skip
+
+    @translated
+    async def get_link(self, token: str) -> dict[str, Any] | None:
+        return _plain(await self._get(_link(token)))
 
     @translated
     async def consume_link(self, token: str, used_at: str) -> tuple[str, dict[str, Any] | None]:
         """Mark the link used, once: ``("ok", link)``; ``("used", link)`` when it was used
         already (by this request's rival too); ``("unknown", None)``."""
-        doc_id = f"viewer-link:{token_hash(token)}"
-        try:
-            stored = await self.es.get(index=self.index, id=doc_id)
-        except NotFoundError:
+        stored = await self._get(_link(token))
+        link = _plain(stored)
+        if stored is None or link is None:
             return "unknown", None
-        link = dict(stored["_source"])
         if link.get("used_at"):
             return "used", link
         try:
             await self.es.index(
-                index=self.index, id=doc_id, document={**link, "used_at": used_at},
+                index=self.index, id=_link(token), document={**link, "used_at": used_at},
                 if_seq_no=stored["_seq_no"], if_primary_term=stored["_primary_term"],
             )  # fmt: skip
         except ConflictError:
@@ -54,44 +78,27 @@ class ViewerStore:
         return "ok", link
 
     @translated
-    async def get_link(self, token: str) -> dict[str, Any] | None:
-        try:
-            stored = await self.es.get(index=self.index, id=f"viewer-link:{token_hash(token)}")
-        except NotFoundError:
-            return None
-        return dict(stored["_source"])
-
-    @translated
     async def put_session(self, token: str, session: dict[str, Any]) -> None:
-        document = {"kind": "viewer_session", **session}
-        await self.es.create(index=self.index, id=f"viewer-session:{token_hash(token)}",
-                             document=document)  # fmt: skip
+        await self.es.create(index=self.index, id=_session(token),
+                             document={"kind": "viewer_session", **session})  # fmt: skip
 
     @translated
     async def get_session(self, token: str) -> dict[str, Any] | None:
-        try:
-            stored = await self.es.get(index=self.index, id=f"viewer-session:{token_hash(token)}")
-        except NotFoundError:
-            return None
-        return dict(stored["_source"])
+        return _plain(await self._get(_session(token)))
 
     @translated
     async def end_session(self, token: str) -> None:
-        await self.es.options(ignore_status=404).delete(
-            index=self.index, id=f"viewer-session:{token_hash(token)}"
-        )
+        await self.es.options(ignore_status=404).delete(index=self.index, id=_session(token))
 
     @translated
     async def delete_expired(self, before: str) -> int:
-        """Delete links and sessions that expired before ``before``; how many."""
+        """Delete up to 1,000 links and sessions that expired before ``before`` (a
+        housekeeping round; the next takes the rest); how many."""
         query = {"bool": {"filter": [{"terms": {"kind": ["viewer_link", "viewer_session"]}},
                                      {"range": {"expires_at": {"lt": before}}}]}}  # fmt: skip
-        deleted = 0
-        while True:
-            resp = await self.es.search(index=self.index, query=query, size=1000, source=False)
-            hits = resp["hits"]["hits"]
-            if not hits:
-                return deleted
+        resp = await self.es.search(index=self.index, query=query, size=1000, source=False)
+        hits = resp["hits"]["hits"]
+        if hits:
             operations = [{"delete": {"_index": self.index, "_id": h["_id"]}} for h in hits]
-            await self.es.bulk(operations=operations, refresh=True)
-            deleted += len(hits)
+            await self.es.bulk(operations=operations)
+        return len(hits)

@@ -37,6 +37,13 @@ def _ingest(client: TestClient, headers: dict[str, str], entries: list[dict[str,
     es.indices.refresh(index="*")
 
 
+def _account_with_entries(client: TestClient, es: Elasticsearch, prefix: str) -> tuple[str, Any]:
+    """A new account holding :func:`_entries`, and its key's headers."""
+    account_id, headers = new_account(client)
+    _ingest(client, headers, _entries(prefix), es)
+    return account_id, headers
+
+
 def _entries(prefix: str) -> list[dict[str, Any]]:
     """Entries whose cells an export rewrites: a formula-like message, numbers, a float."""
     credits = {"credits_used": 1.5, "credits_balance": 10}
@@ -94,8 +101,7 @@ def _download(client: TestClient, headers: dict[str, str], fmt: str,
 def test_a_downloaded_export_verifies_with_its_manifest_and_proofs(
     client: TestClient, es: Elasticsearch, tmp_path: Path, fmt: str
 ) -> None:
-    account_id, headers = new_account(client)
-    _ingest(client, headers, _entries("d"), es)
+    account_id, headers = _account_with_entries(client, es, "d")
     path, manifest = _download(client, headers, fmt, tmp_path)
     assert manifest["account_id"] == account_id and manifest["format"] == fmt
     assert manifest["rows"] == 6  # four entries, the account's creation and its key's
@@ -126,8 +132,7 @@ def _write_csv(path: Path, rows: list[list[str]]) -> None:
 def test_verify_export_names_what_was_changed(
     client: TestClient, es: Elasticsearch, tmp_path: Path
 ) -> None:
-    _, headers = new_account(client)
-    _ingest(client, headers, _entries("t"), es)
+    _, headers = _account_with_entries(client, es, "t")
     path, manifest = _download(client, headers, "csv", tmp_path)
     keys = load_public_keys(_keys_file(client, tmp_path))
     rows = _csv_rows(path)
@@ -173,8 +178,7 @@ def test_verify_export_names_what_was_changed(
 def test_an_ndjson_row_whose_content_was_changed_is_named(
     client: TestClient, es: Elasticsearch, tmp_path: Path
 ) -> None:
-    _, headers = new_account(client)
-    _ingest(client, headers, _entries("n"), es)
+    _, headers = _account_with_entries(client, es, "n")
     path, manifest = _download(client, headers, "ndjson", tmp_path)
     lines = path.read_bytes().splitlines()
     row = json.loads(lines[1])
@@ -194,8 +198,7 @@ def test_an_entry_changed_in_the_engine_is_not_proven(
 ) -> None:
     """The export carries the digest of what the engine holds: a row changed behind the
     service's back exports faithfully, and its proof fails."""
-    account_id, headers = new_account(client)
-    _ingest(client, headers, _entries("p"), es)
+    account_id, headers = _account_with_entries(client, es, "p")
     _download(client, headers, "csv", tmp_path)  # once its manifest is signed, all is sealed
     names = IndexNames(settings.index_prefix)
     es.indices.refresh(index=names.entries_alias)
@@ -214,8 +217,7 @@ def test_an_entry_changed_in_the_engine_is_not_proven(
 def test_an_export_job_is_done_with_its_manifest(
     client: TestClient, es: Elasticsearch, tmp_path: Path
 ) -> None:
-    _, headers = new_account(client)
-    _ingest(client, headers, _entries("j"), es)
+    _, headers = _account_with_entries(client, es, "j")
     started = client.post("/v1/exports", params={"format": "xlsx", "range": "all"},
                           headers=headers)  # fmt: skip
     assert started.status_code == 202, started.text
@@ -236,8 +238,7 @@ def test_an_export_job_is_done_with_its_manifest(
 def test_the_command_line_exits_by_its_verdict(
     client: TestClient, es: Elasticsearch, tmp_path: Path
 ) -> None:
-    _, headers = new_account(client)
-    _ingest(client, headers, _entries("c"), es)
+    _, headers = _account_with_entries(client, es, "c")
     path, manifest = _download(client, headers, "csv", tmp_path)
     manifest_file = tmp_path / "export.manifest.json"
     manifest_file.write_text(json.dumps(manifest))

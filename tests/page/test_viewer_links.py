@@ -35,6 +35,7 @@ from tests.page.browsing import PAGE, Visit, csv_ids
 from tests.page.conftest import Seeded
 
 JANE = {"id": "u_42", "name": "Jane Doe", "email": "jane@acme.test"}
+SAME_ORIGIN = {"Origin": "http://testserver"}
 
 
 def _minting_key(client: TestClient, account_id: str, scopes: list[str]) -> dict[str, str]:
@@ -59,9 +60,9 @@ def _open(web: TestClient, url: str) -> Any:
     greeting = web.get(_path(url))
     assert greeting.status_code == 200, greeting.text
     assert greeting.headers["cache-control"] == "no-store"
-    assert greeting.headers["referrer-policy"] == "no-referrer"
+    assert greeting.headers["referrer-policy"] == "strict-origin"  # the origin, never the token
     assert "Jane Doe" in greeting.text and 'id="continue"' in greeting.text
-    return web.post(_path(url), follow_redirects=False)
+    return web.post(_path(url), follow_redirects=False, headers={"Origin": "http://testserver"})
 
 
 def test_minting_needs_the_viewer_scope_and_names_bad_fields(
@@ -81,6 +82,8 @@ def test_minting_needs_the_viewer_scope_and_names_bad_fields(
         ({"expires_in_s": 7200}, "expires_in_s"),
         ({"expires_in_s": "60"}, "expires_in_s"),
         ({"return_url": "https://evil.test/"}, "return_url"),
+        ({"return_url": "https://["}, "return_url"),  # not a URL
+        ({"return_url": "https://app.acme.test/settings/../admin"}, "return_url"),
         ({"colour": "red"}, "colour"),
         ({"account_id": seeded.other_account}, None),  # another account: 403
     ]
@@ -91,8 +94,18 @@ def test_minting_needs_the_viewer_scope_and_names_bad_fields(
         else:
             assert resp.status_code == 400, (body, resp.text)
             assert resp.json()["error"]["field"] == field, (body, resp.text)
-    platform = client.post("/v1/viewer-sessions", json={"viewer": JANE}, headers=ADMIN)
-    assert platform.status_code == 400 and platform.json()["error"]["field"] == "account_id"
+    env_admin = client.post("/v1/viewer-sessions", json={"viewer": JANE}, headers=ADMIN)
+    assert env_admin.status_code == 400  # its links could never be revoked: a stored key mints
+    created = client.post(
+        "/v1/admin/keys",
+        headers=ADMIN,
+        json={"account_id": None, "scopes": ["viewer", "read"], "name": "p"},
+    )
+    platform = {"Authorization": f"Bearer {created.json()['key']}"}  # fmt: skip
+    unnamed = client.post("/v1/viewer-sessions", json={"viewer": JANE}, headers=platform)
+    assert unnamed.status_code == 400 and unnamed.json()["error"]["field"] == "account_id"
+    named = _mint(client, platform, account_id=seeded.account)
+    assert named.status_code == 201 and named.json()["account_id"] == seeded.account
     minted = _mint(client, host)
     assert minted.status_code == 201, minted.text
     link = minted.json()
@@ -107,6 +120,8 @@ def test_a_link_opens_once_for_its_person_and_their_export_is_theirs(
     host = _minting_key(client, seeded.account, ["viewer", "read", "export"])
     link = _mint(client, host, scopes=["read", "export"], expires_in_s=600).json()
     assert web.get(_path(link["url"])).status_code == 200  # a preview spends nothing
+    for forged in ({}, {"Origin": "null"}, {"Origin": "https://evil.test"}):  # no session
+        assert web.post(_path(link["url"]), headers=forged).status_code == 403
     opened = _open(web, link["url"])
     assert opened.status_code == 303 and opened.headers["location"] == PAGE
     cookie = opened.headers["set-cookie"]
@@ -133,7 +148,7 @@ def test_a_link_opens_once_for_its_person_and_their_export_is_theirs(
     assert entry["actor"] == {"type": "user", **JANE}
     assert entry["metadata"]["minted_by_key"] == host["Authorization"].split("_")[1]
     web.cookies.clear()
-    again = web.post(_path(link["url"]), follow_redirects=False)
+    again = web.post(_path(link["url"]), follow_redirects=False, headers=SAME_ORIGIN)
     assert again.status_code == 410 and "already used" in again.text
 
 
@@ -148,7 +163,9 @@ def test_an_expired_link_and_a_revoked_key_are_refused(
     es.update(index=state, id=doc_id, doc={"expires_at": "2020-01-01T00:00:00.000Z"})
     expired = web.get(_path(link["url"]))
     assert expired.status_code == 410 and "expired" in expired.text
-    assert web.post(_path(link["url"]), follow_redirects=False).status_code == 410
+    assert (
+        web.post(_path(link["url"]), follow_redirects=False, headers=SAME_ORIGIN).status_code == 410
+    )
     assert web.get(f"{PAGE}/view/{'x' * 43}").status_code == 404
     fresh = _mint(client, host).json()
     assert _open(web, fresh["url"]).status_code == 303
@@ -288,7 +305,8 @@ def test_in_chromium_the_page_works_inside_another_sites_frame(
     assert "x-frame-options" not in page_headers
     assert f"frame-ancestors {host};" in page_headers["content-security-policy"]
     minting = _minting_key(client, seeded.account, ["viewer", "read", "export"])
-    opened = httpx.post(direct + _path(_mint(client, minting).json()["url"]))
+    opened = httpx.post(direct + _path(_mint(client, minting).json()["url"]),
+                        headers={"Origin": direct})  # fmt: skip
     assert opened.status_code == 303
     [viewer_cookie] = [c for c in opened.headers.get_list("set-cookie")
                        if c.startswith("auditlog_viewer=")]  # fmt: skip
