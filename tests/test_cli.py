@@ -69,11 +69,13 @@ def test_accounts_create_list_update_and_validation(settings: Settings) -> None:
     account = f"cli-{uuid.uuid4().hex[:8]}"
     created = _ok(settings, "accounts", "create", account, "--name", "Cli Co",
                   "--timezone", "Europe/Paris")  # fmt: skip
-    assert created == {"id": account, "name": "Cli Co", "timezone": "Europe/Paris"}
+    assert created == {"id": account, "name": "Cli Co", "timezone": "Europe/Paris",
+                       "view_audit": False}  # fmt: skip
     listed = _ok(settings, "accounts", "list")["accounts"]
     assert created in listed
     updated = _ok(settings, "accounts", "update", account, "--timezone", "America/New_York")
-    assert updated == {"id": account, "name": "Cli Co", "timezone": "America/New_York"}
+    assert updated == {"id": account, "name": "Cli Co", "timezone": "America/New_York",
+                       "view_audit": False}  # fmt: skip
     assert "exists" in _fails(settings, 2, "accounts", "create", account)
     assert "timezone" in _fails(settings, 2, "accounts", "create", "x1", "--timezone", "Mars/Base")
     assert "account id" in _fails(settings, 2, "accounts", "create", "Not_Valid!")

@@ -14,6 +14,7 @@ written is not delivered as complete (:mod:`service.actions.delivery`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ingest.pipeline import IngestContext
 from service.actions import audit_trail
@@ -74,8 +75,9 @@ class AccountActions:
         await self._record(account.id, "account.created", text, target)
         return True
 
-    async def update_account(self, account_id: str, changes: dict[str, str]) -> Account | None:
-        """Apply ``changes`` (name, timezone); None when there is no such account."""
+    async def update_account(self, account_id: str, changes: dict[str, Any]) -> Account | None:
+        """Apply ``changes`` (name, timezone, view_audit); None when there is no such
+        account."""
         account = await self.store.update_account(account_id, changes)
         if account is not None:
             summary = ", ".join(f"{k} → {v}" for k, v in changes.items())

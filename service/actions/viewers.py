@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from service.actions import audit_trail
 from service.actions.keys import ENV_ADMIN_ID, Principal, Viewer, account_for, active_key
 from service.errors import bad_request
 from service.runtime import Runtime
@@ -236,3 +237,16 @@ async def viewer_session(runtime: Runtime, token: str) -> ViewerSession | None:
 async def end_session(runtime: Runtime, token: str) -> None:
     if TOKEN.match(token):
         await ViewerStore(runtime.es, runtime.names).end_session(token)
+
+
+async def record_view(runtime: Runtime, principal: Principal, account_id: str,
+                      filters: dict[str, Any]) -> None:  # fmt: skip
+    """An ``audit_log.viewed`` entry of the account, the person as its actor: for accounts with
+    ``view_audit``, every view of the page by a viewer link's person is recorded before it is
+    shown (:class:`~service.actions.audit_trail.AuditNotRecorded` otherwise)."""
+    assert principal.viewer is not None
+    await audit_trail.record(
+        runtime.ingest, account_id, principal.actor(), "audit_log.viewed",
+        f"{principal.viewer.name} viewed the audit log",
+        {"filters": filters, "minted_by_key": principal.key_id},
+    )  # fmt: skip

@@ -61,17 +61,21 @@ async def update_account(request: Request) -> Response:
     if not ACCOUNT_ID.match(account_id):
         raise ServiceError(404, "not_found", f"no account '{account_id}'")
     body = await _json_object(request)
-    unknown = set(body) - {"name", "timezone"}
+    unknown = set(body) - {"name", "timezone", "view_audit"}
     if unknown:
         field = sorted(unknown)[0]
-        raise bad_request(f"{field} cannot be changed (only name and timezone)", field)
-    changes = {}
+        raise bad_request(f"{field} cannot be changed (only name, timezone, view_audit)", field)
+    changes: dict[str, Any] = {}
     if "name" in body:
         changes["name"] = validate_name(body["name"])
     if "timezone" in body:
         changes["timezone"] = validate_timezone(body["timezone"])
+    if "view_audit" in body:
+        if not isinstance(body["view_audit"], bool):
+            raise bad_request("view_audit must be true or false", "view_audit")
+        changes["view_audit"] = body["view_audit"]
     if not changes:
-        raise bad_request("nothing to change: give name and/or timezone", field="body")
+        raise bad_request("nothing to change: give name, timezone or view_audit", field="body")
     account = await _actions(request, principal).update_account(account_id, changes)
     if account is None:
         raise ServiceError(404, "not_found", f"no account '{account_id}'")

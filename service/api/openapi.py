@@ -157,7 +157,10 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     "entries": ("application/json", {"oneOf": [ENTRY_REF, _object({"entries": _many(ENTRY_REF)})]}),
     "ndjson": ("application/x-ndjson", _text()),
     "account": ("application/json", _object({"id": _text(), **ACCOUNT_FIELDS}, "id")),
-    "account_changes": ("application/json", _object(ACCOUNT_FIELDS)),
+    "account_changes": (
+        "application/json",
+        _object({**ACCOUNT_FIELDS, "view_audit": {"type": "boolean"}}),
+    ),
     "key": (
         "application/json",
         _object(

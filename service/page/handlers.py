@@ -13,6 +13,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from service.actions.viewers import record_view
 from service.errors import ServiceError
 from service.page import exports
 from service.page.html import html_page
@@ -41,6 +42,9 @@ async def audit_logs(request: Request) -> Response:
         _, screen.filters, _ = await read_request(
             request, "read", ENTRIES_PARAMS, session.principal, params
         )
+        if session.principal.viewer is not None and session.account.view_audit:
+            await record_view(runtime, session.principal, session.account.id,
+                              screen.filters.describe())  # fmt: skip
         screen.page = await search_entries(
             runtime.es,
             runtime.names,

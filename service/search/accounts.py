@@ -20,9 +20,12 @@ class Account:
     id: str
     name: str
     timezone: str
+    view_audit: bool = False
+    """Record every view of the page by a viewer link's person as an ``audit`` entry."""
 
-    def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "timezone": self.timezone}
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "timezone": self.timezone,
+                "view_audit": self.view_audit}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ def _now() -> str:
 
 
 def _account(source: dict[str, Any]) -> Account:
-    return Account(source["id"], source["name"], source["timezone"])
+    return Account(source["id"], source["name"], source["timezone"],
+                   source.get("view_audit") is True)  # fmt: skip
 
 
 def _key(source: dict[str, Any]) -> KeyRecord:
@@ -95,7 +99,7 @@ class AccountStore:
         return _account(resp["_source"])
 
     @translated
-    async def update_account(self, account_id: str, changes: dict[str, str]) -> Account | None:
+    async def update_account(self, account_id: str, changes: dict[str, Any]) -> Account | None:
         try:
             await self.es.update(
                 index=self.names.accounts,

@@ -143,6 +143,7 @@ async def run_setup(client: AsyncElasticsearch, settings: Settings) -> SetupRepo
             if e.error != "resource_already_exists_exception":
                 raise
             await _follow_refresh_interval(client, index, index_templates)
+            await _follow_mappings(client, index, index_templates)
     await _add_new_entry_fields(client, names, components)
     return report
 
@@ -158,6 +159,19 @@ async def _add_new_entry_fields(
     await client.options(ignore_status=404).indices.put_mapping(
         index=names.entries_alias, properties=properties, allow_no_indices=True
     )
+
+
+async def _follow_mappings(
+    client: AsyncElasticsearch, index: str, index_templates: dict[str, dict[str, Any]]
+) -> None:
+    """Give an existing system index the fields its template gained since it was made (a strict
+    mapping refuses a new field; adding one is the only change a mapping allows)."""
+    for body in index_templates.values():
+        if index in body.get("index_patterns", ()):
+            properties = body["template"].get("mappings", {}).get("properties")
+            if properties:
+                await client.indices.put_mapping(index=index, properties=properties)
+            return
 
 
 async def _follow_refresh_interval(

@@ -8,6 +8,7 @@ import concurrent.futures
 import hashlib
 import html
 import http.server
+import json
 import logging
 import re
 import socket
@@ -328,3 +329,28 @@ def test_in_chromium_the_page_works_inside_another_sites_frame(
         assert visit.unexpected_errors(allow_error_status=True) == []
     finally:
         visit.close()
+
+
+def test_an_account_with_view_audit_records_each_view_by_its_person(
+    client: TestClient, web: TestClient, es: Elasticsearch, settings: Settings
+) -> None:
+    account_id, headers = new_account(client)
+    setting = f"/v1/admin/accounts/{account_id}"
+    bad = client.patch(setting, json={"view_audit": "yes"}, headers=ADMIN)
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "view_audit"
+    host = _minting_key(client, account_id, ["viewer", "read"])
+    assert _open(web, _mint(client, host).json()["url"]).status_code == 303
+    assert web.get(PAGE).status_code == 200  # not asked for: not recorded
+    changed = client.patch(setting, json={"view_audit": True}, headers=ADMIN)
+    assert changed.status_code == 200 and changed.json()["view_audit"] is True
+    time.sleep(settings.key_cache_s + 0.5)  # other instances see it within the cache time
+    web.cookies.clear()
+    assert _open(web, _mint(client, host).json()["url"]).status_code == 303
+    assert web.get(PAGE, params={"category": "webhook"}).status_code == 200
+    refresh(es, settings.index_prefix)
+    found = client.get("/v1/entries", headers=headers,
+                       params={"action": "audit_log.viewed", "range": "all"}).json()  # fmt: skip
+    [viewed] = found["entries"]
+    assert viewed["actor"] == {"type": "user", **JANE}
+    assert viewed["metadata"]["minted_by_key"] == host["Authorization"].split("_")[1]
+    assert "webhook" in json.dumps(viewed["metadata"]["filters"])

@@ -160,3 +160,20 @@ def test_ilm_path_installs_the_policy_and_links_the_integration_template(
     simulated = es.indices.simulate_index_template(name=f"{own_prefix}-integration-2026.11.26")
     lifecycle = simulated.body["template"]["settings"]["index"]["lifecycle"]
     assert lifecycle == {"name": f"{own_prefix}-integration", "parse_origination_date": "true"}
+
+
+def test_a_system_index_made_before_a_field_existed_gains_it(
+    engine_url: str, own_prefix: str, es: Elasticsearch
+) -> None:
+    """An accounts index created by an earlier version (strict, without ``view_audit``) is given
+    the field by setup, so accounts can be created and changed after the upgrade."""
+    settings = make_settings(engine_url, own_prefix)
+    accounts = f"{own_prefix}-accounts"
+    old = {"dynamic": "strict", "properties": {k: {"type": "keyword"} for k in
+           ("id", "name", "timezone")} | {"created_at": {"type": "date"}}}  # fmt: skip
+    es.indices.create(index=accounts, mappings=old)
+    setup_with(settings)
+    mapping = es.indices.get_mapping(index=accounts)[accounts]["mappings"]["properties"]
+    assert mapping["view_audit"] == {"type": "boolean"}
+    es.index(index=accounts, id="a", document={"id": "a", "name": "A", "timezone": "UTC",
+                                               "view_audit": True})  # fmt: skip
