@@ -242,6 +242,14 @@ def test_in_chromium_a_person_opens_the_link_and_exports(
         reused = visit.page.goto(url)  # the same link again: refused, with a clear page
         assert reused is not None and reused.status == 410
         assert "already used" in visit.page.content()
+        late = _mint(client, host).json()
+        token = late["url"].rsplit("/", 1)[1]
+        es.update(index=IndexNames(settings.index_prefix).state,
+                  id=f"viewer-link:{hashlib.sha256(token.encode()).hexdigest()}",
+                  doc={"expires_at": "2020-01-01T00:00:00.000Z"})  # fmt: skip
+        expired = visit.page.goto(server_url + _path(late["url"]))
+        assert expired is not None and expired.status == 410
+        assert "This link has expired" in visit.page.inner_text("main")
         assert visit.unexpected_errors(allow_error_status=True) == []
     finally:
         visit.close()
