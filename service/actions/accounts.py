@@ -53,7 +53,8 @@ def validate_scopes(value: object, account_id: str | None) -> list[str]:
 
 @dataclass(frozen=True)
 class AccountActions:
-    """The actions of one ``actor`` (see :mod:`service.actions.audit_trail` for the actors)."""
+    """The actions of one ``actor`` (a principal's :meth:`~service.actions.keys.Principal.actor`,
+    or a system actor of :mod:`service.actions.audit_trail`)."""
 
     store: AccountStore
     ingest: IngestContext

@@ -60,8 +60,4 @@ async def record(
         raise AuditNotRecorded(action, reason)
 
 
-def key_actor(key_id: str) -> dict[str, str]:
-    return {"type": "api_key", "id": key_id, "name": f"API key {key_id}"}
-
-
 SYSTEM_RETENTION = {"type": "system", "id": "retention", "name": "Retention sweeper"}

@@ -7,7 +7,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.actions import audit_trail
 from service.actions.accounts import (
     AccountActions,
     validate_account_id,
@@ -39,7 +38,7 @@ def _store(request: Request) -> AccountStore:
 
 def _actions(request: Request, principal: Principal) -> AccountActions:
     runtime = runtime_of(request)
-    return AccountActions(_store(request), runtime.ingest, audit_trail.key_actor(principal.key_id))
+    return AccountActions(_store(request), runtime.ingest, principal.actor())
 
 
 async def create_account(request: Request) -> Response:
