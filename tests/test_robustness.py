@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from tests.helpers import ADMIN, entry, new_account, refresh
+from tests.helpers import ADMIN, entry, new_account, refresh, wait_ready
 
 READS = ["/v1/entries", "/v1/histogram", "/v1/export"]
 BAD_ZONES = ["America", "Etc", "x" * 256, "right/UTC", "posix/Europe/Paris", "posixrules",
@@ -150,6 +150,7 @@ def test_the_page_answers_dates_of_year_1_and_9999(
     from service.app import create_app
 
     with TestClient(create_app(settings)) as page:
+        wait_ready(page)
         _sign_in(page, east[1])
         response = page.get(PAGE, params=params)
     assert response.status_code < 500, response.text[-500:]

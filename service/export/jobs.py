@@ -128,6 +128,7 @@ async def run_job(
             "sha256": digest.hexdigest(),
             "chunks": stored,
         }
+        await _stopped(heartbeat)  # its last report must not land on the finished job
         if not await store.finish(job["id"], done):  # the sweeper took it for dead meanwhile
             log.error("export job %s finished after it was declared failed", job["id"])
             await files.delete(job["id"])
@@ -145,6 +146,13 @@ async def run_job(
             log.error("could not record the failure of export job %s", job["id"])
     finally:
         heartbeat.cancel()
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has ended."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _heartbeat(store: JobStore, plan: ExportPlan, job_id: str) -> None:

@@ -18,6 +18,10 @@ def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+FINISH_ATTEMPTS = 5
+"""How often a job's change is tried again when another change of the job landed meanwhile."""
+
+
 class JobStore:
     def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
         self.es, self.names = es, names
@@ -36,26 +40,32 @@ class JobStore:
     @translated
     async def update(self, job_id: str, changes: dict[str, Any]) -> None:
         await self.es.update(
-            index=self.names.export_jobs, id=job_id, doc={**changes, "updated_at": now_text()}
+            index=self.names.export_jobs,
+            id=job_id,
+            doc={**changes, "updated_at": now_text()},
+            retry_on_conflict=FINISH_ATTEMPTS,
         )
 
     @translated
     async def finish(self, job_id: str, changes: dict[str, Any]) -> bool:
-        """Apply ``changes`` if the job is still running (False when it was declared failed)."""
-        current = await self.es.get(index=self.names.export_jobs, id=job_id)
-        if current["_source"].get("status") != "running":
-            return False
-        try:
-            await self.es.index(
-                index=self.names.export_jobs,
-                id=job_id,
-                document={**current["_source"], **changes, "updated_at": now_text()},
-                if_seq_no=current["_seq_no"],
-                if_primary_term=current["_primary_term"],
-            )
-        except ConflictError:
-            return False
-        return True
+        """Apply ``changes`` if the job is still running (False when it was declared failed).
+        A progress report that lands in between is no reason to fail: the job is read again."""
+        for _ in range(FINISH_ATTEMPTS):
+            current = await self.es.get(index=self.names.export_jobs, id=job_id)
+            if current["_source"].get("status") != "running":
+                return False
+            try:
+                await self.es.index(
+                    index=self.names.export_jobs,
+                    id=job_id,
+                    document={**current["_source"], **changes, "updated_at": now_text()},
+                    if_seq_no=current["_seq_no"],
+                    if_primary_term=current["_primary_term"],
+                )
+            except ConflictError:
+                continue
+            return True
+        return False
 
     @translated
     async def get(self, job_id: str) -> dict[str, Any] | None:

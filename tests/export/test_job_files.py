@@ -85,3 +85,22 @@ def test_a_job_taking_its_account_past_the_cap_fails_and_other_accounts_are_not_
     _, other = new_account(client)  # the cap is per account
     _fill(client, other, 1200)
     assert _finished(client, other, es)["status"] == "done"
+
+
+def test_a_job_finishes_even_when_its_progress_reports_race_its_finish(
+    engine_url: str, es: Elasticsearch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job reports progress while it runs; the report in flight when it finishes must not
+    make the finish fail (the job then read as running until declared interrupted)."""
+    monkeypatch.setattr("service.export.jobs.PROGRESS_EVERY_S", 0.0)  # report without pause
+    prefix = f"j{uuid.uuid4().hex[:8]}"
+    try:
+        with TestClient(create_app(make_settings(engine_url, prefix))) as client:
+            wait_ready(client)
+            _, headers = new_account(client)
+            _fill(client, headers, 50)
+            for _ in range(3):
+                job = _finished(client, headers, es)
+                assert job["status"] == "done", job
+    finally:
+        delete_prefixed(es, prefix)

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-from tests.helpers import ADMIN, entry, new_account
+from tests.helpers import ADMIN, entry, new_account, wait_ready
 
 pytestmark = pytest.mark.fuzz  # thousands of generated requests: not in `make test-fast`
 
@@ -241,6 +241,7 @@ def test_the_pages_routes_and_forms_take_every_boundary_value(
     key = target["headers"]["Authorization"].removeprefix("Bearer ")
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     with TestClient(create_app(settings)) as page:
+        wait_ready(page)  # a page served before setup is done is a 503 ("starting")
         check = Checker(page)
         for value in VALUES:
             check.send("POST", f"{PAGE}/sign-in", blame=set(), content=_query("key", value),
