@@ -89,6 +89,10 @@ class ImportSummary:
     rejections: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     stopped_at_line: int | None = None
+    file_bytes: int = 0
+    """The file's size on disk (compressed, for a gzip file)."""
+    bytes_read: int = 0
+    """How much of the file on disk was read so far (for progress: ``bytes_read / file_bytes``)."""
 
     def add(self, results: list[EntryResult]) -> None:
         for result in results:
@@ -404,8 +408,9 @@ async def import_file(
         raise ImportUsageError(
             f"no account '{account}' (create it with `auditlog accounts create`)"
         )
-    summary, ids = ImportSummary(str(path), fmt), IdSource(path)
+    summary, ids = ImportSummary(str(path), fmt, file_bytes=path.stat().st_size), IdSource(path)
     with open_binary(path) as stream:
+        on_disk: BinaryIO = getattr(stream, "fileobj", stream)  # a gzip file's compressed bytes
         items = (
             ndjson_items(stream, max_line_bytes, ids)
             if fmt == "ndjson"
@@ -415,6 +420,8 @@ async def import_file(
             if not await _ingest_chunk(ctx, accounts, chunk, summary):
                 summary.stopped_at_line = chunk[-1].line
                 break
+            # closed once read to the end (the CSV reader's text wrapper closes it)
+            summary.bytes_read = summary.file_bytes if on_disk.closed else on_disk.tell()
             if progress is not None:
                 progress(summary)
     return summary

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from service import page
 from service.actions.housekeeping import housekeeping_loop
 from service.actions.sealer import sealer_loop
+from service.actions.streaming import delivery_loop
 from service.api.routes import routes as api_routes
 from service.config import Settings, load_settings
 from service.errors import EXCEPTION_HANDLERS, EngineUnavailable
@@ -110,6 +111,7 @@ def _lifespan(settings: Settings) -> Any:
         ]
         if settings.sealing and runtime.ingest.keys is not None:
             tasks.append(asyncio.create_task(sealer_loop(runtime, runtime.ingest.keys)))
+        tasks.append(asyncio.create_task(delivery_loop(runtime)))
         try:
             with collector_tuned():
                 yield {"runtime": runtime}

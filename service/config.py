@@ -58,6 +58,17 @@ class Settings:
     """Where a viewer link may send its person back to (URL prefixes)."""
     frame_ancestors: tuple[str, ...] = ()
     """Origins that may embed the page in a frame (none: the page is never framed)."""
+    destination_key: Secret | None = None
+    """Encrypts destinations' secrets (32 bytes, base64); ``None``: destinations cannot be
+    created."""
+    destination_allow: str = ""
+    """Networks (CIDRs) a destination may be in although they are private or local."""
+    destination_pause_after_s: float = 3600.0
+    """A destination failing for this long is paused (the account sees why)."""
+    destination_disable_after_s: float = 7 * 86400.0
+    """A destination paused for this long is disabled (re-enabled with a backfill)."""
+    delivery_interval_s: float = 1.0
+    """How often each destination is read for new positions."""
 
 
 SETTING_NAMES = (
@@ -90,6 +101,11 @@ SETTING_NAMES = (
     "AUDITLOG_PUBLIC_URL",
     "AUDITLOG_VIEWER_RETURN_URLS",
     "AUDITLOG_FRAME_ANCESTORS",
+    "AUDITLOG_DESTINATION_KEY",
+    "AUDITLOG_DESTINATION_ALLOW",
+    "AUDITLOG_DESTINATION_PAUSE_AFTER_S",
+    "AUDITLOG_DESTINATION_DISABLE_AFTER_S",
+    "AUDITLOG_DELIVERY_INTERVAL_S",
     "AUDITLOG_MAX_INFLIGHT",
     "AUDITLOG_BODY_IDLE_TIMEOUT_S",
     "AUDITLOG_BODY_TIMEOUT_S",
@@ -154,6 +170,17 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         ),
         frame_ancestors=tuple(
             o for o in config("AUDITLOG_FRAME_ANCESTORS", default="").replace(",", " ").split()
+        ),
+        destination_key=config("AUDITLOG_DESTINATION_KEY", cast=Secret, default=None),
+        destination_allow=config("AUDITLOG_DESTINATION_ALLOW", default=""),
+        destination_pause_after_s=config(
+            "AUDITLOG_DESTINATION_PAUSE_AFTER_S", cast=float, default=3600.0
+        ),
+        destination_disable_after_s=config(
+            "AUDITLOG_DESTINATION_DISABLE_AFTER_S", cast=float, default=7 * 86400.0
+        ),
+        delivery_interval_s=max(
+            config("AUDITLOG_DELIVERY_INTERVAL_S", cast=float, default=1.0), 0.1
         ),
     )
     if overrides:

@@ -1,17 +1,28 @@
-"""The ``accounts``, ``keys``, ``setup`` and ``retention`` commands against the real engine and
-service: run in this process through the console script's ``main`` (the same parsing, exit codes
-and output, without an interpreter per call), and once as a process of its own."""
+"""The ``accounts``, ``keys``, ``setup``, ``retention`` and ``import`` commands against the real
+engine and service, and the help of every command: run in this process through the console
+script's ``main`` (the same parsing, exit codes and output, without an interpreter per call), and
+as a process of its own (once on a terminal)."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import fcntl
+import gzip
 import io
 import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 import time
+import tomllib
 import uuid
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -19,7 +30,8 @@ import pytest
 from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
-from service.cli import main
+from service.cli import build_parser, main
+from service.cli.progress import ProgressLine
 from service.config import Settings
 from tests.helpers import ADMIN, delete_prefixed, entry, keys_for_tests
 
@@ -29,10 +41,14 @@ def _env(engine_url: str, prefix: str) -> dict[str, str]:
             "AUDITLOG_KEYS_DIR": str(keys_for_tests())}  # fmt: skip
 
 
-def _cli(engine_url: str, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``auditlog ARGS``: its exit code, standard output and standard error."""
+def _cli(
+    engine_url: str, prefix: str, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``auditlog ARGS`` (``stdin`` on its standard input, ``env`` added to its environment): its
+    exit code, standard output and standard error (neither a terminal)."""
     out, err = io.StringIO(), io.StringIO()
-    with mock.patch.dict(os.environ, _env(engine_url, prefix)), redirect_stdout(out), \
+    with mock.patch.dict(os.environ, {**_env(engine_url, prefix), **(env or {})}), \
+            mock.patch.object(sys, "stdin", io.StringIO(stdin)), redirect_stdout(out), \
             redirect_stderr(err):  # fmt: skip
         try:
             code = main(list(args))
@@ -201,3 +217,174 @@ def test_fix_timezones_gives_stored_refused_zones_the_zone_they_mean(
               for a in refused}  # fmt: skip
     assert stored == {a: fixed[a]["to"] for a in refused}
     assert _ok(settings, "accounts", "fix-timezones") == {"fixed": []}
+
+
+# --- help, version --------------------------------------------------------------------------
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path of the parser: (), ("accounts",), ("accounts", "create"), ..."""
+    found = [path]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found += _commands(child, (*path, name))
+    return found
+
+
+COMMANDS = _commands(build_parser())
+MARKUP = re.compile(r"`|:(func|class|mod|meth|attr|data|exc|ref|obj):|\.\. \w+::")
+"""reStructuredText (and Markdown) markup: backticks, roles, directives."""
+
+
+def test_the_help_walks_every_command() -> None:
+    assert len(COMMANDS) >= 20
+    assert {("export",), ("keys", "revoke"), ("accounts", "create"), ("import",)} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "auditlog")
+def test_every_help_is_plain_text_and_ends_with_examples(path: tuple[str, ...]) -> None:
+    done = _cli("http://127.0.0.1:9", "unused", *path, "--help")
+    assert done.returncode == 0, done.stderr
+    assert MARKUP.search(done.stdout) is None, MARKUP.search(done.stdout)
+    head, marker, tail = done.stdout.rpartition("\nexamples:\n")
+    assert marker and head.strip()
+    examples = tail.rstrip("\n").split("\n")
+    assert examples and all(line.startswith("  ") for line in examples)
+    command = " ".join(("auditlog", *path))
+    assert any(line.strip().startswith(command) for line in examples)
+
+
+def test_version_prints_the_package_version() -> None:
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    done = _cli("http://127.0.0.1:9", "unused", "--version")
+    assert done.returncode == 0
+    assert done.stdout == f"auditlog {pyproject['project']['version']}\n"
+
+
+# --- revoking a key given whole on standard input ---------------------------------------------
+
+
+def test_revoke_reads_a_whole_key_from_stdin_and_refuses_one_as_an_argument(
+    settings: Settings,
+) -> None:
+    account = f"cli-{uuid.uuid4().hex[:8]}"
+    _ok(settings, "accounts", "create", account)
+    first, second = (_ok(settings, "keys", "create", "--account", account, "--scopes", "read")
+                     for _ in range(2))  # fmt: skip
+    secret = first["key"].split("_", 2)[2]
+    for whole in (first["key"], first["key"].removeprefix("alk_")):
+        refused = _fails(settings, 2, "keys", "revoke", whole)
+        assert "standard input" in refused and secret not in refused
+
+    def revoked() -> set[str]:
+        listed = _ok(settings, "keys", "list", "--account", account)["keys"]
+        return {k["id"] for k in listed if k["revoked_at"]}
+
+    assert revoked() == set()
+    url, prefix = str(settings.es_url), settings.index_prefix
+    done = _cli(url, prefix, "keys", "revoke", "-", stdin=f"{first['key']}\n")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["id"] == first["id"] and secret not in done.stdout
+    assert revoked() == {first["id"]}
+    done = _cli(url, prefix, "keys", "revoke", "--stdin", stdin=second["key"])
+    assert done.returncode == 0, done.stderr
+    assert revoked() == {first["id"], second["id"]}
+    garbled = _cli(url, prefix, "keys", "revoke", "--stdin", stdin=first["id"])
+    assert garbled.returncode == 2 and "does not hold a whole key" in garbled.stderr
+    both = _cli(url, prefix, "keys", "revoke", first["id"], "--stdin", stdin=first["key"])
+    assert both.returncode == 2 and "not both" in both.stderr
+    by_prefixed_id = _cli(url, prefix, "keys", "revoke", f"alk_{first['id']}")
+    assert by_prefixed_id.returncode == 0, by_prefixed_id.stderr
+
+
+# --- import progress --------------------------------------------------------------------------
+
+PROGRESS = re.compile(
+    r"(\d+)% of [\d.]+ k?B · [\d,]+ entries/s · ETA (\d+:\d\d|--) · lines (\d+) · created \d+"
+    r" · duplicates \d+ · rejected \d+ · failed \d+"
+)
+
+
+def test_import_progress_is_plain_lines_by_tenths_when_not_a_terminal(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    account = f"cli-{uuid.uuid4().hex[:8]}"
+    _ok(settings, "accounts", "create", account)
+    path = tmp_path / "fifty.ndjson"
+    path.write_text("".join(json.dumps(entry()) + "\n" for _ in range(50)))
+    done = _cli(str(settings.es_url), settings.index_prefix, "import", str(path),
+                "--account", account, env={"AUDITLOG_BULK_BATCH_SIZE": "10"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "\x1b" not in done.stderr
+    lines = done.stderr.splitlines()
+    progress = [PROGRESS.fullmatch(line) for line in lines[:-1]]
+    assert all(progress), lines  # a line per chunk but the last: each another fifth of the file
+    tenths = [(int(m[1]), int(m[3])) for m in progress if m]
+    assert tenths == [(20, 10), (40, 20), (60, 30), (80, 40)]
+    assert re.fullmatch(
+        r"100% of [\d.]+ kB · 50 entries in \d+:\d\d \([\d,]+ entries/s\) · lines 50 · "
+        r"created 50 · duplicates 0 · rejected 0 · failed 0",
+        lines[-1],
+    ), lines[-1]
+    assert json.loads(done.stdout)["created"] == 50
+
+
+def test_import_progress_is_redrawn_in_place_on_a_terminal(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    account = f"cli-{uuid.uuid4().hex[:8]}"
+    _ok(settings, "accounts", "create", account)
+    path = tmp_path / "three.ndjson"
+    path.write_text("".join(json.dumps(entry()) + "\n" for _ in range(3)))
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 200, 0, 0))  # 200 columns
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env.update(_env(str(settings.es_url), settings.index_prefix))
+    command = [sys.executable, "-m", "service.cli", "import", str(path), "--account", account]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower, env=env) as proc:
+        os.close(follower)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
+            while chunk := os.read(leader, 4096):
+                shown += chunk
+        stdout = proc.stdout.read() if proc.stdout else b""
+    os.close(leader)
+    assert proc.returncode == 0, shown
+    text = shown.decode()
+    assert text.startswith("\r") and "\x1b[K" in text and text.endswith("\n")
+    parts = (part.strip("\r\n").removesuffix("\x1b[K") for part in text.split("\r"))
+    drawn = [part for part in parts if part]  # the terminal ends a line with \r\n
+    assert PROGRESS.fullmatch(drawn[0]) and drawn[0].startswith("100% of")
+    assert "3 entries in" in drawn[-1] and "lines 3 · created 3" in drawn[-1]
+    assert json.loads(stdout)["created"] == 3
+
+
+def test_a_progress_line_on_a_terminal_is_redrawn_at_most_ten_times_a_second() -> None:
+    now = [0.0]
+    stream = io.StringIO()
+    line = ProgressLine(stream, terminal=True, clock=lambda: now[0])
+    for at, text in ((0.0, "one"), (0.05, "two"), (0.15, "three")):
+        now[0] = at
+        line.update(0.5, text)
+    line.finish("done")
+    assert stream.getvalue() == "\rone\x1b[K\rthree\x1b[K\rdone\x1b[K\n"
+
+
+def test_import_progress_of_a_gzip_csv_counts_its_compressed_bytes(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    account = f"cli-{uuid.uuid4().hex[:8]}"
+    _ok(settings, "accounts", "create", account)
+    rows = "".join(f"e{n},2026-11-20T10:15:00.000Z,webhook,error,bot,x.y,m{n}\n" for n in range(25))
+    path = tmp_path / "entries.csv.gz"
+    path.write_bytes(
+        gzip.compress(f"id,timestamp_utc,category,type,actor_id,action,message\n{rows}".encode())
+    )
+    done = _cli(str(settings.es_url), settings.index_prefix, "import", str(path),
+                "--account", account, env={"AUDITLOG_BULK_BATCH_SIZE": "10"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    size = path.stat().st_size  # compressed; the last chunk of 5 comes once the CSV reader
+    # has closed the file (its end reached)
+    assert done.stderr.splitlines()[-1].startswith(f"100% of {size} B · 25 entries in ")
+    assert json.loads(done.stdout)["created"] == 25, done.stdout

@@ -24,6 +24,7 @@ from service.actions import audit_trail
 from service.actions.keys import Principal
 from service.actions.manifests import keep_pending, sign_export
 from service.errors import EngineUnavailable, ServiceError
+from service.export.in_words import filters_in_words, shortened, window_in_words
 from service.export.jobs import Limits, new_job, public, run_job
 from service.export.stream import ExportPlan, export_bytes, new_export_id
 from service.export.writers import WRITERS
@@ -36,14 +37,16 @@ log = logging.getLogger("auditlog")
 
 
 async def record_export(runtime: Runtime, principal: Principal, plan: ExportPlan, how: str) -> None:
+    """The export's ``export.completed`` entry: a message a person reads (:func:`export_message`),
+    and the export's facts as metadata for programs (filters as given, UTC window, rows)."""
     info = plan.info()
+    actor = principal.actor()
     await audit_trail.record(
         runtime.ingest,
         plan.filters.account_id,
-        principal.actor(),
+        actor,
         "export.completed",
-        f"Exported {plan.read} entries as {plan.fmt.upper()} ({how}) from {info['from']} to "
-        f"{info['to']}",
+        export_message(actor["name"], plan, how),
         {
             "target_type": "export",
             "target_name": plan.filename(),
@@ -56,6 +59,20 @@ async def record_export(runtime: Runtime, principal: Principal, plan: ExportPlan
             **({"minted_by_key": principal.key_id} if principal.viewer else {}),
         },
     )
+
+
+MESSAGE_FILTERS_MAX = 2000
+"""The most characters of filters in words an export's message holds (an entry's message is
+at most 10,000; the metadata keeps every filter)."""
+
+
+def export_message(who: str, plan: ExportPlan, how: str) -> str:
+    """``Jane Doe exported 1,234 entries as CSV (download) from Nov 1, 2026 00:00 to Nov 8,
+    2026 00:00 (Europe/Paris). Filters: Source: Webhook; Type: Error; Search: "timeout"``."""
+    count = f"{plan.read:,} {'entry' if plan.read == 1 else 'entries'}"
+    window = window_in_words(plan.filters.window, plan.filters.tz)
+    filters = shortened(filters_in_words(plan.filters), MESSAGE_FILTERS_MAX)
+    return f"{who} exported {count} as {plan.fmt.upper()} ({how}) from {window}. Filters: {filters}"
 
 
 def manifest_path(export_id: str) -> str:

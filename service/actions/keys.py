@@ -19,8 +19,8 @@ from service.errors import ServiceError, bad_request
 from service.runtime import Runtime
 from service.search.accounts import Account, AccountStore, KeyRecord
 
-SCOPES = ("ingest", "read", "export", "admin", "viewer")
-ACCOUNT_SCOPES = ("ingest", "read", "export", "viewer")
+SCOPES = ("ingest", "read", "export", "admin", "viewer", "destinations")
+ACCOUNT_SCOPES = ("ingest", "read", "export", "viewer", "destinations")
 ENV_ADMIN_ID = "env-admin"
 _KEY = re.compile(r"^alk_([a-z0-9]{16})_([A-Za-z0-9_-]{32,64})\Z")
 KEY_ID = re.compile(r"^[a-z0-9]{16}\Z")

@@ -104,7 +104,7 @@ def read_rows(path: Path, fmt: str) -> Iterator[Row]:
     if fmt == "ndjson":
         yield from _ndjson_rows(path)
     elif fmt == "csv":
-        with path.open(encoding="utf-8", newline="") as text:
+        with path.open(encoding="utf-8-sig", newline="") as text:
             yield from _table_rows(csv.reader(text))
     elif fmt == "xlsx":
         yield from _xlsx_rows(path)

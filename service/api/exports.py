@@ -1,6 +1,7 @@
 """Exports: ``GET /v1/export`` streams the filtered view; ``/v1/exports`` runs it as a job.
 
-Both take the filters of ``/v1/entries`` plus ``format`` (csv, xlsx, ndjson) and ``order``. Every
+Both take the filters of ``/v1/entries`` plus ``format`` (csv, xlsx, ndjson), ``order`` and
+``bom`` (``true``: a CSV file starts with a UTF-8 byte-order mark; default ``false``). Every
 export is recorded as an ``audit`` entry of the account (who, format, filters, frozen range, rows)
 and has a signed manifest at ``/v1/exports/<id>/manifest``.
 """
@@ -32,18 +33,30 @@ def _format_and_order(params: dict[str, list[str]]) -> tuple[str, str]:
     return fmt, order_of(params)
 
 
-async def _plan(request: Request, fmt: str, order: str, filters: Any) -> ExportPlan:
+BOM_VALUES = {"true": True, "false": False}
+
+
+def _bom(params: dict[str, list[str]]) -> bool:
+    value = params.get("bom", ["false"])[-1]
+    if value not in BOM_VALUES:
+        raise bad_request("bom must be true or false", field="bom")
+    return BOM_VALUES[value]
+
+
+async def _plan(
+    request: Request, fmt: str, order: str, filters: Any, params: dict[str, list[str]]
+) -> ExportPlan:
     runtime = runtime_of(request)
     return await plan_export(
         runtime.es, runtime.names, filters, fmt, order, runtime.settings.templates_dir,
-        sealing=runtime.settings.sealing,
+        sealing=runtime.settings.sealing, bom=_bom(params),
     )  # fmt: skip
 
 
 async def get_export(request: Request) -> Response:
     principal, filters, params = await read_request(request, "export", EXPORT_PARAMS)
     fmt, order = _format_and_order(params)
-    plan = await _plan(request, fmt, order, filters)
+    plan = await _plan(request, fmt, order, filters, params)
     return await stream_export(runtime_of(request), principal, plan, "download")
 
 
@@ -55,6 +68,8 @@ async def _job_params(request: Request) -> dict[str, list[str]]:
         for name, value in body.items():
             if name not in EXPORT_PARAMS:
                 raise bad_request(f"unknown parameter '{name}'", field=name)
+            if name == "bom" and isinstance(value, bool):  # JSON's own true and false
+                value = "true" if value else "false"
             values = value if isinstance(value, list) else [value]
             if not values or not all(isinstance(v, str) for v in values):
                 message = f"{name} must be a string or a non-empty array of strings"
@@ -68,7 +83,7 @@ async def post_export_job(request: Request) -> Response:
     params = await _job_params(request)
     _, filters, _ = await read_request(request, "export", EXPORT_PARAMS, principal, params)
     fmt, order = _format_and_order(params)
-    plan = await _plan(request, fmt, order, filters)
+    plan = await _plan(request, fmt, order, filters, params)
     job = await start_export_job(runtime_of(request), principal, plan, "export job")
     return JSONResponse(
         public(job), status_code=202, headers={"Location": f"/v1/exports/{job['id']}"}

@@ -18,6 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingest.validation import ENTRY_ID, MAX_MESSAGE
+from service.actions.destinations import DESTINATION_ID
+from service.actions.destinations import FORMATS as DESTINATION_FORMATS
+from service.actions.destinations import KINDS as DESTINATION_KINDS
+from service.actions.feed import DEFAULT_LIMIT as FEED_LIMIT
+from service.actions.feed import MAX_LIMIT as FEED_MAX_LIMIT
 from service.actions.keys import ACCOUNT_ID, KEY_ID, SCOPES
 from service.actions.viewers import PAGE_SCOPES, SESSION_DEFAULT_S, SESSION_MAX_S, SESSION_MIN_S
 from service.export.writers import WRITERS
@@ -93,6 +98,11 @@ PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
     "cursor": ("From the previous page", _text()),
     "order": ("Sort order", _enum(ORDERS)),
     "format": ("File format", _enum(WRITERS)),
+    "bom": (
+        "CSV: start the file with a UTF-8 byte-order mark, so that Excel reads it as UTF-8 "
+        "(XLSX and NDJSON files never carry one)",
+        {"type": "boolean", "default": False},
+    ),
     "interval": ("Bucket size", _enum(["auto", *INTERVALS])),
     "split": ("Split buckets by", _enum(SPLITS)),
     "keys_of": ("Only this account's keys", _text(pattern=pattern(ACCOUNT_ID))),
@@ -108,6 +118,14 @@ PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
         {"type": "integer", "minimum": 1},
     ),
     "account": ("Required with a platform key", _text(pattern=pattern(ACCOUNT_ID))),
+    "after": (
+        "The last position read: entries of later positions are returned (0: from the first)",
+        {"type": "integer", "minimum": 0, "default": 0},
+    ),
+    "limit": (
+        "How many positions to read at most",
+        {"type": "integer", "minimum": 1, "maximum": FEED_MAX_LIMIT, "default": FEED_LIMIT},
+    ),
 }
 """Every query parameter: its description and schema; some are served under another name
 (:data:`SERVED_AS`)."""
@@ -116,7 +134,13 @@ SERVED_AS = {"keys_of": "account_id", "entry_id": "id", "entry_ids": "ids", "fro
 
 FILTERS = ("account_id", "category", "type", "actor", "provider", "action", "range", "from",
            "to", "tz", "q")  # fmt: skip
-PATH_PATTERNS = {"account_id": ACCOUNT_ID, "key_id": KEY_ID, "job_id": JOB_ID, "export_id": JOB_ID}
+PATH_PATTERNS = {
+    "account_id": ACCOUNT_ID,
+    "key_id": KEY_ID,
+    "job_id": JOB_ID,
+    "export_id": JOB_ID,
+    "destination_id": DESTINATION_ID,
+}
 
 ENTRY: dict[str, Any] = {
     "type": "object",
@@ -190,6 +214,43 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
                 "account_id": _text(pattern=pattern(ACCOUNT_ID)),
             },
             "viewer",
+        ),
+    ),
+    "destination": (
+        "application/json",
+        _object(
+            {
+                "account_id": _text(pattern=pattern(ACCOUNT_ID)),
+                "name": _text(2000),
+                "kind": _enum(list(DESTINATION_KINDS)),
+                "url": _text(2000),
+                "format": _enum(list(DESTINATION_FORMATS)),
+                "settings": {"type": "object"},
+                "secrets": {"type": "object"},
+                "filter": _object(
+                    {"categories": _many(_enum(CATEGORIES)), "types": _many(_enum(TYPES))}
+                ),
+                "start": {"oneOf": [_enum(["now"]), {"type": "integer", "minimum": 0}]},
+            },
+            "name",
+            "kind",
+            "url",
+        ),
+    ),
+    "destination_changes": (
+        "application/json",
+        _object(
+            {
+                "name": _text(2000),
+                "url": _text(2000),
+                "settings": {"type": "object"},
+                "secrets": {"type": "object"},
+                "filter": _object(
+                    {"categories": _many(_enum(CATEGORIES)), "types": _many(_enum(TYPES))}
+                ),
+                "status": _enum(["active", "paused"]),
+                "position": {"type": "integer", "minimum": 0},
+            }
         ),
     ),
 }

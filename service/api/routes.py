@@ -13,13 +13,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.api import admin, exports, health, ingest, integrity, search, viewers
+from service.api import (
+    admin,
+    destinations,
+    exports,
+    feed,
+    health,
+    ingest,
+    integrity,
+    search,
+    viewers,
+)
 from service.api.openapi import FILTERS, Operation, document
 
 READ_ERRORS = (400, 401, 403, 404, 503)
 INGEST_ERRORS = (400, 401, 403, 413, 415, 503)
 ADMIN_ERRORS = (401, 403, 503)
-EXPORT = (*FILTERS, "format", "order")
+EXPORT = (*FILTERS, "format", "order", "bom")
 
 OPERATIONS = (
     Operation("GET", "/v1/entries", search.get_entries,
@@ -29,6 +39,10 @@ OPERATIONS = (
               body="entries", errors=INGEST_ERRORS),
     Operation("POST", "/v1/entries/_bulk", ingest.post_bulk, "Ingest NDJSON, one entry a line",
               body="ndjson", errors=INGEST_ERRORS),
+    Operation("GET", "/v1/feed", feed.get_feed,
+              "The account's entries in log order after a position, each with its position "
+              "(gapless: resume from next_after)",
+              query=("account_id", "after", "limit", "tz"), errors=READ_ERRORS),
     Operation("GET", "/v1/histogram", search.get_histogram, "Date histogram of the filtered view",
               query=(*FILTERS, "interval", "split"), errors=READ_ERRORS),
     Operation("GET", "/v1/export", exports.get_export, "Stream the filtered view as a file",
@@ -74,6 +88,21 @@ OPERATIONS = (
     Operation("POST", "/v1/viewer-sessions", viewers.post_viewer_session,
               "A one-time link opening the Audit Logs page for one person (scope viewer)",
               body="viewer_session", status=201, errors=(400, 401, 403, 404, 503)),
+    Operation("GET", "/v1/destinations", destinations.list_destinations,
+              "The account's streaming destinations (never their secrets)",
+              query=("account_id",), errors=(401, 403, 503)),
+    Operation("POST", "/v1/destinations", destinations.create_destination,
+              "Create a streaming destination (scope destinations)", body="destination",
+              status=201, errors=(400, 401, 403, 409, 503)),
+    Operation("GET", "/v1/destinations/{destination_id}", destinations.get_destination,
+              "A destination, its status and health", query=("account_id",),
+              errors=(401, 403, 404, 503)),
+    Operation("PATCH", "/v1/destinations/{destination_id}", destinations.change_destination,
+              "Change, pause, resume or rewind a destination", body="destination_changes",
+              query=("account_id",), errors=(400, 401, 403, 404, 503)),
+    Operation("DELETE", "/v1/destinations/{destination_id}", destinations.delete_destination,
+              "Delete a destination", query=("account_id",), status=204, answer="none",
+              errors=(401, 403, 404, 503)),
     Operation("GET", "/healthz", health.healthz, "Liveness", public=True),
     Operation("GET", "/readyz", health.readyz, "Readiness", unready=True, public=True),
     Operation("GET", "/metrics", health.metrics, "Prometheus metrics", answer="text",

@@ -25,13 +25,14 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 
 from ingest.schema import known_metadata_columns
+from service.export.in_words import filters_in_words, window_in_words
 from service.export.shaping import (
     RowShaper,
     export_columns,
     local_timestamps,
     metadata_columns_of,
 )
-from service.export.writers import WRITERS, CsvWriter, NdjsonWriter, XlsxWriter
+from service.export.writers import CsvWriter, NdjsonWriter, XlsxWriter, writer_for
 from service.integrity.canonical import entry_digest
 from service.integrity.manifests import RowDigests
 from service.search.client import Engine
@@ -101,6 +102,18 @@ class ExportPlan:
             "manifest": f"/v1/exports/{self.export_id}/manifest",
         }
 
+    def sheet_info(self) -> dict[str, Any]:
+        """:meth:`info` for people (the ``Export info`` sheet): the filters in words, and the
+        window in the export's timezone beside its UTC instants."""
+        info = self.info()
+        described = {
+            "account": info.pop("account"),
+            "filters": filters_in_words(self.filters),
+            "window": window_in_words(self.filters.window, self.filters.tz),
+        }
+        del info["filters"]
+        return {**described, **info}
+
 
 async def plan_export(
     es: Engine,
@@ -112,7 +125,10 @@ async def plan_export(
     writer_factory: Callable[[], CsvWriter | XlsxWriter | NdjsonWriter] | None = None,
     sealing: bool = True,
     export_id: str | None = None,
+    bom: bool = False,
 ) -> ExportPlan:
+    """The export of ``filters`` as ``fmt``, its first page read; a CSV file starts with a
+    UTF-8 byte-order mark when ``bom`` (Excel then reads it as UTF-8)."""
     scan = ViewScan(es, names, EntryQuery(filters), order)
     first = await scan.first_page(categories=True)  # the metadata columns: the view's categories
     try:
@@ -121,7 +137,10 @@ async def plan_export(
         await scan.close()
         raise
     columns = export_columns(known_metadata_columns(templates_dir, first.categories))
-    writer = writer_factory() if writer_factory else WRITERS[fmt]()
+    if writer_factory is not None:
+        writer = writer_factory()
+    else:
+        writer = writer_for(fmt, bom=bom, zone_name=filters.tz.key)
     shaper = RowShaper(metadata_columns_of(columns), text=writer.text_cells)
     read = len(first.hits)
     plan = ExportPlan(filters, fmt, order, columns, scan, first, writer, shaper, queued=queued,
@@ -236,9 +255,9 @@ async def _file_bytes(
                 held = chunk
             page = await anext(pages, None)
         if isinstance(plan.writer, XlsxWriter):  # zipped here (seconds for a million rows)
-            tails = await run_in_threadpool(plan.writer.finish, plan.info())
+            tails = await run_in_threadpool(plan.writer.finish, plan.sheet_info())
         else:  # nothing left to write: a thread's hand-offs would cost more
-            tails = plan.writer.finish(plan.info())
+            tails = plan.writer.finish(plan.sheet_info())
         for task in closing:  # called once every page is in, before the last one is taken
             await task
         if held:

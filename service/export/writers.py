@@ -4,10 +4,13 @@ A writer receives the column list once, then slices of rows (CSV, XLSX: shaped r
 entries as the API returns them), and returns the bytes to send after each call; ``finish``
 returns the tail. ``slice_rows`` is how many rows a call should take for it to last a few
 milliseconds (the caller lets other requests run between two calls). CSV and NDJSON stream as
-they go. XLSX is written by openpyxl's write-only workbook to a temporary file (rows never
-accumulate in memory) and sent when the workbook is closed; it moves to a new sheet before
-Excel's 1,048,576-row limit and ends with an ``Export info`` sheet. Every writer stores text as
-text: no formula, URL or date conversion.
+they go; a CSV file may start with a UTF-8 byte-order mark (``bom``: Excel then reads it as
+UTF-8; off by default, so the API's files stay as they were). XLSX is written by openpyxl's
+write-only workbook to a temporary file (rows never accumulate in memory) and sent when the
+workbook is closed; it moves to a new sheet before Excel's 1,048,576-row limit and ends with an
+``Export info`` sheet. Its entry sheets are laid out for people (:mod:`.sheet_layout`: frozen
+header, autofilter, column widths) and end with the entry's time as real date-times. Every writer
+stores text as text: no formula, URL or date conversion.
 """
 
 from __future__ import annotations
@@ -20,6 +23,17 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from openpyxl import Workbook
+
+from service.export.sheet_layout import (
+    INFO_WIDTHS,
+    TIME_COLUMNS,
+    TimeCells,
+    close_filter,
+    header_cells,
+    lay_out,
+    set_widths,
+    time_sources,
+)
 
 EXCEL_MAX_ROWS = 1_048_576
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -43,7 +57,8 @@ class CsvWriter:
     text_cells = True
     slice_rows = 500
 
-    def __init__(self) -> None:
+    def __init__(self, bom: bool = False) -> None:
+        self.bom = bom
         self.width = 0
         self.free: tuple[int, int] | None = None
         self.lines = _Lines()
@@ -53,7 +68,7 @@ class CsvWriter:
         self.width = len(columns)
         free = [i for i, name in enumerate(columns) if name in FREE_TEXT_COLUMNS]
         self.free = (free[0], free[1]) if len(free) == 2 else None
-        return self.write_rows([columns])
+        return (UTF8_BOM if self.bom else b"") + self.write_rows([columns])
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
         lines, standard = self.lines, self.standard
@@ -99,6 +114,7 @@ class CsvWriter:
         return iter(())
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
 FREE_TEXT_COLUMNS = frozenset({"message", "metadata_other"})
 _MARK = "\x00"
 """Stands for a free-text cell in the joined row (a row with it anywhere else takes the
@@ -191,35 +207,53 @@ def _xlsx_value(value: Any) -> Any:
 
 
 class XlsxWriter:
+    """Entry sheets of at most ``rows_per_sheet`` rows: the columns given to :meth:`start`, then
+    (when they hold ``timestamp_local`` and ``timestamp_utc``) :data:`TIME_COLUMNS`, the entry's
+    time as Excel date-times, wall time in ``zone_name`` (the export's timezone) and UTC."""
+
     media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     extension = "xlsx"
     shaped = True
     text_cells = False
     slice_rows = 50
 
-    def __init__(self, rows_per_sheet: int = EXCEL_MAX_ROWS - 1) -> None:
+    def __init__(self, rows_per_sheet: int = EXCEL_MAX_ROWS - 1, zone_name: str = "UTC") -> None:
         self.rows_per_sheet = rows_per_sheet
+        self.zone_name = zone_name
         self.workbook = Workbook(write_only=True)
         self.columns: list[str] = []
+        self.header: list[str] = []
+        self.times: tuple[int, int] | None = None
+        self.time_cells: TimeCells | None = None
         self.sheet: Any = None
         self.sheet_rows = 0
         self.sheets = 0
         self.cut_cells = 0
 
     def _new_sheet(self) -> None:
+        self._close_sheet()
         self.sheets += 1
         self.sheet = self.workbook.create_sheet(
             f"Entries {self.sheets}" if self.sheets > 1 else "Entries"
         )
-        self.sheet.append(self.columns)
+        lay_out(self.sheet, self.header)  # before the first row: written with it
+        self.sheet.append(header_cells(self.sheet, self.header, self.zone_name))
+        self.time_cells = TimeCells(self.sheet) if self.times else None
         self.sheet_rows = 0
+
+    def _close_sheet(self) -> None:
+        if self.sheet is not None:
+            close_filter(self.sheet, len(self.header), self.sheet_rows)
 
     def start(self, columns: list[str]) -> bytes:
         self.columns = columns
+        self.times = time_sources(columns)
+        self.header = [*columns, *TIME_COLUMNS] if self.times else list(columns)
         self._new_sheet()
         return b""
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        times = self.times
         for row in rows:
             if self.sheet_rows >= self.rows_per_sheet:
                 self._new_sheet()
@@ -228,6 +262,8 @@ class XlsxWriter:
                 if type(cell) is str and len(cell) * 2 > EXCEL_MAX_CELL:
                     cells[i], cut = cut_to_cell(cell)
                     self.cut_cells += bool(cut)
+            if times is not None and self.time_cells is not None:
+                cells += self.time_cells.of(row[times[0]], row[times[1]])
             self.sheet.append(cells)
             self.sheet_rows += 1
         return b""
@@ -236,7 +272,9 @@ class XlsxWriter:
         raise NotImplementedError("XLSX is written from shaped rows")
 
     def finish(self, info: dict[str, Any]) -> Iterator[bytes]:
+        self._close_sheet()
         sheet = self.workbook.create_sheet("Export info")
+        set_widths(sheet, INFO_WIDTHS)
         info = {**info, "cut cells": self.cut_cells}
         if self.cut_cells:
             info["cut cells note"] = CUT_NOTE
@@ -264,3 +302,15 @@ WRITERS: dict[str, type[CsvWriter] | type[XlsxWriter] | type[NdjsonWriter]] = {
     "xlsx": XlsxWriter,
     "ndjson": NdjsonWriter,
 }
+
+
+def writer_for(
+    fmt: str, *, bom: bool = False, zone_name: str = "UTC"
+) -> CsvWriter | XlsxWriter | NdjsonWriter:
+    """A writer of ``fmt``: a CSV one starts with a byte-order mark when ``bom``; an XLSX one
+    names ``zone_name`` as its local date-times' timezone."""
+    if fmt == "csv":
+        return CsvWriter(bom=bom)
+    if fmt == "xlsx":
+        return XlsxWriter(zone_name=zone_name)
+    return WRITERS[fmt]()

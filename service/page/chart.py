@@ -3,17 +3,22 @@
 Stacked bars per bucket, one colour per category (CSS classes ``cat-<category>``), a legend with
 each category's count over the range, and axis labels in the view's timezone. The bars live in a
 nested ``<svg>`` stretched to the width of the card (``preserveAspectRatio="none"``), so the chart
-fills any screen while its text keeps its size. Each bucket carries a ``<title>`` (its date and
-counts), and the chart has an accessible name and description.
+fills any screen while its text keeps its size. Each bucket is a link that narrows the view to
+its time (whole days as the custom range; an hour or a minute as ``after:``/``before:`` in the
+search) and carries its date and counts as its name and ``<title>``; the page's script shows them
+beside the chart on focus or a first tap. Each legend item toggles its source. The chart has an
+accessible name and description.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from math import ceil
 from zoneinfo import ZoneInfo
 
 from service.page.html import attrs, esc
+from service.page.view import PageView
 from service.search.histogram import Histogram
 from service.vocabulary import CATEGORIES, CATEGORY_LABELS
 
@@ -77,7 +82,31 @@ def _category_counts(buckets: list[dict[str, object]]) -> dict[str, int]:
     return {c: n for c, n in totals.items() if n}
 
 
-def _bucket_group(index: int, bucket: dict[str, object], top: int, interval: str) -> str:
+def _last_day(start: datetime, interval: str) -> date:
+    if interval == "week":
+        return start.date() + timedelta(days=6)
+    if interval == "month":
+        following = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return following.date() - timedelta(days=1)
+    return start.date()
+
+
+def bucket_view(view: PageView, start: datetime, interval: str) -> PageView:
+    """``view`` narrowed to the bucket starting at ``start`` (local time)."""
+    if interval in ("minute", "hour"):
+        if "after:" in view.q.lower() or "before:" in view.q.lower():
+            return replace(view, start=start.date().isoformat(), end=start.date().isoformat(),
+                           cursor="")  # fmt: skip
+        end = start + (timedelta(minutes=1) if interval == "minute" else timedelta(hours=1))
+        bounds = f"after:{start.isoformat()} before:{end.isoformat()}"
+        return replace(view, q=f"{view.q} {bounds}".strip(), cursor="")
+    return replace(view, start=start.date().isoformat(),
+                   end=_last_day(start, interval).isoformat(), cursor="")  # fmt: skip
+
+
+def _bucket_group(
+    index: int, bucket: dict[str, object], top: int, interval: str, view: PageView
+) -> str:
     start = datetime.fromisoformat(str(bucket["start"]))
     split = bucket.get("split") or {}
     assert isinstance(split, dict)
@@ -97,7 +126,11 @@ def _bucket_group(index: int, bucket: dict[str, object], top: int, interval: str
             f'<rect class="bar cat-{category}" x="{x + (BAR_UNITS - BAR_WIDTH) / 2:g}" '
             f'y="{top - stacked}" width="{BAR_WIDTH}" height="{n}"/>'
         )
-    return f'<g class="bucket"><title>{esc(title)}</title>{"".join(rects)}</g>'
+    href = bucket_view(view, start, interval).url()
+    return (
+        f'<a class="bucket" href="{esc(href)}" aria-label="{esc(title)}" data-tip="{esc(title)}">'
+        f"<title>{esc(title)}</title>{''.join(rects)}</a>"
+    )
 
 
 def _x_labels(buckets: list[dict[str, object]], interval: str) -> str:
@@ -118,8 +151,9 @@ def _x_labels(buckets: list[dict[str, object]], interval: str) -> str:
     return "".join(out)
 
 
-def histogram_svg(histogram: Histogram, range_text: str) -> str:
-    """The chart card: heading, y-axis, the SVG and its legend."""
+def histogram_svg(histogram: Histogram, range_text: str, view: PageView | None = None) -> str:
+    """The chart card: heading, y-axis, the SVG and its legend (links of ``view``)."""
+    view = view or PageView()
     interval = histogram.interval
     word = INTERVAL_WORDS.get(interval, interval)
     heading = f"Entries per {word} by source"
@@ -141,7 +175,7 @@ def histogram_svg(histogram: Histogram, range_text: str) -> str:
         f'x2="100%" y1="{y + 0.5}" y2="{y + 0.5}"/>'
         for y in (PLOT_TOP, PLOT_TOP + PLOT_HEIGHT // 2, PLOT_TOP + PLOT_HEIGHT)
     )
-    bars = "".join(_bucket_group(i, b, top, interval) for i, b in enumerate(buckets))
+    bars = "".join(_bucket_group(i, b, top, interval, view) for i, b in enumerate(buckets))
     svg = (
         f'<svg class="plot" role="img" aria-labelledby="chart-svg-title chart-svg-desc" '
         f'width="100%" height="{SVG_HEIGHT}">'
@@ -156,13 +190,24 @@ def histogram_svg(histogram: Histogram, range_text: str) -> str:
         f'<span class="y-top">{top:,}</span><span class="y-mid">{top // 2:,}</span>'
         '<span class="y-zero">0</span></div>'
     )
-    legend = "".join(
-        f'<li><span class="swatch cat-{c}" aria-hidden="true"></span>{esc(CATEGORY_LABELS[c])}'
-        f' <span class="legend-count">{n:,}</span></li>'
-        for c, n in totals.items()
-    )
+    legend = "".join(_legend_item(view, c, n) for c, n in totals.items())
+    tip = '<p class="chart-tip" aria-live="polite"></p>'
     return (
         f'<section class="card chart" aria-labelledby="chart-title">{head}'
-        f'<div class="chart-body">{y_axis}{svg}</div>'
+        f'<div class="chart-body">{y_axis}{svg}</div>{tip}'
         f'<ul class="legend" aria-label="Sources in the chart">{legend}</ul></section>'
+    )
+
+
+def _legend_item(view: PageView, category: str, count: int) -> str:
+    """A source of the chart: a link that toggles it in the view."""
+    on = category in view.categories
+    label = CATEGORY_LABELS[category]
+    title = f"{'Stop showing only' if on else 'Show only'} {label}"
+    return (
+        f'<li><a class="legend-item{" is-selected" if on else ""}" '
+        f'href="{esc(view.toggled("category", category).url())}" title="{esc(title)}" '
+        f"{'aria-current=' + chr(34) + 'true' + chr(34) if on else ''}>"
+        f'<span class="swatch cat-{category}" aria-hidden="true"></span>{esc(label)}'
+        f' <span class="legend-count">{count:,}</span></a></li>'
     )

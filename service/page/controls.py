@@ -11,6 +11,7 @@ from typing import Any
 
 from service.page.html import BASE_PATH, attrs, esc
 from service.page.view import PAGE_PRESETS, PageView
+from service.search.filters import DEFAULT_RANGE
 from service.vocabulary import CATEGORIES, CATEGORY_LABELS, TYPES
 
 SYNTAX_HELP = (
@@ -18,10 +19,12 @@ SYNTAX_HELP = (
         "Competitor mentions",
         "words anywhere in an entry: message, action, actor, Signal name, contact, URL…",
     ),
+    ("wh_8f3a1b2c  203.0.113.7", "an id or IP address shown in an entry, whole (any case)"),
     ('"post by Mateo Garcia"', "an exact phrase"),
     ("category:webhook", "a source: audit, credits, ai, webhook, signal, integration, api"),
     ("type:warning,error", "a type; commas mean “or”"),
-    ("actor:u_42", "who did it (the actor's id)"),
+    ('actor:"Jane Doe"', "who did it: the actor's name, email or id"),
+    ("id:evt_123,evt_124", "entries by their id; commas mean “or”"),
     ("action:webhook.*", "an action; * at the end matches a prefix"),
     ("provider:hubspot", "the CRM of an integration entry: hubspot, attio"),
     ("status:failed", "the status of an integration or AI Agent run"),
@@ -29,7 +32,7 @@ SYNTAX_HELP = (
     ("-type:notice  -timeout", "a minus sign excludes"),
 )
 TYPE_LABELS = {"notice": "Notice", "warning": "Warning", "error": "Error"}
-FORMATS = (("csv", "CSV"), ("xlsx", "Excel (XLSX)"))
+FORMATS = (("csv", "CSV"), ("xlsx", "Excel (XLSX)"), ("ndjson", "NDJSON (one JSON entry a line)"))
 
 
 def hidden_fields(view: PageView, skip: tuple[str, ...] = ()) -> str:
@@ -111,21 +114,38 @@ def source_and_type(view: PageView, facets: Facets | None, timed_out: list[str])
     ) + facet_chips("type", "Type", TYPES, TYPE_LABELS, buckets("type"), view, "type" in timed_out)
 
 
-def _actor_select(view: PageView, facets: Facets | None) -> str:
-    chosen = view.actors[0] if view.actors else ""
-    options = [f'<option value=""{" selected" if not chosen else ""}>Everyone</option>']
+def _actor_picker(view: PageView, facets: Facets | None) -> str:
+    """Actors by name, any number of them: checkboxes in a disclosure (plain form fields, so
+    Apply sends them without script). The actors of the view come first; a selected actor with
+    no entries in the view keeps its name and reads "none here"."""
+    chosen = set(view.actors)
     if facets is None:
         buckets = [{"value": actor, "label": actor} for actor in view.actors]
     else:
         buckets = facets.get("actor", [])
-    for b in buckets:
-        count = f" ({int(b['count']):,})" if "count" in b else ""
-        label = f"{b.get('label') or b['value']}{count}"
-        selected = " selected" if b["value"] == chosen else ""
-        options.append(f'<option value="{esc(b["value"])}"{selected}>{esc(label)}</option>')
+    items, names = [], {}
+    for b in sorted(buckets, key=lambda b: b["value"] not in chosen):
+        name = str(b.get("label") or b["value"])
+        names[b["value"]] = name
+        count = int(b.get("count", 0))
+        note = f"{count:,}" if count else "none here"
+        checked = " checked" if b["value"] in chosen else ""
+        items.append(
+            f'<li><label><input type="checkbox" name="actor" value="{esc(b["value"])}"{checked}>'
+            f' <span class="actor-name">{esc(name)}</span>'
+            f' <span class="count">{note}</span></label></li>'
+        )
+    picked = [names.get(actor, actor) for actor in view.actors]
+    summary = "Everyone" if not picked else picked[0]
+    if len(picked) > 1:
+        summary += f" +{len(picked) - 1}"
+    listing = "".join(items) or '<li class="muted">No actors in this view</li>'
     return (
-        '<div class="field field-actor"><label for="actor">Actor</label>'
-        f'<select id="actor" name="actor">{"".join(options)}</select></div>'
+        '<div class="field field-actor"><span class="field-label" id="actor-label">Actor</span>'
+        '<details class="picker"><summary id="actor" aria-describedby="actor-label">'
+        f'<span class="picker-value">{esc(summary)}</span></summary>'
+        '<fieldset class="picker-list"><legend class="visually-hidden">Actors</legend>'
+        f"<ul>{listing}</ul></fieldset></details></div>"
     )
 
 
@@ -160,10 +180,13 @@ def filter_panel(
     tz_label: str,
     window_text: str | None,
     invalid: str | None = None,
+    typed: str | None = None,
 ) -> str:
     """The filter card: search form (with actor and custom dates), range, source and type.
 
-    ``facets`` None: the view could not be read (no counts); ``invalid``: the field at fault.
+    ``facets`` None: the view could not be read (no counts); ``invalid``: the field at fault;
+    ``typed``: search text with a mistake, shown in the box over the view's own (the last good
+    search, shown again after a mistake).
     """
     hidden = hidden_fields(view, skip=("q", "actor", "start", "end"))
     bad = {
@@ -172,8 +195,9 @@ def filter_panel(
     }
     search = (
         '<div class="field field-search"><label for="q">Search</label>'
-        f'<input id="q" name="q" type="search" value="{esc(view.q)}"{bad["q"]} '
-        "placeholder='e.g. \"Competitor mentions\" type:error -actor:u_42' "
+        f'<input id="q" name="q" type="search" value="{esc(view.q if typed is None else typed)}"'
+        f"{bad['q']} "
+        'placeholder=\'e.g. "Competitor mentions" type:error -actor:"Jane Doe"\' '
         'autocomplete="off" spellcheck="false" aria-describedby="q-help"></div>'
     )
     dates = (
@@ -186,9 +210,10 @@ def filter_panel(
     )
     showing = f" Showing {esc(window_text)}." if window_text else ""
     return (
-        f'<section class="card filters" aria-label="Filters">'
+        f'<section class="card filters" aria-label="Filters">{_filters_toggle(view, invalid)}'
+        f'<div id="filter-body" class="filter-body{" is-open" if invalid else ""}">'
         f'<form method="get" action="{BASE_PATH}" class="filter-form" role="search">{hidden}'
-        f'<div class="filter-row">{search}{_actor_select(view, facets)}'
+        f'<div class="filter-row">{search}{_actor_picker(view, facets)}'
         f"{dates}"
         '<div class="field field-submit"><button type="submit" class="button button-primary">'
         "Apply</button></div></div>"
@@ -196,7 +221,19 @@ def filter_panel(
         f'<span class="tz-note">Dates and times are in {esc(tz_label)}.{showing}</span>'
         "</div></form>"
         f'<div class="facets">{_range_links(view)}{source_and_type(view, facets, timed_out)}'
-        f'<p class="clear"><a href="{BASE_PATH}">Clear all filters</a></p></div></section>'
+        f'<p class="clear"><a href="{BASE_PATH}">Clear all filters</a></p></div></div></section>'
+    )
+
+
+def _filters_toggle(view: PageView, invalid: str | None) -> str:
+    """On a phone, the filters fold behind one button saying how many are set (the page's
+    script folds them; without it they stay open)."""
+    active = len([k for k, _ in view.pairs() if k != "range"]) + (view.range != DEFAULT_RANGE)
+    count = f' <span class="active-count">· {active} set</span>' if active else ""
+    expanded = "true" if invalid else "false"
+    return (
+        f'<button type="button" class="button filters-toggle" aria-expanded="{expanded}" '
+        f'aria-controls="filter-body">Filters{count}</button>'
     )
 
 
@@ -207,11 +244,12 @@ def export_form(
     """Export Logs: the current view as CSV or XLSX, directly or as a job with progress, with
     the id the export will have (its manifest's address; the page's script renews it after each
     export)."""
-    if not can_export:
+    if not can_export or total == 0:
+        why = "Your key lacks the export scope." if not can_export else "Nothing to export."
         return (
             '<div class="export export-disabled"><button type="button" class="button" disabled '
             'aria-describedby="export-note">Export logs</button>'
-            '<span id="export-note" class="help">Your key lacks the export scope.</span></div>'
+            f'<span id="export-note" class="help">{why}</span></div>'
         )
     options = "".join(f'<option value="{v}">{esc(label)}</option>' for v, label in FORMATS)
     token = f'<input type="hidden" name="csrf" value="{esc(csrf)}">' if csrf else ""

@@ -1,4 +1,4 @@
-"""Export Logs from the page: the current view as CSV or XLSX, directly or as a job.
+"""Export Logs from the page: the current view as CSV, XLSX or NDJSON, directly or as a job.
 
 ``POST /settings/audit-logs/export`` takes the view's filters (hidden fields of the export form)
 and runs the export code of ``/v1/export``: :func:`~service.export.stream.plan_export` reads the
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
@@ -46,7 +47,7 @@ from service.web.view_request import EXPORT_PARAMS, read_request
 JOB_THRESHOLD = 100_000
 """Views with more entries than this are exported as a job."""
 JOB_REFRESH_S = 2
-PAGE_FORMATS = ("csv", "xlsx")
+PAGE_FORMATS = ("csv", "xlsx", "ndjson")
 
 
 def _problem(account: Account | None, status: int, title: str, message: str) -> Response:
@@ -76,7 +77,7 @@ async def export(request: Request) -> Response:
     view = parse_page_view(pairs)
     fmt = next((v for k, v in reversed(pairs) if k == "format"), "csv")
     if fmt not in PAGE_FORMATS:
-        return _problem(account, 400, "Export refused", "Choose CSV or Excel (XLSX).")
+        return _problem(account, 400, "Export refused", "Choose CSV, Excel (XLSX) or NDJSON.")
     runtime = runtime_of(request)
     try:
         params = {**view.filter_params(), "format": [fmt], "order": ["desc"]}
@@ -87,13 +88,14 @@ async def export(request: Request) -> Response:
         plan = await plan_export(
             runtime.es, runtime.names, filters, fmt, "desc", runtime.settings.templates_dir,
             sealing=runtime.settings.sealing,
-            export_id=proposed if JOB_ID.match(proposed) else None,
+            export_id=proposed if JOB_ID.match(proposed) else None, bom=True,
         )  # fmt: skip
         if any(k == "as_job" for k, _ in pairs) or plan.total > JOB_THRESHOLD:
             job = await start_export_job(
                 runtime, session.principal, plan, "export job from the Audit Logs page"
             )
-            return RedirectResponse(f"{BASE_PATH}/exports/{job['id']}", status_code=303)
+            back = f"?{urlencode({'view': urlencode(view.pairs())})}" if view.pairs() else ""
+            return RedirectResponse(f"{BASE_PATH}/exports/{job['id']}{back}", status_code=303)
         return await stream_export(
             runtime, session.principal, plan, "download from the Audit Logs page"
         )
@@ -208,7 +210,9 @@ async def job_page(request: Request) -> Response:
     refresh = JOB_REFRESH_S if shown["status"] in ("queued", "running") else None
     tz = ZoneInfo(session.account.timezone)
     content = _job_content(shown, tz, runtime_of(request).settings.export_ttl_h)
-    return html_page(plain_page(session.account, "Export of the audit log", content, refresh))
+    back = parse_page_view(parse_qsl(request.query_params.get("view", ""))).url()
+    page = plain_page(session.account, "Export of the audit log", content, refresh, back=back)
+    return html_page(page)
 
 
 async def job_download(request: Request) -> Response:
@@ -242,4 +246,44 @@ async def manifest_download(request: Request) -> Response:
     filename = f"{manifest['filename']}.manifest.json"
     return JSONResponse(
         manifest, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
+RECENT_EXPORTS = 5
+"""Export jobs listed under the audit log, newest first."""
+
+
+def recent_exports(jobs: list[dict[str, Any]], tz: ZoneInfo) -> str:
+    """The account's latest export jobs: status, progress, size, expiry, file and manifest."""
+    if not jobs:
+        return ""
+    rows = []
+    for stored in jobs:
+        job = public(stored)
+        status, job_id = job["status"], esc(job["id"])
+        done, total = int(job.get("rows_done") or 0), int(job.get("rows_total") or 0)
+        rows_text = f"{done:,} of {total:,}" if status in ("queued", "running") else f"{total:,}"
+        links = [f'<a href="{BASE_PATH}/exports/{job_id}">Details</a>']
+        if status == "done":
+            links += [f'<a href="{BASE_PATH}/exports/{job_id}/download">Download</a>',
+                      f'<a href="{BASE_PATH}/exports/{job_id}/manifest">Manifest</a>']  # fmt: skip
+        expires = _instant(job.get("expires_at"), tz, "") if status == "done" else ""
+        cells = [
+            esc(job.get("filename", "")),
+            f'<span class="job-status" data-status="{esc(status)}">'
+            f"{esc(status.capitalize())}</span>",
+            esc(rows_text),
+            esc(_size(job.get("size"))),
+            esc(_instant(job.get("created_at"), tz, "")),
+            esc(expires),
+            " · ".join(links),
+        ]
+        rows.append(f'<tr data-job="{job_id}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    titles = ("File", "Status", "Rows", "Size", "Started", "Available until", "")
+    head = "".join(f'<th scope="col">{h}</th>' for h in titles)
+    return (
+        '<section class="recent-exports" aria-labelledby="recent-exports-title">'
+        '<h2 id="recent-exports-title">Recent exports</h2><div class="card table-wrap">'
+        f'<table class="jobs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+        "</table></div></section>"
     )

@@ -97,12 +97,13 @@ def sign_in_page(next_url: str, message: str | None) -> str:
 
 
 def plain_page(
-    account: Account | None, title: str, content: str, refresh_s: int | None = None
-) -> str:
-    """A simple screen (export job, errors) inside the frame."""
+    account: Account | None, title: str, content: str, refresh_s: int | None = None,
+    back: str = BASE_PATH,
+) -> str:  # fmt: skip
+    """A simple screen (export job, errors) inside the frame; ``back``: the view to go back to."""
     body = (
         f'{top_bar(account)}<main class="container narrow" id="main">'
-        f'<p class="back"><a href="{BASE_PATH}">← Back to the audit log</a></p>'
+        f'<p class="back"><a href="{esc(back)}">← Back to the audit log</a></p>'
         f"<h1>{esc(title)}</h1>{content}</main>"
     )
     return document(f"{title} · {PRODUCT}", body, refresh_s=refresh_s)

@@ -123,7 +123,49 @@ async def compute_facets(
             timed_out.append(facet)
             continue
         out[facet] = _facet_buckets(facet, response, selected[facet])
+    unnamed = [b["value"] for b in out.get("actor", []) if b["label"] == b["value"]]
+    if unnamed:
+        names_of = await actor_names(es, names, query.filters.account_id, unnamed)
+        for b in out["actor"]:
+            b["label"] = names_of.get(b["value"], b["label"])
     return out, timed_out
+
+
+async def actor_names(
+    es: AsyncElasticsearch, names: IndexNames, account_id: str, actor_ids: list[str]
+) -> dict[str, str]:
+    """The name each actor went by in the account's latest entry of theirs (any time, any
+    filter): a selected actor with no entries in the view is still shown by name."""
+    resp = await es.search(
+        index=names.entries_alias,
+        size=0,
+        query={
+            "bool": {
+                "filter": [{"term": {"account_id": account_id}}, {"terms": {"actor.id": actor_ids}}]
+            }
+        },
+        aggs={
+            "actor": {
+                "terms": {"field": "actor.id", "size": len(actor_ids)},
+                "aggs": {
+                    "latest": {
+                        "top_hits": {
+                            "size": 1,
+                            "_source": ["actor.name"],
+                            "sort": [{"timestamp": "desc"}],
+                        }
+                    }
+                },
+            }
+        },
+    )
+    found: dict[str, str] = {}
+    for bucket in resp["aggregations"]["actor"]["buckets"]:
+        hits = bucket["latest"]["hits"]["hits"]
+        name = (hits[0]["_source"].get("actor") or {}).get("name") if hits else None
+        if name:
+            found[str(bucket["key"])] = str(name)
+    return found
 
 
 async def _hits(
@@ -150,7 +192,12 @@ async def search_entries(
     cursor_text: str | None,
     secret: bytes,
     timeout_s: float,
+    snapshot: bool = True,
 ) -> Page:
+    """A page of entries with its facets and the cursor of the next page. With ``snapshot``,
+    the pages after the first read one point in time; without, each page reads the index as
+    it is (still exact: the sort is a total order), and cursors stay short (no point in time
+    in them: the page puts them in its links)."""
     cursor = None
     if cursor_text:
         cursor = decode_cursor(cursor_text, secret, filters.account_id, filters.fingerprint())
@@ -177,7 +224,7 @@ async def search_entries(
         # the following pages see the same snapshot. The last page closes it.
         pit = (
             (cursor.pit or await open_window_pit(es, names, query, PIT_KEEP_ALIVE))
-            if cursor
+            if cursor and snapshot
             else None
         )
         resp, pit = await _hits(es, names, body, pit)

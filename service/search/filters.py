@@ -4,6 +4,9 @@ Query parameters become a :class:`ViewFilters`: the account (always), facet sele
 a time window resolved to absolute UTC instants in the timezone in effect (``tz``, else the
 account's; DST-correct wall-clock arithmetic for presets; ``from`` inclusive, ``to`` exclusive;
 a date alone is local midnight), and the parsed search text. Every bad parameter is a 400 naming it.
+
+The ``actor`` parameter selects actor ids only: it is the actor facet, whose buckets, counts and
+``selected`` flags are by id. Names and emails are for ``actor:`` in ``q``.
 """
 
 from __future__ import annotations

@@ -53,6 +53,10 @@ class IndexNames:
     def state(self) -> str:
         return f"{self.prefix}-state"
 
+    @property
+    def destinations(self) -> str:
+        return f"{self.prefix}-destinations"
+
     def resource(self, file_stem: str) -> str:
         """The engine name of a template or policy defined in the file ``<file_stem>.json``."""
         return f"{self.prefix}-{file_stem}"
@@ -94,4 +98,5 @@ class IndexNames:
             self.export_manifests,
             self.state,
             self.integrity,
+            self.destinations,
         )

@@ -124,6 +124,31 @@ class IntegrityLog:
         return [int(hit["sort"][0]) for hit in resp["hits"]["hits"]]
 
     @translated
+    async def leaves_between(self, account_id: str, start: int, end: int) -> list[dict[str, str]]:
+        """The leaves at positions ``start`` to ``end - 1`` (from 0) of the account's log, in
+        order, as far as segments hold them (the caller bounds ``end`` by a checkpoint's tree
+        size: a segment past the last checkpoint may still be replaced)."""
+        if end <= start:
+            return []
+        segment = [{"term": {"kind": "segment"}}, {"term": {"account_id": account_id}}]
+        first = await self.es.search(
+            index=self.index, size=1, sort=[{"start": "desc"}], source_includes=["start", "leaves"],
+            query={"bool": {"filter": [*segment, {"range": {"start": {"lte": start}}}]}},
+        )  # fmt: skip
+        rest = await self.es.search(
+            index=self.index, size=end - start, sort=[{"start": "asc"}],
+            source_includes=["start", "leaves"],
+            query={"bool": {"filter": [*segment, {"range": {"start": {"gt": start, "lt": end}}}]}},
+        )  # fmt: skip
+        leaves: list[dict[str, str]] = []
+        for hit in [*first["hits"]["hits"], *rest["hits"]["hits"]]:
+            at = int(hit["_source"]["start"])
+            for offset, item in enumerate(hit["_source"]["leaves"]):
+                if start + len(leaves) == at + offset and at + offset < end:
+                    leaves.append(item)
+        return leaves
+
+    @translated
     async def sealed_among(self, account_id: str, entry_ids: list[str]) -> set[str]:
         """Those of ``entry_ids`` already in the account's log."""
         found: set[str] = set()

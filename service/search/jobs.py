@@ -78,6 +78,23 @@ class JobStore:
         return dict(resp["_source"])
 
     @translated
+    async def recent(self, account_id: str, limit: int) -> list[dict[str, Any]]:
+        """The account's newest jobs, newest first, each as it is now (a job is created with a
+        refresh, so the search finds it; its progress is read in real time)."""
+        resp = await self.es.options(ignore_status=404).search(
+            index=self.names.export_jobs,
+            query={"term": {"account_id": account_id}},
+            sort=[{"created_at": "desc"}],
+            size=limit,
+            source=False,
+        )
+        ids = [h["_id"] for h in resp.get("hits", {}).get("hits", [])]
+        if not ids:
+            return []
+        docs = await self.es.mget(index=self.names.export_jobs, ids=ids)
+        return [dict(d["_source"]) for d in docs["docs"] if d.get("found")]
+
+    @translated
     async def unfinished_or_expired(self, now: str) -> list[dict[str, Any]]:
         """Jobs still queued or running, and finished ones whose file has expired."""
         query = {

@@ -21,15 +21,21 @@ KEEP_ALIVE = "2m"
 
 @translated
 async def fetch_entries(
-    es: AsyncElasticsearch, docs: list[tuple[str, str]]
+    es: AsyncElasticsearch, docs: list[tuple[str, str]], deleted_indices: bool = False
 ) -> dict[str, dict[str, Any]]:
-    """``(index, document id)`` → the stored source, of those that exist (real-time gets)."""
+    """``(index, document id)`` → the stored source, of those that exist (real-time gets).
+    With ``deleted_indices``, an index that no longer exists (retention deleted it) holds
+    nothing; otherwise it is an error (unknown, so nothing may be given up on)."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(docs), PAGE):
         body = [{"_index": index, "_id": doc_id} for index, doc_id in docs[start : start + PAGE]]
         resp = await es.options(ignore_status=404).mget(docs=body)
         for doc in resp.get("docs", []):
-            if "error" in doc:  # not "not found": unknown, so nothing may be given up on
+            error = doc.get("error")
+            gone = isinstance(error, dict) and error.get("type") == "index_not_found_exception"
+            if error and deleted_indices and gone:
+                continue
+            if error:  # not "not found": unknown, so nothing may be given up on
                 raise engine_unavailable(detail=f"fetching {doc.get('_id')}: {doc['error']}")
             if doc.get("found"):
                 found[doc["_id"]] = doc["_source"]

@@ -2,25 +2,34 @@
 
 ``q`` is parsed by a hand-written tokenizer into a :class:`SearchText` and compiled into a plain
 ``bool`` query dict. Nothing the user types reaches the engine as query syntax: every word,
-phrase and value ends up as a literal in a ``match``, ``match_phrase``, ``terms``, ``prefix`` or
-``range`` clause.
+phrase and value ends up as a literal in a ``match``, ``match_phrase``, ``term``, ``terms``,
+``prefix`` or ``range`` clause.
 
 Grammar (terms are separated by whitespace):
 
-* ``word`` and ``"quoted phrase"`` must all match the entry's ``search_text`` (ANDed);
-  ``-word`` and ``-"phrase"`` exclude. Quoted text is always plain text; there are no escapes
-  inside quotes. A quote ends a bare word (``foo"bar"`` is the word ``foo`` and the phrase
-  ``bar``); an empty phrase is ignored.
+* ``word`` and ``"quoted phrase"`` must all match (ANDed); ``-word`` and ``-"phrase"`` exclude.
+  A word or phrase matches the entry's ``search_text`` (message, action, actor name and email,
+  text metadata; words in any case, split at punctuation by the standard analyzer), or is
+  whole the value of one of the entry's identifiers, in any case: entry id, actor id, webhook,
+  Signal, AI Agent, API key and target ids, an IP address in any notation
+  (:mod:`service.search.identifiers`). A part of an id is not a match (``wh_8f3a`` does not find
+  ``wh_8f3a1b2c``), except for the ids ``search_text`` holds as words (run and record ids, post
+  URNs, URLs and paths: a UUID's or URL's words match one by one). Quoted text is always plain
+  text; there are no escapes inside quotes. A quote ends a bare word (``foo"bar"`` is the word
+  ``foo`` and the phrase ``bar``); an empty phrase is ignored.
 * ``name:value[,value...]`` narrows by a qualifier (values ORed); ``-name:value`` excludes. A value
-  may be quoted (``actor:"u 42"``). Names are case-insensitive; ``category``, ``type`` and
-  ``provider`` values are too (they are lower-cased), the others are compared exactly.
-  Repeating a qualifier ANDs the repetitions. ``action:`` values ending in ``*`` are prefixes.
+  may be quoted (``actor:"Jane Doe"``). Names are case-insensitive; ``category``, ``type`` and
+  ``provider`` values are too (they are lower-cased), the others are compared exactly, except
+  that ``actor:`` takes an actor id (exact), name (whole, any case) or email (any case).
+  ``id:`` takes entry ids (exact; a value that cannot be an entry id is an error). Repeating a
+  qualifier ANDs the repetitions. ``action:`` values ending in ``*`` are prefixes.
 * ``after:`` / ``before:`` take one ``YYYY-MM-DD`` (local midnight in the request timezone) or an
   RFC 3339 instant with ``Z`` or an offset; ``after`` is inclusive, ``before`` exclusive. They
   cannot be negated nor repeated. Parsing keeps them as a :class:`~datetime.date` or an aware
   :class:`~datetime.datetime`; :func:`compile_search_text` resolves them with the timezone.
 * A token whose part before the first ``:`` is ASCII letters/underscores but not a qualifier is
-  an error, except ``urn:``, ``http:`` and ``https:`` (post URNs and URLs are plain words).
+  an error, except ``urn:``, ``http:`` and ``https:`` (post URNs and URLs are plain words) and
+  an IPv6 address (``dead:beef::1``).
 
 Every mistake is a 400 :class:`~service.errors.ServiceError` with ``field="q"``.
 """
@@ -36,6 +45,12 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from service.errors import bad_request
+from service.search.identifiers import (
+    actor_clause,
+    checked_entry_ids,
+    identifier_clauses,
+    ip_address,
+)
 from service.vocabulary import CATEGORIES, PROVIDERS, TYPES
 
 MAX_LENGTH = 1000
@@ -45,6 +60,7 @@ MAX_TERMS = 64
 
 SEARCH_FIELD = "search_text"
 QUALIFIER_FIELDS: dict[str, str] = {
+    "id": "id",
     "category": "category",
     "type": "type",
     "actor": "actor.id",
@@ -52,7 +68,7 @@ QUALIFIER_FIELDS: dict[str, str] = {
     "provider": "metadata.provider",
     "status": "metadata.status",
 }
-"""The indexed field each list qualifier filters on."""
+"""The indexed field each list qualifier filters on (``actor:`` also its name and email)."""
 DATE_QUALIFIERS = ("after", "before")
 QUALIFIERS: tuple[str, ...] = (*QUALIFIER_FIELDS, *DATE_QUALIFIERS)
 
@@ -130,6 +146,13 @@ class _Scanner:
         self.pos = end + 1
         return self.text[start:end]
 
+    def bare_run(self) -> str:
+        """The text from the cursor to the next space or quote (not consumed)."""
+        end = self.pos
+        while end < len(self.text) and not self.text[end].isspace() and self.text[end] != '"':
+            end += 1
+        return self.text[self.pos : end]
+
     def read_qualifier_name(self) -> str | None:
         """The lower-cased name of a ``name:`` at the cursor (consumed), else None."""
         end = self.pos
@@ -140,6 +163,8 @@ class _Scanner:
         if not name or self.peek(end - self.pos) != ":" or name in _PLAIN_PREFIXES:
             return None
         if name not in QUALIFIERS:
+            if ip_address(self.bare_run()) is not None:  # an IPv6 address such as dead:beef::1
+                return None
             raise bad_request(
                 f"unknown qualifier {written!r} (put it in quotes to search for the text)",
                 field="q",
@@ -228,6 +253,8 @@ def _read_values(scanner: _Scanner, name: str) -> list[str]:
 
 
 def _checked_values(name: str, values: list[str]) -> tuple[str, ...]:
+    if name == "id":
+        return checked_entry_ids(values)
     allowed = _CLOSED_LISTS.get(name)
     if allowed is None:
         return tuple(dict.fromkeys(values))
@@ -360,17 +387,29 @@ def compile_search_text(parsed: SearchText, tz: ZoneInfo) -> dict[str, Any]:
 
 def _word_clause(word: str, *, required: bool) -> dict[str, Any]:
     neutral = {"zero_terms_query": "all"} if required else {}
-    return {"match": {SEARCH_FIELD: {"query": word, "operator": "and", **neutral}}}
+    text = {"match": {SEARCH_FIELD: {"query": word, "operator": "and", **neutral}}}
+    return _or_identifier(text, word)
 
 
 def _phrase_clause(phrase: str, *, required: bool) -> dict[str, Any]:
+    query: str | dict[str, str] = phrase
     if required:
-        return {"match_phrase": {SEARCH_FIELD: {"query": phrase, "zero_terms_query": "all"}}}
-    return {"match_phrase": {SEARCH_FIELD: phrase}}
+        query = {"query": phrase, "zero_terms_query": "all"}
+    return _or_identifier({"match_phrase": {SEARCH_FIELD: query}}, phrase)
+
+
+def _or_identifier(text_clause: dict[str, Any], text: str) -> dict[str, Any]:
+    """``text_clause``, or ``text`` whole in an identifier field of the entry."""
+    alternatives = identifier_clauses(text)
+    if not alternatives:
+        return text_clause
+    return {"bool": {"should": [text_clause, *alternatives], "minimum_should_match": 1}}
 
 
 def _qualifier_clause(qualifier: Qualifier) -> dict[str, Any]:
     field = QUALIFIER_FIELDS[qualifier.name]
+    if qualifier.name == "actor":
+        return actor_clause(qualifier.values)
     if qualifier.name != "action":
         return {"terms": {field: list(qualifier.values)}}
     exact = [value for value in qualifier.values if not value.endswith("*")]

@@ -17,7 +17,7 @@ from service.web.auth import require, resolve_account
 
 ENTRIES_PARAMS = {*FILTER_PARAMS, "size", "cursor", "order"}
 HISTOGRAM_PARAMS = {*FILTER_PARAMS, "interval", "split"}
-EXPORT_PARAMS = {*FILTER_PARAMS, "format", "order"}
+EXPORT_PARAMS = {*FILTER_PARAMS, "format", "order", "bom"}
 ORDERS = ("desc", "asc")
 """Newest first (the default) or oldest first."""
 MAX_PAGE_SIZE = 200

@@ -105,11 +105,11 @@ def test_xlsx_rows_equal_the_expected_rows(data: Any, client: TestClient, tmp_pa
     path.write_bytes(_export(client, headers, "xlsx").content)
     book = load_workbook(path, read_only=True)
     assert book.sheetnames == ["Entries", "Export info"]
-    width = len(COLUMNS)  # read-only mode drops trailing empty cells: pad them back
-    rows = [[*r, *[None] * (width - len(r))] for r in book["Entries"].iter_rows(values_only=True)]
-    assert rows[0] == COLUMNS
+    width = len(COLUMNS)  # the contract's text columns, then the entry's time as date-times
+    rows = [list(r) for r in book["Entries"].iter_rows(values_only=True)]
+    assert rows[0] == [*COLUMNS, "datetime_local", "datetime_utc"]
     expected = expected_rows(entries, account)  # carriage returns included (lxml escapes them)
-    assert rows[1:] == expected
+    assert [r[:width] for r in rows[1:]] == expected
     info = {r[0]: r[1] for r in book["Export info"].iter_rows(values_only=True)}
     assert info["row count"] == len(entries) and info["timezone"] == "America/New_York"
     assert info["from"].startswith(START.strftime("%Y-%m-%dT%H:%M:%S"))

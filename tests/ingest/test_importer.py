@@ -249,7 +249,7 @@ def test_the_import_command_prints_progress_and_a_summary_and_exits_by_outcome(
     summary = json.loads(done.stdout)
     assert (summary["lines"], summary["created"], summary["rejected"]) == (2, 1, 1)
     assert summary["rejections"][0]["line"] == 2 and summary["complete"] is True
-    assert "\rlines 2 · created 1 · duplicates 0 · rejected 1 · failed 0" in done.stderr
+    assert "lines 2 · created 1 · duplicates 0 · rejected 1 · failed 0\n" in done.stderr
     unknown = _cli(settings, "import", str(path), "--account", "no-such-account")
     assert unknown.returncode == 2 and "no account 'no-such-account'" in unknown.stderr
     missing = _cli(settings, "import", str(tmp_path / "absent.ndjson"), "--account", account)

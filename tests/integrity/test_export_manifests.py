@@ -119,6 +119,22 @@ def test_a_downloaded_export_verifies_with_its_manifest_and_proofs(
         assert len(first["entry_digest"]) == 64
 
 
+def test_a_csv_with_a_byte_order_mark_verifies(
+    client: TestClient, es: Elasticsearch, tmp_path: Path
+) -> None:
+    """The page's CSV starts with a byte-order mark (for Excel): it is part of the signed file
+    and ``verify-export`` reads past it."""
+    _, headers = _account_with_entries(client, es, "b")
+    resp = client.get("/v1/export", params={"format": "csv", "range": "all", "bom": "true"},
+                      headers=headers)  # fmt: skip
+    assert resp.content.startswith(b"\xef\xbb\xbfid,")
+    path = tmp_path / "export.csv"
+    path.write_bytes(resp.content)
+    manifest = _manifest(client, headers, resp.headers["x-export-id"])
+    report = verify_export(path, manifest, load_public_keys(_keys_file(client, tmp_path)))
+    assert report.ok and report.rows == 6, report.to_dict()
+
+
 def _csv_rows(path: Path) -> list[list[str]]:
     return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
 

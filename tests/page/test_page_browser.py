@@ -28,6 +28,8 @@ from tests.page.conftest import GROUPS, NOW, POST_URN, SIGNAL, TZ, Seeded
 
 pytestmark = pytest.mark.browser  # drives Debian's Chromium: not in `make test-fast`
 
+SCREENSHOT_SIZES = ((1440, 1000), (390, 844))
+"""A desktop and a phone (`make screenshots` writes these for reviewers)."""
 PRESET_GROUPS = {"24h": ("day",), "7d": ("day", "week"), "30d": ("day", "week", "month"),
                  "90d": ("day", "week", "month", "quarter")}  # fmt: skip
 
@@ -136,7 +138,7 @@ def test_search_finds_a_signal_and_a_row_shows_its_metadata(visit: Visit, seeded
     row = visit.page.locator("tr[data-id='real-signal-run']")
     assert SIGNAL in row.locator("summary").inner_text()
     row.locator("summary").click()
-    fields = row.locator("dl.fields")
+    fields = visit.page.locator("tr.entry-expanded[data-for='real-signal-run'] dl.fields")
     assert fields.is_visible()
     text = fields.inner_text()
     assert "Signal name" in text.replace("SIGNAL NAME", "Signal name")
@@ -202,7 +204,9 @@ def test_load_more_appends_older_entries(visit: Visit, seeded: Seeded) -> None:
         "#entry-rows time", "ts => ts.map(t => new Date(t.getAttribute('datetime')).getTime())"
     )
     assert stamps == sorted(stamps, reverse=True)
-    assert "cursor" not in visit.page.url  # loaded in place
+    assert "cursor=" in visit.page.url  # the address is the last page loaded: shareable
+    visit.page.reload()
+    assert visit.row_ids() == both[50:100]  # a reload keeps the place
     assert visit.errors == []
 
 
@@ -304,8 +308,8 @@ def test_controls_are_labelled_and_keyboard_reachable(visit: Visit, seeded: Seed
 def test_screenshots_with_the_demo_data(
     browser: Any, server_url: str, demo_key: str, artifacts_dir: Path
 ) -> None:
-    for width in (1280, 390):
-        person = Visit(browser, server_url, width=width)
+    for width, height in SCREENSHOT_SIZES:
+        person = Visit(browser, server_url, width=width, height=height)
         try:
             person.sign_in(demo_key)
             assert "Acme Corp" in person.page.inner_text(".account-name")

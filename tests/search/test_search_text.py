@@ -19,21 +19,53 @@ from service.search.search_text import (
     parse_search_text,
 )
 
+IDENTIFIERS = ("id", "actor.id", "metadata.webhook_id", "metadata.signal_id",
+               "metadata.agent_id", "metadata.api_key_id", "metadata.target_id")  # fmt: skip
 
-def word(text: str) -> dict[str, Any]:
-    return {"match": {"search_text": {"query": text, "operator": "and", "zero_terms_query": "all"}}}
+
+def or_identifier(clause: dict[str, Any], text: str, address: str | None = None) -> dict[str, Any]:
+    """``clause``, or ``text`` whole in an identifier field (in any case), or the address."""
+    terms: list[dict[str, Any]] = [
+        {"term": {field: {"value": text.strip(), "case_insensitive": True}}}
+        for field in IDENTIFIERS
+    ]
+    if address is not None:
+        terms.append({"term": {"metadata.ip": address}})
+    return {"bool": {"should": [clause, *terms], "minimum_should_match": 1}}
+
+
+def word(text: str, address: str | None = None) -> dict[str, Any]:
+    match = {
+        "match": {"search_text": {"query": text, "operator": "and", "zero_terms_query": "all"}}
+    }
+    return or_identifier(match, text, address)
 
 
 def phrase(text: str) -> dict[str, Any]:
-    return {"match_phrase": {"search_text": {"query": text, "zero_terms_query": "all"}}}
+    match = {"match_phrase": {"search_text": {"query": text, "zero_terms_query": "all"}}}
+    return or_identifier(match, text)
 
 
 def excluded_word(text: str) -> dict[str, Any]:
-    return {"match": {"search_text": {"query": text, "operator": "and"}}}
+    return or_identifier({"match": {"search_text": {"query": text, "operator": "and"}}}, text)
 
 
 def excluded_phrase(text: str) -> dict[str, Any]:
-    return {"match_phrase": {"search_text": text}}
+    return or_identifier({"match_phrase": {"search_text": text}}, text)
+
+
+def actor(*values: str) -> dict[str, Any]:
+    names = [{"term": {"actor.name": {"value": v, "case_insensitive": True}}} for v in values]
+    return {
+        "bool": {
+            "should": [
+                {"terms": {"actor.id": list(values)}},
+                {"terms": {"actor.email": list(values)}},
+                *names,
+            ],
+            "minimum_should_match": 1,
+        }
+    }
 
 
 def compiled(q: str, tz: str = "UTC") -> dict[str, Any]:
@@ -281,8 +313,11 @@ def test_compiles_text(q: str, expected: dict[str, Any]) -> None:
     [
         ("category:webhook,ai", {"terms": {"category": ["webhook", "ai"]}}),
         ("type:warning,error", {"terms": {"type": ["warning", "error"]}}),
-        ("actor:u_42", {"terms": {"actor.id": ["u_42"]}}),
-        ('actor:"u 42",u_43', {"terms": {"actor.id": ["u 42", "u_43"]}}),
+        ("actor:u_42", actor("u_42")),
+        ('actor:"u 42",u_43', actor("u 42", "u_43")),
+        ('actor:"Thomas Bernard",jane@acme.test', actor("Thomas Bernard", "jane@acme.test")),
+        ("id:e-1", {"terms": {"id": ["e-1"]}}),
+        ("ID:e-1,urn:x:1,e-1", {"terms": {"id": ["e-1", "urn:x:1"]}}),
         ("action:webhook.delivery.failed", {"terms": {"action": ["webhook.delivery.failed"]}}),
         ("action:webhook.*", {"prefix": {"action": "webhook."}}),
         ("action:webhook.**", {"prefix": {"action": "webhook."}}),
@@ -383,7 +418,7 @@ def test_compiles_a_full_query() -> None:
             "must": [word("failed"), phrase("returned 502")],
             "filter": [
                 {"terms": {"category": ["webhook", "api"]}},
-                {"terms": {"actor.id": ["u_42"]}},
+                actor("u_42"),
                 {"prefix": {"action": "webhook."}},
                 {"terms": {"metadata.status": ["failed"]}},
                 {"range": {"timestamp": {"gte": "2026-03-28T23:00:00.000Z"}}},

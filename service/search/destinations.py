@@ -1,0 +1,93 @@
+"""The accounts' streaming destinations as stored (``<prefix>-destinations``, one document each).
+
+A destination's document holds where and what to send, its secrets as the streaming package
+encrypted them (this module never sees them in clear), and its delivery state: the last position
+the receiver acknowledged, the failures since the last success and the health figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
+
+from service.search.engine_errors import translated
+from service.search.indices import IndexNames
+
+MAX_PER_ACCOUNT = 20
+"""Destinations an account may have."""
+
+
+class DestinationStore:
+    def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
+        self.es, self.index = es, names.destinations
+
+    @translated
+    async def create(self, document: dict[str, Any]) -> bool:
+        """Store a new destination; False if its id is taken."""
+        try:
+            await self.es.create(index=self.index, id=document["id"], document=document,
+                                 refresh=True)  # fmt: skip
+        except ConflictError:
+            return False
+        return True
+
+    @translated
+    async def get(self, destination_id: str) -> dict[str, Any] | None:
+        try:
+            resp = await self.es.get(index=self.index, id=destination_id)
+        except NotFoundError:
+            return None
+        return dict(resp["_source"])
+
+    @translated
+    async def of_account(self, account_id: str) -> list[dict[str, Any]]:
+        resp = await self.es.search(
+            index=self.index, size=MAX_PER_ACCOUNT, sort=[{"created_at": "asc"}],
+            query={"term": {"account_id": account_id}},
+        )  # fmt: skip
+        return [dict(h["_source"]) for h in resp["hits"]["hits"]]
+
+    @translated
+    async def delivering(self) -> list[str]:
+        """Ids of the destinations of every account that are to be delivered to."""
+        await self.es.indices.refresh(index=self.index)
+        ids: list[str] = []
+        after: list[Any] | None = None
+        while True:
+            resp = await self.es.search(
+                index=self.index, size=1000, source=False, sort=[{"id": "asc"}],
+                query={"terms": {"status": ["active", "failing"]}}, search_after=after,
+            )  # fmt: skip
+            hits = resp["hits"]["hits"]
+            ids += [h["_id"] for h in hits]
+            if len(hits) < 1000:
+                return ids
+            after = hits[-1]["sort"]
+
+    @translated
+    async def paused(self) -> list[dict[str, Any]]:
+        """The paused destinations of every account (the oldest pauses first)."""
+        resp = await self.es.search(
+            index=self.index, size=1000, sort=[{"paused_at": "asc"}],
+            query={"term": {"status": "paused"}},
+        )  # fmt: skip
+        return [dict(h["_source"]) for h in resp["hits"]["hits"]]
+
+    @translated
+    async def update(self, destination_id: str, changes: dict[str, Any]) -> bool:
+        """Apply ``changes``; False if the destination is gone."""
+        try:
+            await self.es.update(index=self.index, id=destination_id, doc=changes, refresh=True,
+                                 retry_on_conflict=5)  # fmt: skip
+        except NotFoundError:
+            return False
+        return True
+
+    @translated
+    async def delete(self, destination_id: str) -> bool:
+        try:
+            await self.es.delete(index=self.index, id=destination_id, refresh=True)
+        except NotFoundError:
+            return False
+        return True
