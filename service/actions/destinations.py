@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets as random
+import ssl
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from service.search.destinations import MAX_PER_ACCOUNT, DestinationStore
 from service.search.integrity_log import IntegrityLog
 from service.streaming.secrets import SecretsBox, SecretsKeyError
 from service.streaming.senders.base import Target
+from service.streaming.senders.guarded_http import destination_of
 from service.vocabulary import CATEGORIES, TYPES
 
 KINDS: dict[str, dict[str, Any]] = {
@@ -44,6 +46,8 @@ FORMATS = ("entry",)
 DESTINATION_ID = re.compile(r"^dst_[0-9a-f]{24}\Z")
 STATUSES = ("active", "failing", "paused", "disabled")
 FIELDS = ("name", "kind", "url", "format", "settings", "secrets", "filter", "start")
+SECONDS = {"timeout_s": 60, "ack_timeout_s": 600}
+"""Settings that are seconds, and their largest value."""
 MAX_TEXT = 2000
 
 
@@ -84,6 +88,10 @@ def _url(kind: str, text: str) -> str:
                           "url")  # fmt: skip
     if parts.username or parts.password:
         raise bad_request("url must not carry credentials: give them as secrets", "url")
+    try:
+        str(parts.hostname).encode("idna")
+    except UnicodeError as e:
+        raise bad_request(f"url has a host name that cannot be looked up: {e}", "url") from e
     if kind == "syslog" and (port is None or parts.path not in ("", "/")):
         raise bad_request("url of a syslog destination is tcp://host:port or tls://host:port",
                           "url")  # fmt: skip
@@ -101,7 +109,24 @@ def _mapping(body: dict[str, Any], name: str, allowed: tuple[str, ...]) -> dict[
     for key, item in value.items():
         if not isinstance(item, str | bool | int) or (isinstance(item, str) and len(item) > 10**5):
             raise bad_request(f"{name}.{key} must be a string, a number or a boolean", name)
+        if key in SECONDS and not (_number(item) and 1 <= float(item) <= SECONDS[key]):
+            raise bad_request(f"{name}.{key} must be a number of seconds from 1 to "
+                              f"{SECONDS[key]}", name)  # fmt: skip
+        if key == "ca_pem" and not _pem_bundle(item):
+            raise bad_request(f"{name}.ca_pem must be PEM certificates", name)
     return dict(value)
+
+
+def _number(item: object) -> bool:
+    return isinstance(item, int | float) and not isinstance(item, bool)
+
+
+def _pem_bundle(item: object) -> bool:
+    try:
+        ssl.create_default_context(cadata=str(item))
+    except (ssl.SSLError, ValueError):
+        return False
+    return True
 
 
 def _filter(body: dict[str, Any]) -> dict[str, list[str]]:
@@ -118,7 +143,9 @@ def _filter(body: dict[str, Any]) -> dict[str, list[str]]:
     return out
 
 
-async def _start(runtime: Runtime, account_id: str, body: dict[str, Any]) -> int:
+async def _start(
+    runtime: Runtime, account_id: str, body: dict[str, Any], field: str = "start"
+) -> int:
     start = body.get("start", "now")
     head = await IntegrityLog(runtime.es, runtime.names).latest_checkpoint(account_id)
     size = int(head["tree_size"]) if head else 0
@@ -126,7 +153,7 @@ async def _start(runtime: Runtime, account_id: str, body: dict[str, Any]) -> int
         return size
     if isinstance(start, int) and not isinstance(start, bool) and 0 <= start <= size:
         return start
-    raise bad_request(f'start must be "now" or a position from 0 to {size} (a backfill)', "start")
+    raise bad_request(f'{field} must be "now" or a position from 0 to {size} (a backfill)', field)
 
 
 def _check_kind(kind: str, url: str, settings: dict[str, Any]) -> None:
@@ -154,7 +181,8 @@ async def audit(runtime: Runtime, actor: dict[str, str], account_id: str, action
     entry could be written (a failure is logged and counted, as for key changes)."""
     metadata = {"target_type": "destination", "target_id": destination["id"],
                 "target_name": destination.get("name", ""), "kind": destination.get("kind"),
-                "url": destination.get("url"), "status": destination.get("status"),
+                "url": destination_of(str(destination.get("url"))),
+                "status": destination.get("status"),
                 "position": destination.get("position")}  # fmt: skip
     with contextlib.suppress(audit_trail.AuditNotRecorded):
         await audit_trail.record(runtime.ingest, account_id, actor, action, message, metadata)
@@ -202,7 +230,7 @@ async def create_destination(
     }  # fmt: skip
     await store.create(document)
     await audit(runtime, principal.actor(), account_id, "destination.created", document,
-                 f"Created the {kind} destination '{name}' ({url})")  # fmt: skip
+                 f"Created the {kind} destination '{name}' ({destination_of(url)})")  # fmt: skip
     return public(document)
 
 
@@ -240,22 +268,33 @@ async def change_destination(
         changes["filter"] = _filter(body)
     if "secrets" in body:
         sealer = box(runtime)
-        merged = {**sealer.open(destination_id, current["secrets"]),
-                  **_mapping(body, "secrets", spec["secrets"])}  # fmt: skip
+        given = _mapping(body, "secrets", spec["secrets"])
+        try:
+            stored = sealer.open(destination_id, current["secrets"])
+        except SecretsKeyError:  # AUDITLOG_DESTINATION_KEY changed: every secret is given anew
+            stored = {}
+            if any(not given.get(name) for name in spec["required"]):
+                raise bad_request("the stored secrets cannot be read with the current "
+                                  "AUDITLOG_DESTINATION_KEY: give every secret again",
+                                  "secrets") from None  # fmt: skip
+        merged = {**stored, **given}
         merged = {k: str(v) for k, v in merged.items() if v not in ("", None)}
         changes["secrets"] = sealer.seal(destination_id, merged)
         changes["secret_names"] = sorted(merged)
     if "status" in body:
         if body["status"] not in ("active", "paused"):
             raise bad_request('status may be set to "active" (resume) or "paused"', "status")
-        changes.update(status=body["status"], status_reason=None if body["status"] == "active"
-                       else "paused by a person",
-                       paused_at=None if body["status"] == "active" else now_text())  # fmt: skip
+        resumed = body["status"] == "active"
+        changes.update(status=body["status"],
+                       status_reason=None if resumed else "paused by a person",
+                       paused_at=None if resumed else now_text())  # fmt: skip
+        if resumed:  # a fresh start: past failures neither pause it again nor delay it
+            health = dict(current.get("health") or {})
+            health.update(failing_since=None, failures=0, retry_at=None)
+            changes["health"] = health
     if "position" in body:
         position = body["position"]
-        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
-            raise bad_request("position must be a whole number, 0 or more", "position")
-        changes["position"] = position
+        changes["position"] = await _start(runtime, account_id, {"start": position}, "position")
     changes["updated_at"] = now_text()
     await DestinationStore(runtime.es, runtime.names).update(destination_id, changes)
     changed = {**current, **changes}

@@ -7,11 +7,15 @@ after the last position it has and gets the next ones in order, each with its po
 position to continue from. Only positions under the latest signed checkpoint are served: every
 entry of a smaller position was in the log before it, so a reader that resumes from its last
 position never misses one, whatever the writers and instances do meanwhile. The feed lags ingest
-by the sealing (at most ``AUDITLOG_SEAL_INTERVAL_S`` plus the time a seal takes).
+by the sealing (at most ``AUDITLOG_SEAL_INTERVAL_S`` plus the time a seal takes, and a second).
 
-An entry deleted by retention (CRM integration entries after 30 days) keeps its position, and is
-left out: the positions served may skip. Each entry carries the digest its leaf holds
-(``entry_digest``), so a reader can check it against the log's proofs.
+An entry deleted by retention (CRM integration entries after 30 days: retention deletes their
+whole daily index) keeps its position, and is left out: the positions served may skip. Any other
+entry the log holds but the engine does not is served as what the log knows of it, marked
+``missing`` (never silently skipped: that is what the log is there to show). Each entry carries
+the digest its leaf holds (``entry_digest``), so a reader can check it against the log's proofs.
+A log whose checkpoint covers positions no segment holds is damaged: the read is refused (503
+``log_damaged``) rather than stalled or skipped.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from service.runtime import Runtime
 from service.search.entries import HIDDEN_FIELDS
 from service.search.integrity_log import IntegrityLog
 from service.search.log_entries import fetch_entries
+from service.vocabulary import EXPIRING_CATEGORIES
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -58,12 +63,29 @@ def _shown(source: dict[str, Any], position: int, digest: str, tz: ZoneInfo) -> 
     return entry
 
 
+def _missing(account_id: str, leaf: dict[str, str], position: int, tz: ZoneInfo) -> dict[str, Any]:
+    """What the log knows of an entry the engine no longer holds, as an entry a reader can
+    show: an error, saying so."""
+    instant = datetime.fromisoformat(leaf["timestamp"].replace("Z", "+00:00"))
+    return {
+        "position": position, "id": leaf["id"], "account_id": account_id,
+        "timestamp": leaf["timestamp"], "category": leaf["category"], "type": "error",
+        "actor": {"type": "system", "id": "auditlog", "name": "auditlog"},
+        "action": "auditlog.entry_missing",
+        "message": f"The entry {leaf['id']} is in the account's log but no longer stored: it "
+                   "was deleted or altered outside the service",
+        "metadata": {}, "missing": True, "entry_digest": leaf["digest"],
+        "local_time": instant.astimezone(tz).isoformat(timespec="milliseconds"),
+    }  # fmt: skip
+
+
 async def read_feed(
     runtime: Runtime, account_id: str, *, after: int, limit: int, tz: ZoneInfo
 ) -> FeedPage:
     """The account's entries of positions ``after + 1`` to ``after + limit`` that exist."""
     log = IntegrityLog(runtime.es, runtime.names)
-    latest = await log.latest_checkpoint(account_id)
+    # as of the last scheduled refresh: a checkpoint visible means its segment is (written first)
+    latest = await log.latest_checkpoint(account_id, fresh=False)
     head = int(latest["tree_size"]) if latest else 0
     end = min(head, after + limit)
     leaves = await log.leaves_between(account_id, after, end)
@@ -73,10 +95,13 @@ async def read_feed(
          f"{account_id}/{leaf['id']}")
         for leaf in leaves
     ]  # fmt: skip
-    found = await fetch_entries(runtime.es, docs, deleted_indices=True)
-    entries = [
-        _shown(found[doc_id], after + 1 + offset, leaf["digest"], tz)
-        for offset, (leaf, (_, doc_id)) in enumerate(zip(leaves, docs, strict=True))
-        if doc_id in found
-    ]
+    gone: set[str] = set()
+    found = await fetch_entries(runtime.es, docs, gone)
+    entries = []
+    for offset, (leaf, (_, doc_id)) in enumerate(zip(leaves, docs, strict=True)):
+        position = after + 1 + offset
+        if doc_id in found:
+            entries.append(_shown(found[doc_id], position, leaf["digest"], tz))
+        elif not (doc_id in gone and leaf["category"] in EXPIRING_CATEGORIES):
+            entries.append(_missing(account_id, leaf, position, tz))
     return FeedPage(entries, after + len(leaves), head, public(latest) if latest else None)

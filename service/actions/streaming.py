@@ -23,14 +23,16 @@ import asyncio
 import contextlib
 import logging
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.actions.destinations import audit, box, now_text
 from service.actions.feed import read_feed
 from service.errors import EngineUnavailable, ServiceError
+from service.integrity.checkpoints import public
 from service.runtime import Runtime
-from service.search.destinations import DestinationStore
+from service.search.destinations import DestinationStore, Version, node_http_urls
+from service.search.integrity_log import IntegrityLog
 from service.search.leases import HeldLease, LeaseLost, Leases, hold
 from service.streaming.guard import AddressGuard, engine_endpoints, parse_networks
 from service.streaming.secrets import SecretsKeyError
@@ -44,10 +46,18 @@ BACKOFF_MAX_S = 300.0
 SYSTEM_ACTOR = {"type": "system", "id": "streaming", "name": "Log streaming"}
 
 
-def guard_of(runtime: Runtime) -> AddressGuard:
+async def guard_for(runtime: Runtime) -> AddressGuard:
+    """The address guard: allowed networks, and the engine's every node (names and addresses,
+    each node's HTTP address as the cluster publishes it) refused."""
     settings = runtime.settings
-    return AddressGuard(parse_networks(settings.destination_allow),
-                        engine_endpoints([settings.es_url or ""]))  # fmt: skip
+    urls = [settings.es_url or "", *await node_http_urls(runtime.es)]
+    forbidden = set(engine_endpoints(urls))
+    loop = asyncio.get_running_loop()
+    for host, port in list(forbidden):
+        with contextlib.suppress(OSError):
+            for info in await loop.getaddrinfo(host, port):
+                forbidden.add((str(info[4][0]), port))
+    return AddressGuard(parse_networks(settings.destination_allow), frozenset(forbidden))
 
 
 def sender_for(target: Target, guard: AddressGuard) -> Sender:
@@ -76,6 +86,11 @@ def selected(entry: dict[str, Any], wanted: dict[str, list[str]]) -> bool:
     )
 
 
+def _stamp_in(seconds: float) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=seconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _seconds_since(stamp: str | None) -> float:
     if not stamp:
         return 0.0
@@ -84,24 +99,26 @@ def _seconds_since(stamp: str | None) -> float:
 
 
 class Delivery:
-    """One destination's delivery, by the holder of its lease."""
+    """One destination's delivery, by the holder of its lease. A batch is sent only right
+    after the lease was renewed, within half its term, and its position stored only if the lease
+    still holds and nobody changed the destination meanwhile."""
 
-    def __init__(self, runtime: Runtime, destination_id: str) -> None:
-        self.runtime, self.id = runtime, destination_id
+    def __init__(self, runtime: Runtime, destination_id: str, held: HeldLease) -> None:
+        self.runtime, self.id, self.held = runtime, destination_id, held
         self.store = DestinationStore(runtime.es, runtime.names)
         self.sender: Sender | None = None
         self.target: Target | None = None
-        self.failures = 0
 
     async def _sender(self, destination: dict[str, Any]) -> Sender:
         try:
             secrets = box(self.runtime).open(self.id, destination["secrets"])
         except SecretsKeyError as e:
-            raise ServiceError(503, "not_configured", str(e)) from e
+            raise DeliveryError(f"{e}: give the destination's secrets again", retry=False) from e
         target = Target(destination["kind"], destination["url"], destination["settings"], secrets)
         if self.sender is None or target != self.target:
             await self.close()
-            self.sender, self.target = sender_for(target, guard_of(self.runtime)), target
+            guard = await guard_for(self.runtime)
+            self.sender, self.target = sender_for(target, guard), target
         return self.sender
 
     async def close(self) -> None:
@@ -110,104 +127,149 @@ class Delivery:
                 await self.sender.close()
             self.sender = None
 
+    async def _send(self, destination: dict[str, Any], events: list[Event]) -> None:
+        """Send ``events``; any failure, whatever raised it, is a :class:`DeliveryError`."""
+        budget = max(1.0, self.runtime.settings.lease_ttl_s / 2)
+        try:
+            sender = await self._sender(destination)
+            await self.held.renew()  # the fence: only the holder sends
+            await asyncio.wait_for(sender.send(events), timeout=budget)
+        except (DeliveryError, LeaseLost, ServiceError):
+            raise
+        except TimeoutError as e:
+            await self.close()  # its connection may still carry the batch: never reuse it
+            raise DeliveryError(f"the receiver took longer than {budget:g} s") from e
+        except Exception as e:  # a setting the sender cannot use: say so, do not crash
+            raise DeliveryError(f"{e.__class__.__name__}: {e}", retry=False) from e
+
     async def round(self) -> float | None:
         """Deliver what is there; the seconds to wait before the next round, ``None`` when the
         destination is no longer to be delivered to."""
-        destination = await self.store.get(self.id)
-        if destination is None or destination["status"] not in ("active", "failing"):
+        read = await self.store.get_versioned(self.id)
+        if read is None or read[0]["status"] not in ("active", "failing"):
             return None
-        account_id, position = destination["account_id"], int(destination["position"])
+        destination, version = read
         health = dict(destination.get("health") or {})
+        wait = -_seconds_since(health.get("retry_at"))
+        if wait > 0:  # backing off, whichever instance failed last
+            return min(wait, self.runtime.settings.lease_ttl_s / 2)
+        account_id, position = destination["account_id"], int(destination["position"])
         page = await read_feed(self.runtime, account_id, after=position, limit=BATCH,
                                tz=zone("UTC", "tz"))  # fmt: skip
+        wanted = destination.get("filter") or {}
         events: list[Event] = [
             {"event_type": "entry", "position": e["position"], "account_id": account_id,
              "entry": e}
-            for e in page.entries if selected(e, destination.get("filter") or {})
+            for e in page.entries if e.get("missing") or selected(e, wanted)
         ]  # fmt: skip
-        checkpoint = page.checkpoint
-        anchored = int(health.get("checkpoint_seq") or 0)
-        if checkpoint and page.next_after >= page.head and int(checkpoint["seq"]) > anchored:
+        anchor = await self._anchor(account_id, page.next_after, health)
+        if anchor is not None:
             events.append({"event_type": "checkpoint", "account_id": account_id,
-                           "checkpoint": checkpoint})  # fmt: skip
+                           "checkpoint": anchor})  # fmt: skip
         if not events and page.next_after == position:
             return self.runtime.settings.delivery_interval_s
         try:
             if events:
-                await (await self._sender(destination)).send(events)
+                await self._send(destination, events)
         except DeliveryError as e:
-            return await self._failed(destination, e)
-        self.failures = 0
+            return await self._failed(destination, version, e)
         entries = sum(1 for e in events if e["event_type"] == "entry")
         health.update(last_success_at=now_text(), last_error=None, failing_since=None,
+                      failures=0, retry_at=None,
                       delivered=int(health.get("delivered") or 0) + entries,
                       lag_entries=page.head - page.next_after)  # fmt: skip
-        if checkpoint and events and events[-1]["event_type"] == "checkpoint":
-            health["checkpoint_seq"] = int(checkpoint["seq"])
+        if anchor is not None:
+            health["checkpoint_seq"] = int(anchor["seq"])
         self.runtime.counters["delivered_entries"] += entries
-        await self.store.update(self.id, {"position": page.next_after, "health": health,
-                                          "status": "active", "status_reason": None})  # fmt: skip
+        changes = {"position": page.next_after, "health": health, "status": "active",
+                   "status_reason": None}  # fmt: skip
+        await self.held.renew()  # the fence: only the holder moves the position
+        if not await self.store.update_if(self.id, changes, version):
+            return 0.0  # a person paused, rewound or changed it meanwhile: read it again
         return 0.0 if page.more else self.runtime.settings.delivery_interval_s
 
-    async def _failed(self, destination: dict[str, Any], error: DeliveryError) -> float:
+    async def _anchor(
+        self, account_id: str, reached: int, health: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The latest signed checkpoint the delivered positions reach, if not sent yet."""
+        log = IntegrityLog(self.runtime.es, self.runtime.names)
+        checkpoint = await log.checkpoint_within(account_id, reached)
+        if checkpoint is None or int(checkpoint["seq"]) <= int(health.get("checkpoint_seq") or 0):
+            return None
+        return public(checkpoint)
+
+    async def _failed(
+        self, destination: dict[str, Any], version: Version, error: DeliveryError
+    ) -> float:
         settings = self.runtime.settings
-        self.failures += 1
         self.runtime.counters["delivery_failures"] += 1
         health = dict(destination.get("health") or {})
+        failures = int(health.get("failures") or 0) + 1
+        delay = min(BACKOFF_MAX_S, 2.0 ** min(failures - 1, 9)) * random.uniform(0.5, 1.0)
         since = health.get("failing_since") or now_text()
         health.update(last_error=error.message, last_error_at=now_text(), failing_since=since,
-                      failed=int(health.get("failed") or 0) + 1)  # fmt: skip
+                      failed=int(health.get("failed") or 0) + 1, failures=failures,
+                      retry_at=_stamp_in(delay))  # fmt: skip
         changes: dict[str, Any] = {"health": health, "status": "failing",
                                    "status_reason": error.message}  # fmt: skip
         too_long = _seconds_since(since) >= settings.destination_pause_after_s
-        if not error.retry or too_long:
+        pausing = not error.retry or too_long
+        if pausing:
             why = error.message if not error.retry else f"failing since {since}: {error.message}"
             changes.update(status="paused", status_reason=why, paused_at=now_text())
+        if not await self.store.update_if(self.id, changes, version):
+            return 0.0  # a person changed it meanwhile: their change wins, read it again
+        if pausing:
             await audit(self.runtime, SYSTEM_ACTOR, destination["account_id"],
                         "destination.paused", {**destination, **changes},
-                        f"Paused the destination '{destination['name']}': {why}")  # fmt: skip
-        await self.store.update(self.id, changes)
-        delay = min(BACKOFF_MAX_S, 2.0 ** min(self.failures - 1, 9))
-        return delay * random.uniform(0.5, 1.0)
+                        f"Paused the destination '{destination['name']}': "
+                        f"{changes['status_reason']}")  # fmt: skip
+        return min(delay, settings.lease_ttl_s / 2)
 
 
 async def deliver(runtime: Runtime, destination_id: str) -> None:
     """Deliver to one destination while this process holds its lease and it is active."""
     leases = Leases(runtime.es, runtime.names, runtime.holder, runtime.settings.lease_ttl_s)
     held: HeldLease | None = None
-    delivery = Delivery(runtime, destination_id)
+    delivery: Delivery | None = None
     try:
         while True:
             held = await hold(leases, f"destination:{destination_id}", held)
             if held is None:
                 return  # another instance delivers it
+            delivery = delivery or Delivery(runtime, destination_id, held)
             wait = await delivery.round()
             if wait is None:
                 return
             await asyncio.sleep(wait)
     except LeaseLost:
         log.warning("destination %s: another instance delivers it now", destination_id)
-    except ServiceError as e:  # the engine, or the secrets key: the loop starts it again
+    except ServiceError as e:  # the engine: the loop starts it again
         log.warning("destination %s: %s", destination_id, e)
     finally:
-        await delivery.close()
+        if delivery is not None:
+            await delivery.close()
         if held is not None:
-            with contextlib.suppress(EngineUnavailable):
+            with contextlib.suppress(EngineUnavailable, LeaseLost):
                 await asyncio.shield(held.release())
 
 
 async def disable_long_paused(runtime: Runtime) -> None:
-    """Destinations paused longer than the maximum become ``disabled``."""
+    """Destinations paused longer than the maximum become ``disabled`` (a resume made meanwhile
+    wins: the write is conditional)."""
     store = DestinationStore(runtime.es, runtime.names)
     limit = runtime.settings.destination_disable_after_s
-    for account_destination in await store.paused():
-        if _seconds_since(account_destination.get("paused_at")) >= limit:
-            changes = {"status": "disabled", "status_reason": "paused for too long"}
-            await store.update(account_destination["id"], changes)
-            await audit(runtime, SYSTEM_ACTOR, account_destination["account_id"],
-                        "destination.disabled", {**account_destination, **changes},
-                        f"Disabled the destination '{account_destination['name']}': paused "
-                        "for too long")  # fmt: skip
+    for paused in await store.paused():
+        if _seconds_since(paused.get("paused_at")) < limit:
+            continue
+        read = await store.get_versioned(paused["id"])
+        if read is None or read[0]["status"] != "paused":
+            continue
+        changes = {"status": "disabled", "status_reason": "paused for too long"}
+        if await store.update_if(paused["id"], changes, read[1]):
+            said = f"Disabled the destination '{paused['name']}': paused for too long"
+            await audit(runtime, SYSTEM_ACTOR, paused["account_id"], "destination.disabled",
+                        {**read[0], **changes}, said)  # fmt: skip
 
 
 async def delivery_loop(runtime: Runtime) -> None:
@@ -218,6 +280,7 @@ async def delivery_loop(runtime: Runtime) -> None:
         while True:
             if runtime.setup_done and runtime.settings.destination_key is not None:
                 try:
+                    running = {k: t for k, t in running.items() if not t.done()}
                     for destination_id in await store.delivering():
                         task = running.get(destination_id)
                         if task is None or task.done():

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
+from elasticsearch import ApiError, AsyncElasticsearch, ConflictError, NotFoundError, TransportError
 
 from service.search.engine_errors import translated
 from service.search.indices import IndexNames
 
 MAX_PER_ACCOUNT = 20
 """Destinations an account may have."""
+Version = tuple[int, int]
+"""A document's sequence number and primary term."""
 
 
 class DestinationStore:
@@ -39,6 +41,27 @@ class DestinationStore:
         except NotFoundError:
             return None
         return dict(resp["_source"])
+
+    @translated
+    async def get_versioned(self, destination_id: str) -> tuple[dict[str, Any], Version] | None:
+        """The destination and the version it was read at (for :meth:`update_if`)."""
+        try:
+            resp = await self.es.get(index=self.index, id=destination_id)
+        except NotFoundError:
+            return None
+        return dict(resp["_source"]), (int(resp["_seq_no"]), int(resp["_primary_term"]))
+
+    @translated
+    async def update_if(self, destination_id: str, changes: dict[str, Any],
+                        version: Version) -> bool:  # fmt: skip
+        """Apply ``changes`` if the destination is still as read at ``version``: False when a
+        person changed it meanwhile (or deleted it): their change wins."""
+        try:
+            await self.es.update(index=self.index, id=destination_id, doc=changes, refresh=True,
+                                 if_seq_no=version[0], if_primary_term=version[1])  # fmt: skip
+        except (ConflictError, NotFoundError):
+            return False
+        return True
 
     @translated
     async def of_account(self, account_id: str) -> list[dict[str, Any]]:
@@ -91,3 +114,18 @@ class DestinationStore:
         except NotFoundError:
             return False
         return True
+
+
+async def node_http_urls(es: AsyncElasticsearch) -> list[str]:
+    """Every node's HTTP address as the cluster publishes it (``http://ip:port``), so that no
+    destination points at the service's own cluster; empty when the engine does not say."""
+    try:
+        info = await es.nodes.info(metric="http")
+    except (ApiError, TransportError):
+        return []
+    urls = []
+    for node in info.get("nodes", {}).values():
+        address = str((node.get("http") or {}).get("publish_address") or "")
+        if address:
+            urls.append(f"http://{address.rsplit('/', 1)[-1]}")
+    return urls

@@ -17,6 +17,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 
+from service.errors import ServiceError
 from service.search.engine_errors import engine_failures, translated
 from service.search.indices import IndexNames
 
@@ -32,11 +33,20 @@ class IntegrityLog:
     def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
         self.es, self.index = es, names.integrity
 
-    async def _create(self, doc_id: str, document: dict[str, Any]) -> None:
+    async def _create(self, doc_id: str, document: dict[str, Any]) -> bool:
+        """Create ``doc_id`` (True), or find the same document there already (False: this very
+        write, landed after the client timed out and sent it again, is a success; taking it for
+        a conflict would delete the segment of a checkpoint that exists); :class:`LogConflict`
+        when another document holds the id."""
         try:  # not refreshed: readers that need what was just sealed refresh (see below)
             await self.es.create(index=self.index, id=doc_id, document=document)
         except ConflictError as e:
+            with contextlib.suppress(NotFoundError):
+                stored = await self.es.get(index=self.index, id=doc_id)
+                if stored["_source"] == document:
+                    return False
             raise LogConflict(doc_id) from e
+        return True
 
     @translated
     async def append(
@@ -46,11 +56,12 @@ class IntegrityLog:
         sealer got there first (nothing of this append is then kept)."""
         segment = {"kind": "segment", "account_id": account_id, "start": start,
                    "ids": [leaf["id"] for leaf in leaves], "leaves": leaves}  # fmt: skip
-        await self._create(f"seg:{account_id}:{start}", segment)
+        created = await self._create(f"seg:{account_id}:{start}", segment)
         try:
             await self._create(f"cp:{account_id}:{checkpoint['seq']}", checkpoint)
         except LogConflict:
-            await self.delete_segment(account_id, start)
+            if created:  # only a segment this append made is its to remove
+                await self.delete_segment(account_id, start)
             raise
 
     @translated
@@ -68,6 +79,18 @@ class IntegrityLog:
             index=self.index, size=1, sort=[{"seq": "desc"}],
             query={"bool": {"filter": [{"term": {"kind": "checkpoint"}},
                                        {"term": {"account_id": account_id}}]}},
+        )  # fmt: skip
+        hits = resp["hits"]["hits"]
+        return dict(hits[0]["_source"]) if hits else None
+
+    @translated
+    async def checkpoint_within(self, account_id: str, size: int) -> dict[str, Any] | None:
+        """The latest checkpoint whose tree is at most ``size`` leaves."""
+        resp = await self.es.search(
+            index=self.index, size=1, sort=[{"seq": "desc"}],
+            query={"bool": {"filter": [{"term": {"kind": "checkpoint"}},
+                                       {"term": {"account_id": account_id}},
+                                       {"range": {"tree_size": {"lte": size}}}]}},
         )  # fmt: skip
         hits = resp["hits"]["hits"]
         return dict(hits[0]["_source"]) if hits else None
@@ -146,6 +169,9 @@ class IntegrityLog:
             for offset, item in enumerate(hit["_source"]["leaves"]):
                 if start + len(leaves) == at + offset and at + offset < end:
                     leaves.append(item)
+        if len(leaves) < end - start:  # a checkpoint covers positions no segment holds
+            raise ServiceError(503, "log_damaged", f"the account's log has no leaf at position "
+                               f"{start + len(leaves) + 1}: run auditlog verify")  # fmt: skip
         return leaves
 
     @translated

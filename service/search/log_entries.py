@@ -21,19 +21,22 @@ KEEP_ALIVE = "2m"
 
 @translated
 async def fetch_entries(
-    es: AsyncElasticsearch, docs: list[tuple[str, str]], deleted_indices: bool = False
+    es: AsyncElasticsearch, docs: list[tuple[str, str]], gone: set[str] | None = None
 ) -> dict[str, dict[str, Any]]:
     """``(index, document id)`` → the stored source, of those that exist (real-time gets).
-    With ``deleted_indices``, an index that no longer exists (retention deleted it) holds
-    nothing; otherwise it is an error (unknown, so nothing may be given up on)."""
+    With ``gone``, a document whose index no longer exists (retention deletes whole indices) is
+    added to it; without, that is an error (unknown, so nothing may be given up on)."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(docs), PAGE):
         body = [{"_index": index, "_id": doc_id} for index, doc_id in docs[start : start + PAGE]]
         resp = await es.options(ignore_status=404).mget(docs=body)
         for doc in resp.get("docs", []):
             error = doc.get("error")
-            gone = isinstance(error, dict) and error.get("type") == "index_not_found_exception"
-            if error and deleted_indices and gone:
+            missing_index = (
+                isinstance(error, dict) and error.get("type") == "index_not_found_exception"
+            )
+            if error and gone is not None and missing_index:
+                gone.add(doc["_id"])
                 continue
             if error:  # not "not found": unknown, so nothing may be given up on
                 raise engine_unavailable(detail=f"fetching {doc.get('_id')}: {doc['error']}")

@@ -35,8 +35,13 @@ def parse_networks(text: str) -> tuple[Network, ...]:
 
 
 def _refusal(address: Address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+        for inner in embedded:  # an IPv4 address carried inside: judged as itself
+            if inner is not None and (reason := _refusal(inner)) is not None:
+                return reason
+        if address.ipv4_mapped is not None:
+            return None
     for reason, test in (
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),

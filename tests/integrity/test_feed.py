@@ -78,25 +78,28 @@ def test_bad_feed_parameters_are_named(
     assert resp.status_code == 400 and resp.json()["error"]["field"] == field, resp.text
 
 
-def test_entries_deleted_by_retention_keep_their_positions(
+def test_entries_deleted_by_retention_keep_their_positions_others_read_missing(
     client: TestClient, es: Elasticsearch, settings: Settings
 ) -> None:
-    _, headers = new_account(client)
+    account_id, headers = new_account(client)
     old = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
     batch = [entry(id="kept-1"), entry(id="crm", category="integration",
                                        timestamp=old.isoformat().replace("+00:00", "Z")),
-             entry(id="kept-2")]  # fmt: skip
-    assert client.post("/v1/entries", json={"entries": batch}, headers=headers).json()["created"]
-    before = _read_all(client, headers, 5)
-    assert [e["id"] for e in before[2:]] == ["kept-1", "crm", "kept-2"]
-    index = IndexNames(settings.index_prefix).entry_index_for("integration", old)
-    es.indices.delete(index=index)  # as retention does, 30 days on
+             entry(id="kept-2"), entry(id="taken")]  # fmt: skip
+    resp = client.post("/v1/entries", json={"entries": batch}, headers=headers)
+    assert resp.json()["created"] == 4, resp.text
+    before = _read_all(client, headers, 6)
+    assert [e["id"] for e in before[2:]] == ["kept-1", "crm", "kept-2", "taken"]
+    names = IndexNames(settings.index_prefix)
+    es.indices.delete(index=names.entry_index_for("integration", old))  # as retention does
+    taken = next(e for e in before if e["id"] == "taken")
+    index = names.entry_index_for("webhook", datetime.fromisoformat(taken["timestamp"]))
+    es.delete(index=index, id=f"{account_id}/taken", refresh=True)  # behind the service's back
     after = client.get("/v1/feed", params={"after": 0}, headers=headers).json()
-    assert [(e["position"], e["id"]) for e in after["entries"][2:]] == [
-        (3, "kept-1"),
-        (5, "kept-2"),
-    ]
-    assert after["next_after"] == 5
+    shown = [(e["position"], e["id"], e.get("missing", False)) for e in after["entries"][2:]]
+    assert shown == [(3, "kept-1", False), (5, "kept-2", False), (6, "taken", True)]
+    assert after["entries"][-1]["entry_digest"] == taken["entry_digest"]
+    assert after["next_after"] == 6
 
 
 @pytest.fixture

@@ -18,11 +18,12 @@ EXPECTED_STATUS_LOG = re.compile(r"Failed to load resource: .* status of 4\d\d")
 class Visit:
     def __init__(
         self, browser: Any, base_url: str, width: int = 1280, color_scheme: str = "light",
-        height: int = 900,
+        height: int = 900, has_touch: bool = False,
     ) -> None:  # fmt: skip
         self.base_url = base_url
         self.context = browser.new_context(
             viewport={"width": width, "height": height}, accept_downloads=True, base_url=base_url,
+            has_touch=has_touch,
             color_scheme=color_scheme,
         )  # fmt: skip
         self.page = self.context.new_page()

@@ -111,3 +111,23 @@ def test_on_a_phone_the_filters_fold_behind_one_button(browser: Any, server_url:
         assert phone.errors == []
     finally:
         phone.close()
+
+
+def test_on_a_touch_screen_a_first_tap_on_a_bar_shows_its_tip(
+    browser: Any, server_url: str, seeded: Seeded
+) -> None:
+    touch = Visit(browser, server_url, width=390, height=844, has_touch=True)
+    try:
+        touch.sign_in(seeded.key, "range=30d")
+        before = touch.page.url
+        bar = touch.page.locator("svg.plot a.bucket").filter(
+            has=touch.page.locator("rect.bar")).last  # fmt: skip
+        bar.tap()
+        assert touch.page.inner_text(".chart-tip") == bar.get_attribute("data-tip")
+        assert touch.page.url == before  # the first tap only told what the bar holds
+        with touch.page.expect_navigation():
+            bar.tap()
+        assert "start=" in touch.page.url
+        assert touch.errors == []
+    finally:
+        touch.close()

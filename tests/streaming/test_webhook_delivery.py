@@ -4,6 +4,7 @@ failures, a refusal and a restart; secrets never stored or shown in clear; no SS
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import socket
@@ -47,6 +48,9 @@ class Receiver:
     batches: list[list[dict[str, Any]]] = field(default_factory=list)
     signatures: list[str] = field(default_factory=list)
     bad_signatures: int = 0
+    held: threading.Event | None = None
+    """While set and not released, a batch is held (the receiver is slow)."""
+    holding: threading.Event = field(default_factory=threading.Event)
 
     def events(self, kind: str = "entry") -> list[dict[str, Any]]:
         return [e for batch in self.batches for e in batch if e["event_type"] == kind]
@@ -66,6 +70,9 @@ class Receiver:
             return JSONResponse({"error": "bad signature"}, status_code=400)
         if self.answer != 200:
             return JSONResponse({"error": "not now"}, status_code=self.answer)
+        if self.held is not None:
+            self.holding.set()
+            await asyncio.to_thread(self.held.wait)
         self.batches.append((await request.json())["events"])
         return JSONResponse({"ok": True})
 
@@ -233,7 +240,14 @@ def test_destinations_refuse_local_addresses_unless_allowed(
      ({"kind": "syslog", "url": "tcp://logs.example.com:6514", "settings": {"facility": 99}},
       "settings"),
      ({"kind": "syslog", "url": "tcp://logs.example.com"}, "url"),
-     ({"kind": "elasticsearch", "url": "https://es.example.com", "secrets": {}}, "settings")],
+     ({"kind": "elasticsearch", "url": "https://es.example.com", "secrets": {}}, "settings"),
+     ({"kind": "splunk_hec", "secrets": {"token": "t"}, "settings": {"timeout_s": "abc"}},
+      "settings"),
+     ({"kind": "splunk_hec", "secrets": {"token": "t"}, "settings": {"ack_timeout_s": 10**9}},
+      "settings"),
+     ({"kind": "splunk_hec", "secrets": {"token": "t"}, "settings": {"ca_pem": "not pem"}},
+      "settings"),
+     ({"url": "https://a..b/x"}, "url")],
 )  # fmt: skip
 def test_bad_destinations_are_400_naming_the_field(
     deployment: Settings, body: dict[str, Any], field: str
@@ -267,3 +281,72 @@ def test_only_the_destinations_scope_manages_them(deployment: Settings) -> None:
                              headers=ADMIN).status_code == 204  # fmt: skip
     finally:
         client.__exit__(None, None, None)
+
+
+def test_a_pause_made_during_a_delivery_is_kept(deployment: Settings, receiver: Receiver) -> None:
+    """A person pauses the destination while a batch is on its way: the delivery that ends
+    afterwards does not set it active again (nor move its position over the person's)."""
+    client = start_service(deployment)
+    try:
+        _, headers = new_account(client, scopes=SCOPES)
+        receiver.held = threading.Event()
+        created = _create(client, headers, receiver.url, start=0)
+        url = f"/v1/destinations/{created['id']}"
+        ingest_some(client, headers, 3)
+        until(receiver.holding.is_set, "a batch on its way")
+        paused = client.patch(url, json={"status": "paused"}, headers=headers)
+        assert paused.status_code == 200 and paused.json()["status"] == "paused"
+        receiver.held.set()  # the batch is acknowledged now
+        until(lambda: receiver.batches, "the batch acknowledged")
+        time.sleep(1.0)  # a round would have written by now
+        after = client.get(url, headers=headers).json()
+        assert after["status"] == "paused" and after["position"] == 0
+    finally:
+        if receiver.held is not None:
+            receiver.held.set()
+        client.__exit__(None, None, None)
+
+
+def test_the_services_own_engine_is_never_a_destination(
+    deployment: Settings, engine_url: str
+) -> None:
+    """Even where local addresses are allowed (the receivers of these tests are)."""
+    client = start_service(deployment)
+    try:
+        _, headers = new_account(client, scopes=SCOPES)
+        engine = _create(client, headers, f"{engine_url}/_bulk", start=0)
+        url = f"/v1/destinations/{engine['id']}"
+        until(lambda: client.get(url, headers=headers).json()["status"] == "paused", "refused")
+        assert "own engine" in client.get(url, headers=headers).json()["status_reason"]
+        far = client.patch(url, json={"position": 10**6}, headers=headers)
+        assert far.status_code == 400 and far.json()["error"]["field"] == "position"
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_after_the_secrets_key_changes_the_secrets_are_given_again(
+    deployment: Settings, receiver: Receiver
+) -> None:
+    from dataclasses import replace
+
+    client = start_service(deployment)
+    _, headers = new_account(client, scopes=SCOPES)
+    created = _create(client, headers, receiver.url)
+    client.__exit__(None, None, None)
+    rekeyed = start_service(replace(deployment, destination_key=streaming_settings(
+        "http://unused", "x").destination_key))  # fmt: skip
+    try:
+        url = f"/v1/destinations/{created['id']}"
+        ingest_some(rekeyed, headers, 2)
+        until(lambda: rekeyed.get(url, headers=headers).json()["status"] == "paused",
+              "paused: its secrets do not open")  # fmt: skip
+        assert "give the destination's secrets again" in (
+            rekeyed.get(url, headers=headers).json()["status_reason"])  # fmt: skip
+        partial = rekeyed.patch(url, json={"secrets": {"previous_secret": "p"}}, headers=headers)
+        assert partial.status_code == 400 and partial.json()["error"]["field"] == "secrets"
+        again = rekeyed.patch(url, json={"secrets": {"secret": SECRET}}, headers=headers)
+        assert again.status_code == 200, again.text
+        assert rekeyed.patch(url, json={"status": "active"}, headers=headers).status_code == 200
+        until(lambda: len(receiver.events()) >= 2, "delivered with the secrets given again")
+    finally:
+        rekeyed.__exit__(None, None, None)

@@ -19,15 +19,13 @@ import hashlib
 import hmac
 import time
 
-import aiohttp
 import orjson
 
-from service.streaming.guard import AddressGuard, GuardedResolver
-from service.streaming.senders.base import DeliveryError, Event, Target
+from service.streaming.guard import AddressGuard
+from service.streaming.senders.base import Event, Target
+from service.streaming.senders.guarded_http import GuardedHttp, status_error
 
-TIMEOUT_S = 30
 REPLAY_WINDOW_S = 300
-RETRIED = {408, 429}
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -42,34 +40,20 @@ def signatures(secrets: dict[str, str], timestamp: str, body: bytes) -> str:
 
 class WebhookSender:
     def __init__(self, target: Target, guard: AddressGuard) -> None:
-        self.target, self.guard = target, guard
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=GuardedResolver(guard)),
-            timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
-        )
+        self.target = target
+        self.http = GuardedHttp(target, guard)
 
     async def send(self, events: list[Event]) -> None:
-        self.guard.check_url(self.target.url)
         body = orjson.dumps({"events": events})
         stamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
-            "User-Agent": "auditlog",
             "Auditlog-Timestamp": stamp,
             "Auditlog-Signature": signatures(self.target.secrets, stamp, body),
         }
-        try:
-            async with self.session.post(
-                self.target.url, data=body, headers=headers, allow_redirects=False
-            ) as response:
-                status = response.status
-                text = (await response.text(errors="replace"))[:200]
-        except (aiohttp.ClientError, TimeoutError) as e:
-            raise DeliveryError(f"could not reach the webhook: {e.__class__.__name__} {e}") from e
-        if 200 <= status < 300:
-            return
-        retry = status in RETRIED or status >= 500
-        raise DeliveryError(f"the webhook answered {status}: {text}", retry=retry)
+        answer = await self.http.post(self.target.url, body=body, headers=headers)
+        if not 200 <= answer.status < 300:
+            raise status_error(answer.status, where=self.http.where, detail=answer.excerpt())
 
     async def close(self) -> None:
-        await self.session.close()
+        await self.http.close()
