@@ -7,14 +7,16 @@ import base64
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-from tests.helpers import entry, make_settings, wait_ready
+from tests.helpers import delete_prefixed, entry, make_settings, new_account, wait_ready
 
 SCOPES = ("ingest", "read", "destinations")
 
@@ -50,3 +52,19 @@ def create_destination(client: TestClient, headers: dict[str, str], **body: Any)
     resp = client.post("/v1/destinations", json={"name": "SIEM", **body}, headers=headers)
     assert resp.status_code == 201, resp.text
     return dict(resp.json())
+
+
+@contextmanager
+def streaming_account(
+    engine_url: str, es: Elasticsearch
+) -> Iterator[tuple[TestClient, dict[str, str], str]]:
+    """A running deployment of its own and an account whose key manages destinations: the
+    service, the key's headers and the account id (everything removed afterwards)."""
+    prefix = f"s{uuid.uuid4().hex[:8]}"
+    client = start_service(streaming_settings(engine_url, prefix))
+    try:
+        account_id, headers = new_account(client, scopes=SCOPES)
+        yield client, headers, account_id
+    finally:
+        client.__exit__(None, None, None)
+        delete_prefixed(es, prefix)

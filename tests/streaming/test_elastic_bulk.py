@@ -228,37 +228,26 @@ def test_the_service_streams_an_account_into_a_customer_cluster(
 ) -> None:
     """End to end: an Elasticsearch destination created through the API writes every entry
     into the customer's own cluster once, then the checkpoint."""
-    from tests.helpers import delete_prefixed, new_account
     from tests.streaming.deployment import (
-        SCOPES,
         create_destination,
         ingest_some,
-        start_service,
-        streaming_settings,
+        streaming_account,
         until,
     )
 
-    prefix = f"s{uuid.uuid4().hex[:8]}"
-    client = start_service(streaming_settings(engine_url, prefix))
-    try:
-        account_id, headers = new_account(client, scopes=SCOPES)
+    def stored() -> list[dict[str, Any]]:
+        if not customer.indices.exists(index=index):
+            return []
+        customer.indices.refresh(index=index)
+        return [h["_source"] for h in customer.search(index=index, size=1000)["hits"]["hits"]]
+
+    with streaming_account(engine_url, es) as (client, headers, account_id):
         create_destination(client, headers, kind="elasticsearch", url=customer_url, start=0,
                            settings={"index": index})  # fmt: skip
         ids = ingest_some(client, headers, 25)
-
-        def stored() -> list[dict[str, Any]]:
-            if not customer.indices.exists(index=index):
-                return []
-            customer.indices.refresh(index=index)
-            hits = customer.search(index=index, size=1000)["hits"]["hits"]
-            return [h["_source"] for h in hits]
-
         until(lambda: {d["entry"]["id"] for d in stored() if d["event_type"] == "entry"}
               >= set(ids), "every entry in the customer's cluster")  # fmt: skip
         until(lambda: any(d["event_type"] == "checkpoint" for d in stored()), "the checkpoint")
         entries = [d for d in stored() if d["event_type"] == "entry"]
         assert len(entries) == len({d["entry"]["id"] for d in entries})  # each once
         assert all(d["account_id"] == account_id for d in entries)
-    finally:
-        client.__exit__(None, None, None)
-        delete_prefixed(es, prefix)

@@ -383,21 +383,15 @@ def test_the_service_streams_an_account_to_the_collector(
 ) -> None:
     """End to end: a Splunk destination created through the API, with indexer acknowledgement;
     every entry reaches the collector once acknowledged, then the checkpoint."""
-    from tests.helpers import delete_prefixed, new_account
     from tests.streaming.deployment import (
-        SCOPES,
         create_destination,
         ingest_some,
-        start_service,
-        streaming_settings,
+        streaming_account,
         until,
     )
 
-    prefix = f"s{uuid.uuid4().hex[:8]}"
-    client = start_service(streaming_settings(engine_url, prefix))
-    try:
-        hec.ack = True
-        _, headers = new_account(client, scopes=SCOPES)
+    hec.ack = True
+    with streaming_account(engine_url, es) as (client, headers, _):
         create_destination(client, headers, kind="splunk_hec", url=url, start=0,
                            secrets={"token": TOKEN}, settings={"ack": True})  # fmt: skip
         ids = ingest_some(client, headers, 12)
@@ -410,6 +404,3 @@ def test_the_service_streams_an_account_to_the_collector(
         until(lambda: any(e["sourcetype"] == "auditlog:checkpoint" for e in hec.envelopes),
               "the checkpoint")  # fmt: skip
         assert hec.problems == [] and hec.ack_queries
-    finally:
-        client.__exit__(None, None, None)
-        delete_prefixed(es, prefix)

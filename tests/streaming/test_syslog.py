@@ -334,19 +334,9 @@ def test_the_service_streams_an_account_to_rsyslog(
 ) -> None:
     """End to end: a syslog destination created through the API, entries ingested, every one
     written by rsyslogd, in position order, with the signed checkpoint."""
-    from tests.helpers import delete_prefixed, new_account
-    from tests.streaming.deployment import (
-        SCOPES,
-        create_destination,
-        ingest_some,
-        start_service,
-        streaming_settings,
-    )
+    from tests.streaming.deployment import create_destination, ingest_some, streaming_account
 
-    prefix = f"s{uuid.uuid4().hex[:8]}"
-    client = start_service(streaming_settings(engine_url, prefix))
-    try:
-        _, headers = new_account(client, scopes=SCOPES)
+    with streaming_account(engine_url, es) as (client, headers, _):
         create_destination(client, headers, kind="syslog",
                            url=f"tcp://127.0.0.1:{rsyslog.tcp_port}", start=0)  # fmt: skip
         ids = ingest_some(client, headers, 15)
@@ -359,6 +349,3 @@ def test_the_service_streams_an_account_to_rsyslog(
         assert all(i in text for i in ids), "an entry did not reach rsyslog"
         at = [text.index(f'id="{i}"') for i in ids]
         assert at == sorted(at)  # in position order
-    finally:
-        client.__exit__(None, None, None)
-        delete_prefixed(es, prefix)
