@@ -167,7 +167,10 @@ class Sealer:
                         lookups.append(e)
         if not taken:
             return 0
-        found = await fetch_entries(self.runtime.es, [(e.index, e.doc_id) for e in lookups])
+        # an index that does not exist holds no entry: its write never happened (or retention
+        # deleted it), and either way there is nothing to seal; an error stays an error
+        found = await fetch_entries(self.runtime.es, [(e.index, e.doc_id) for e in lookups],
+                                    gone=set())  # fmt: skip
         looked_up = {e.doc_id for e in lookups}
         sealed, damaged = 0, set()
         for account_id, entries in by_account.items():

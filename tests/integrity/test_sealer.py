@@ -321,3 +321,32 @@ def test_a_malformed_leaf_is_reported_broken(alone: Settings) -> None:
     assert "the leaf at position 1 is not an id, category, timestamp and SHA-256 digest" in reasons
     assert "the stored leaves do not hash to its root" in reasons
     assert [e["id"] for e in report["altered"]["entries"]] == ["b2"]
+
+
+def test_a_write_into_an_index_that_never_existed_is_dropped_and_sealing_goes_on(
+    alone: Settings,
+) -> None:
+    """A record whose write had no known outcome, naming an index that does not exist (the
+    write never happened, or retention deleted it), is given up at its deadline: it used to fail
+    every round, and stop the deployment's sealing for good."""
+
+    async def scenario() -> tuple[int, int, bool]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            index = names.entry_index_for_stamp("api", "1992-05-01T00:00:00.000Z")
+            row = [index, "acme/ghost", "api", "1992-05-01T00:00:00.000Z", "0" * 64, "0" * 64]
+            record = {"kind": "queued", "created_at": _now(-3), "write_by": _now(-2),
+                      "count": 1, "entries": [row]}  # fmt: skip
+            await runtime.es.index(index=names.integrity, id="q:ghost", document=record)
+            await _ingest(runtime, "acme", ["after-ghost"])
+            held = await _held(runtime, "one")
+            sealed = await Sealer(runtime, keys).seal_queued(held)
+            gone = not await runtime.es.exists(index=names.integrity, id="q:ghost")
+            return sealed, runtime.counters["seal_never_written"], gone
+        finally:
+            await runtime.es.close()
+
+    sealed, never_written, gone = asyncio.run(scenario())
+    assert (sealed, never_written, gone) == (1, 1, True)
