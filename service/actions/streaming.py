@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.actions.destinations import audit, box, now_text
-from service.actions.feed import read_feed
+from service.actions.feed import FeedPage, read_feed
 from service.errors import EngineUnavailable, ServiceError
 from service.integrity.checkpoints import public
 from service.runtime import Runtime
@@ -162,7 +162,7 @@ class Delivery:
              "entry": e}
             for e in page.entries if e.get("missing") or selected(e, wanted)
         ]  # fmt: skip
-        anchor = await self._anchor(account_id, page.next_after, health)
+        anchor = await self._anchor(account_id, page, health)
         if anchor is not None:
             events.append({"event_type": "checkpoint", "account_id": account_id,
                            "checkpoint": anchor})  # fmt: skip
@@ -189,12 +189,18 @@ class Delivery:
         return 0.0 if page.more else self.runtime.settings.delivery_interval_s
 
     async def _anchor(
-        self, account_id: str, reached: int, health: dict[str, Any]
+        self, account_id: str, page: FeedPage, health: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """The latest signed checkpoint the delivered positions reach, if not sent yet."""
+        """The latest signed checkpoint the delivered positions reach, if not sent yet (the
+        feed's own when the destination caught up with it: no search then)."""
+        latest, sent = page.checkpoint, int(health.get("checkpoint_seq") or 0)
+        if latest is None or int(latest["seq"]) <= sent:
+            return None
+        if int(latest["tree_size"]) <= page.next_after:
+            return latest
         log = IntegrityLog(self.runtime.es, self.runtime.names)
-        checkpoint = await log.checkpoint_within(account_id, reached)
-        if checkpoint is None or int(checkpoint["seq"]) <= int(health.get("checkpoint_seq") or 0):
+        checkpoint = await log.checkpoint_within(account_id, page.next_after)
+        if checkpoint is None or int(checkpoint["seq"]) <= sent:
             return None
         return public(checkpoint)
 

@@ -9,7 +9,6 @@ whose host is an IP address is checked here, since aiohttp does not ask a resolv
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -110,15 +109,9 @@ class GuardedHttp:
         return self._session
 
     def _check_literal_address(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if urlsplit(url).scheme not in ("http", "https"):
             raise DeliveryError(f"{self.where} is not an http(s) URL", retry=False)
-        try:
-            ipaddress.ip_address(parts.hostname)
-        except ValueError:
-            return  # a name: the resolver checks what it resolves to
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.guard.check(parts.hostname, port, [parts.hostname])
+        self.guard.check_url(url)  # an address in the URL: the resolver never sees it
 
     async def post(
         self,
