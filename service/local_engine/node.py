@@ -1,16 +1,16 @@
-"""The local Elasticsearch node: fetch, verify, unpack, start, wait, stop.
+"""The local engine node: start, wait, stop — one real node in an instance directory.
 
 The embedded default of the service, the tests and CI all run one real Elasticsearch node from
-the integ-test-zip distribution published on Maven Central. This module owns that node's life:
+the integ-test-zip distribution published on Maven Central; the streaming tests also run an
+OpenSearch node as a customer's cluster. What to run and how it is fetched, verified, unpacked
+and given a Java runtime is :mod:`service.local_engine.distributions`'; this module owns a node's
+life:
 
-* the pinned distribution is fetched once (with ``mvn`` when present, else over HTTPS), its
-  SHA-512 verified, and unpacked into a cache outside the work tree;
-* a Java runtime the version needs is found (``ES_JAVA_HOME``, ``JAVA_HOME``, ``/usr/lib/jvm/*``);
 * the node binds 127.0.0.1 on a free port (on a restart, the previous one when it is still
   free, so clients reconnect), keeps data and logs under an instance directory, has a
-  bounded heap and security explicitly disabled (it is reachable from this machine only);
+  bounded heap and no security (it is reachable from this machine only);
 * started as root, it runs as the unprivileged ``auditlog-engine`` user, since Elasticsearch
-  refuses to run as root.
+  and OpenSearch refuse to run as root.
 
 It talks HTTP with the standard library only, so it needs no client and can run before the
 service's dependencies matter.
@@ -18,8 +18,6 @@ service's dependencies matter.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import pwd
@@ -30,29 +28,22 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-ENGINE_VERSION = "9.5.4"
-"""The newest 9.x integ-test-zip that Maven Central serves and that runs here (see README)."""
-
-ENGINE_SHA512 = (
-    "a75df614854ace52dd0bce977662b3792873ac077ec0af9026cd0b2a0eb119e4"
-    "49910f8eb8ed577d1a83c51c6ee6af71bf5004c3cf5b418c979186de8b5dd9e6"
+from service.local_engine.distributions import (
+    ELASTICSEARCH,
+    Distribution,
+    find_java,
+    install_distribution,
+    make_traversable,
 )
-"""Pinned digest: Maven Central carries no checksum files for the 9.x integ-test-zip."""
+from service.local_engine.distributions import ENGINE_VERSION as ENGINE_VERSION
+from service.local_engine.distributions import EngineError as EngineError
+from service.local_engine.distributions import cache_dir as cache_dir
 
-MIN_JAVA = 21
-MAVEN_GROUP = "org.elasticsearch.distribution.integ-test-zip"
-MAVEN_ARTIFACT = "elasticsearch"
-MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 ENGINE_USER = "auditlog-engine"
 START_TIMEOUT_S = 180.0
-
-
-class EngineError(RuntimeError):
-    """The local engine could not be fetched, started or stopped."""
 
 
 @dataclass(frozen=True)
@@ -62,16 +53,6 @@ class EngineStatus:
     pid: int | None
     version: str | None
     health: str | None
-
-
-def cache_dir() -> Path:
-    """Where downloads and the unpacked distribution are kept between runs."""
-    configured = os.environ.get("AUDITLOG_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    if os.geteuid() == 0:
-        return Path("/var/cache/auditlog")
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "auditlog"
 
 
 def default_instance_dir() -> Path:
@@ -84,138 +65,7 @@ def default_instance_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "auditlog/engine"
 
 
-# --- distribution -------------------------------------------------------------------------
-
-
-def _sha512(path: Path) -> str:
-    digest = hashlib.sha512()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _zip_name(version: str) -> str:
-    return f"{MAVEN_ARTIFACT}-{version}.zip"
-
-
-def _fetch_with_maven(version: str) -> Path | None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        return None
-    coords = f"{MAVEN_GROUP}:{MAVEN_ARTIFACT}:{version}:zip"
-    cmd = [mvn, "-B", "-q", "dependency:get", f"-Dartifact={coords}", "-Dtransitive=false"]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    repo = Path.home() / ".m2/repository" / MAVEN_GROUP.replace(".", "/") / MAVEN_ARTIFACT
-    path = repo / version / _zip_name(version)
-    if result.returncode != 0 or not path.exists():
-        return None
-    return path
-
-
-def _fetch_over_https(version: str, target: Path) -> Path:
-    group = MAVEN_GROUP.replace(".", "/")
-    url = f"{MAVEN_CENTRAL}/{group}/{MAVEN_ARTIFACT}/{version}/{_zip_name(version)}"
-    partial = target.with_suffix(".part")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-    except (urllib.error.URLError, OSError) as e:
-        raise EngineError(f"could not download {url}: {e}") from e
-    partial.replace(target)
-    return target
-
-
-def fetch_distribution(version: str = ENGINE_VERSION, sha512: str = ENGINE_SHA512) -> Path:
-    """Return the verified distribution zip, downloading it only when the cache lacks it."""
-    cache = cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    cached = cache / _zip_name(version)
-    if cached.exists() and _sha512(cached) == sha512:
-        return cached
-    source = _fetch_with_maven(version) or _fetch_over_https(version, cached)
-    actual = _sha512(source)
-    if actual != sha512:
-        source.unlink(missing_ok=True)
-        raise EngineError(f"checksum mismatch for {source}: expected {sha512}, got {actual}")
-    if source != cached:
-        shutil.copyfile(source, cached)
-    return cached
-
-
-def _extract(archive: Path, destination: Path) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.infolist():
-            zf.extract(member, destination)
-            mode = (member.external_attr >> 16) & 0o777
-            if mode:
-                (destination / member.filename).chmod(mode | 0o444 | (0o111 if mode & 0o100 else 0))
-
-
-def install_distribution(version: str = ENGINE_VERSION) -> Path:
-    """Unpack the distribution into the cache once; return its home directory."""
-    home = cache_dir() / f"elasticsearch-{version}"
-    if (home / "bin/elasticsearch").exists():
-        return home
-    archive = fetch_distribution(version)
-    staging = cache_dir() / f".unpack-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    _extract(archive, staging)
-    with contextlib.suppress(OSError):  # another process unpacked it first
-        (staging / f"elasticsearch-{version}").rename(home)
-    shutil.rmtree(staging, ignore_errors=True)
-    _make_traversable(home)
-    return home
-
-
-# --- java ---------------------------------------------------------------------------------
-
-
-def _java_major(home: Path) -> int | None:
-    release = home / "release"
-    if not (home / "bin/java").exists() or not release.exists():
-        return None
-    for line in release.read_text(errors="replace").splitlines():
-        if line.startswith("JAVA_VERSION="):
-            version = line.split("=", 1)[1].strip().strip('"')
-            head = version.split(".")[0]
-            return int(head) if head.isdigit() else None
-    return None
-
-
-def find_java(minimum: int = MIN_JAVA) -> Path:
-    """The first Java home of at least ``minimum``: env vars first, then the newest system JDK."""
-    for var in ("ES_JAVA_HOME", "JAVA_HOME"):
-        value = os.environ.get(var)
-        if value and (_java_major(Path(value)) or 0) >= minimum:
-            return Path(value)
-    candidates = [(_java_major(p) or 0, p) for p in Path("/usr/lib/jvm").glob("*") if p.is_dir()]
-    usable = sorted((c for c in candidates if c[0] >= minimum), reverse=True)
-    if usable:
-        return usable[0][1]
-    raise EngineError(
-        f"Elasticsearch {ENGINE_VERSION} needs Java {minimum}+; none found in ES_JAVA_HOME, "
-        "JAVA_HOME or /usr/lib/jvm. Install a JDK 21+ (e.g. Temurin) or set ES_JAVA_HOME."
-    )
-
-
 # --- instance -----------------------------------------------------------------------------
-
-
-def _make_traversable(path: Path) -> None:
-    """Let the unprivileged engine user read ``path`` and reach it from /."""
-    if os.geteuid() != 0:
-        return
-    for root, dirs, files in os.walk(path):
-        for name in dirs:
-            os.chmod(os.path.join(root, name), 0o755)
-        for name in files:
-            full = os.path.join(root, name)
-            os.chmod(full, os.stat(full).st_mode | 0o444)
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod(mode | 0o011)
 
 
 def _engine_user() -> pwd.struct_passwd:
@@ -262,19 +112,22 @@ def _get_json(url: str, timeout: float = 5.0) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int, distribution: Distribution) -> bool:
+    """Whether ``pid`` is a process of ``distribution`` (not another that took the pid)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"elasticsearch" in cmdline
+    return distribution.product.encode() in cmdline
 
 
 @dataclass(frozen=True)
 class EngineInstance:
-    """One node's directory: ``config/``, ``data/``, ``logs/``, ``engine.pid``, ``engine.json``."""
+    """One node's directory: ``config/``, ``data/``, ``logs/``, ``engine.pid``, ``engine.json``;
+    an Elasticsearch node unless another ``distribution`` is given."""
 
     directory: Path
+    distribution: Distribution = field(default=ELASTICSEARCH)
 
     @property
     def pid_file(self) -> Path:
@@ -289,7 +142,7 @@ class EngineInstance:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if _pid_alive(pid, self.distribution) else None
 
     def url(self) -> str | None:
         try:
@@ -318,19 +171,29 @@ class EngineInstance:
             "http.port": http_port,
             "transport.port": transport_port,
             "discovery.type": "single-node",
-            "xpack.security.enabled": False,
             "cluster.routing.allocation.disk.threshold_enabled": False,
             "path.data": str(self.directory / "data"),
             "path.logs": str(self.directory / "logs"),
+            **self.distribution.settings,
         }
-        (conf / "elasticsearch.yml").write_text(
+        (conf / self.distribution.settings_file).write_text(
             "".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items())
         )
+        self._write_jvm_options(conf, heap)
+        state = {"http_port": http_port, "transport_port": transport_port}
+        self.state_file.write_text(json.dumps({**state, "version": self.distribution.version}))
+        return http_port, transport_port
+
+    def _write_jvm_options(self, conf: Path, heap: str) -> None:
+        if self.distribution.jvm_paths:
+            options = conf / "jvm.options"
+            text = options.read_text()
+            where = {"logs": self.directory / "logs", "data": self.directory / "data"}
+            for relative, absolute in self.distribution.jvm_paths.items():
+                text = text.replace(relative, absolute.format(**where))
+            options.write_text(text)
         (conf / "jvm.options.d").mkdir(exist_ok=True)
         (conf / "jvm.options.d/heap.options").write_text(f"-Xms{heap}\n-Xmx{heap}\n")
-        state = {"http_port": http_port, "transport_port": transport_port}
-        self.state_file.write_text(json.dumps({**state, "version": ENGINE_VERSION}))
-        return http_port, transport_port
 
     def _ports(self) -> tuple[int, int]:
         """The ports of the previous start when both are free, so clients reconnect; else new."""
@@ -349,14 +212,14 @@ class EngineInstance:
         if current.running:
             return current
         self.pid_file.unlink(missing_ok=True)  # stale: its process is gone
-        home = install_distribution()
-        java = find_java()
+        home = install_distribution(self.distribution)
+        java = find_java(self.distribution)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._write_config(home, heap)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "ES_JAVA_HOME": str(java),
-            "ES_PATH_CONF": str(self.directory / "config"),
+            f"{self.distribution.env}_JAVA_HOME": str(java),
+            f"{self.distribution.env}_PATH_CONF": str(self.directory / "config"),
             "HOME": str(self.directory),
             "LANG": "C.UTF-8",
         }
@@ -364,14 +227,19 @@ class EngineInstance:
         if os.geteuid() == 0:
             user = _engine_user()
             subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(self.directory)])
-            _make_traversable(self.directory)
+            make_traversable(self.directory)
             kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-        cmd = [str(home / "bin/elasticsearch"), "-d", "-p", str(self.pid_file)]
-        result = subprocess.run(  # type: ignore[call-overload]
-            cmd, env=env, cwd=self.directory, capture_output=True, text=True, check=False, **kwargs
-        )
+        cmd = [str(self.distribution.launcher(home)), "-d", "-p", str(self.pid_file)]
+        said = self.directory / "logs" / "launcher.out"
+        # A file, not a pipe: OpenSearch's daemon keeps the launcher's output open, so reading
+        # a pipe to its end would wait for the node to stop.
+        with said.open("w") as out:
+            result = subprocess.run(  # type: ignore[call-overload]
+                cmd, env=env, cwd=self.directory, stdout=out, stderr=subprocess.STDOUT,
+                check=False, **kwargs,
+            )  # fmt: skip
         if result.returncode != 0:
-            output = (result.stdout + result.stderr)[-4000:]
+            output = said.read_text(errors="replace")[-4000:]
             raise EngineError(f"engine failed to start:\n{output}\n--- log ---\n{self.log_tail()}")
         return self.wait_ready(timeout)
 
@@ -410,9 +278,9 @@ class EngineInstance:
             return False
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and _pid_alive(pid, self.distribution):
             time.sleep(0.2)
-        if _pid_alive(pid):
+        if _pid_alive(pid, self.distribution):
             os.kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True

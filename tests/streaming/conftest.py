@@ -1,19 +1,28 @@
-"""Fixtures of the streaming tests: real syslog receivers (:mod:`.syslog_receiver`).
+"""Fixtures of the streaming tests: real syslog receivers (:mod:`.syslog_receiver`), and an
+OpenSearch node as a customer's cluster.
 
 Without ``rsyslogd`` (packages ``rsyslog`` and ``rsyslog-openssl``) the tests fail, saying how to
-install it; they never skip.
+install it; they never skip. The OpenSearch node (the integ-test-zip of
+:data:`service.local_engine.distributions.OPENSEARCH`, fetched from Maven Central on first use) is
+started once per session by the first test that asks for it; when it cannot be fetched or
+started, those tests error.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import shutil
 import signal
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from service.local_engine.distributions import OPENSEARCH
+from service.local_engine.node import EngineInstance
 from tests.streaming.syslog_receiver import RSYSLOGD, Rsyslog, TlsFiles, make_tls_files
 
 OSSL_DRIVER = "/usr/lib/*/rsyslog/lmnsd_ossl.so"
@@ -68,3 +77,24 @@ def rsyslog(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) -> It
     receiver.start()
     yield receiver
     receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> Iterator[str]:
+    """An OpenSearch node of the session's own, in a directory outside pytest's ``tmp_path``
+    (another session may lock the unprivileged engine user out of it: see ``test_faults.py``)."""
+    directory = Path(tempfile.mkdtemp(prefix="auditlog-test-opensearch-"))
+    instance = EngineInstance(directory, OPENSEARCH)
+    try:
+        status = instance.start(heap="512m")
+        assert status.url is not None and status.version == OPENSEARCH.version
+        yield status.url
+    finally:
+        instance.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def index() -> str:
+    """A customer's index of the test's own (the customer's nodes are throwaway)."""
+    return f"audit-{uuid.uuid4().hex[:8]}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from ipaddress import ip_network
 from pathlib import Path
@@ -46,11 +45,6 @@ def customer(customer_url: str) -> Iterator[Elasticsearch]:
     client = Elasticsearch(customer_url, request_timeout=60)
     yield client
     client.close()
-
-
-@pytest.fixture
-def index() -> str:
-    return f"audit-{uuid.uuid4().hex[:8]}"
 
 
 def entry_event(position: int, entry_id: str, timestamp: str, account: str = "acme") -> Any:
