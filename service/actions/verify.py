@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.integrity.canonical import entry_digest
 from service.integrity.checkpoints import (
@@ -37,6 +37,9 @@ from service.search.integrity_log import IntegrityLog
 from service.search.log_entries import account_entries
 from service.search.retention import expiring_families
 from service.search.seal_queue import SealQueue
+
+if TYPE_CHECKING:
+    from service.actions.verify_heads import HeadsCheck
 
 SAMPLE = 100
 """Problems listed by entry, per kind (all are counted)."""
@@ -70,11 +73,14 @@ class Report:
     lawfully_deleted: int = 0
     pending: int = 0
     """Entries too young to be sealed yet, or still in the seal queue (not problems)."""
+    heads: HeadsCheck | None = None
+    """The heads a customer kept, when given (:mod:`.verify_heads`)."""
 
     @property
     def ok(self) -> bool:
-        return not (self.altered.count or self.missing.count or self.unsealed.count
-                    or self.broken.count)  # fmt: skip
+        heads_ok = self.heads is None or self.heads.ok
+        return heads_ok and not (self.altered.count or self.missing.count
+                                 or self.unsealed.count or self.broken.count)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         problems = {name: {"count": p.count, "entries": p.sample}
@@ -84,7 +90,8 @@ class Report:
         return {"account_id": self.account_id, "ok": self.ok, "tree_size": self.tree_size,
                 "checkpoints": self.checkpoints, "entries_checked": self.entries, **problems,
                 "broken": broken, "lawfully_deleted": self.lawfully_deleted,
-                "pending": self.pending}  # fmt: skip
+                "pending": self.pending,
+                **({} if self.heads is None else {"heads": self.heads.to_dict()})}  # fmt: skip
 
 
 def _instant(text: str) -> datetime:

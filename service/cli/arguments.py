@@ -157,9 +157,23 @@ def _add_integrity_commands(sub: Any) -> None:
         "verify",
         "verify an account's log against the stored entries",
         handler="operations:cmd_verify",
-        examples=["auditlog verify --account acme"],
+        details="With --heads, also the heads (signed checkpoints) a streaming destination "
+        "received and the customer kept: each must be signed by the service and agree with "
+        "its log. FILE holds checkpoint events or bare checkpoints, as NDJSON, a JSON array, "
+        "webhook batches, Splunk HEC or Elasticsearch documents, or syslog lines; other events "
+        "are ignored. Exit codes: 0 clean; 1 anything altered, missing, unsealed, broken, or a "
+        "head the log contradicts; 2 a usage error (no checkpoint of the account in FILE).",
+        examples=[
+            "auditlog verify --account acme",
+            "auditlog verify --account acme --heads received-events.ndjson",
+        ],
     )
     verify.add_argument("--account", required=True, help="the account id")
+    verify.add_argument(
+        "--heads",
+        metavar="FILE",
+        help="checkpoints kept from a streaming destination, to check against the log",
+    )
     check = command(
         sub,
         "verify-export",

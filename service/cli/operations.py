@@ -71,17 +71,27 @@ def cmd_integrity(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from service.actions.heads_file import HeadsFileError, read_heads
     from service.actions.verify import verify_account
+    from service.actions.verify_heads import verify_heads
     from service.runtime import Runtime
     from service.search.indices import IndexNames
 
+    try:  # the file first: a file that holds no head is a usage error, before any work
+        kept = read_heads(Path(args.heads), args.account) if args.heads else None
+    except HeadsFileError as e:
+        raise CliError(str(e), EXIT_USAGE) from e
+
     async def run(es: Engine, settings: Settings) -> dict[str, Any]:
         runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
-        if runtime.ingest.keys is None:
+        keys = runtime.ingest.keys
+        if keys is None:
             raise CliError("AUDITLOG_KEYS_DIR is not set", EXIT_USAGE)
         if await account_store(es, settings).get_account(args.account) is None:
             raise CliError(f"no account '{args.account}'", EXIT_USAGE)
-        report = await verify_account(runtime, runtime.ingest.keys, args.account)
+        report = await verify_account(runtime, keys, args.account)
+        if kept is not None:
+            report.heads = await verify_heads(runtime, keys, args.account, kept)
         return report.to_dict()
 
     report = with_client(run)
