@@ -37,6 +37,8 @@ class Runtime:
     key_cache: KeyCache = field(init=False)
     account_cache: dict[str, tuple[Account | None, float]] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    delivering: dict[str, str] = field(default_factory=dict)
+    """The destinations this process delivers to now (it holds their leases): id to account."""
     ingest: IngestContext = field(init=False)
     """How entries are written (validation, routing, the writer), failures counted here."""
     holder: str = field(init=False)

@@ -1,7 +1,8 @@
 """Managing an account's streaming destinations: create, read, change, pause, resume, delete.
 
 A destination names a kind (``webhook``, ``splunk_hec``, ``syslog``, ``elasticsearch``), its
-address, settings and secrets, a filter (categories and types) and where it starts: ``"now"``
+address, settings and secrets, a format (``entry`` or ``ocsf``), a filter (categories, types and
+a search text ``q``, checked here by parsing it) and where it starts: ``"now"``
 (the log's head when it is created) or a position (a backfill from there). Its secrets are
 encrypted with ``AUDITLOG_DESTINATION_KEY`` before they are stored and never shown again: reads
 list which secrets are set. Every change is an ``audit`` entry of the account, its secrets
@@ -24,10 +25,12 @@ from service.errors import ServiceError, bad_request
 from service.runtime import Runtime
 from service.search.destinations import MAX_PER_ACCOUNT, DestinationStore
 from service.search.integrity_log import IntegrityLog
+from service.search.search_text import compile_search_text, parse_search_text
 from service.streaming.secrets import SecretsBox, SecretsKeyError
 from service.streaming.senders.base import Target
 from service.streaming.senders.guarded_http import destination_of
 from service.vocabulary import CATEGORIES, TYPES
+from service.zones import zone
 
 KINDS: dict[str, dict[str, Any]] = {
     "webhook": {"schemes": ("https", "http"), "secrets": ("secret", "previous_secret"),
@@ -42,7 +45,11 @@ KINDS: dict[str, dict[str, Any]] = {
                       "settings": ("index", "timeout_s", "ca_pem")},
 }  # fmt: skip
 """Each kind: its URL schemes, secret names (those required) and setting names."""
-FORMATS = ("entry",)
+FORMATS = ("entry", "ocsf")
+"""``entry``: the entry as ``/v1/entries`` returns it; ``ocsf``: an OCSF event
+(:mod:`service.streaming.ocsf`)."""
+FILTER_TZ = "UTC"
+"""The timezone of dates in ``filter.q`` (``after:``, ``before:``): a destination has no request."""
 DESTINATION_ID = re.compile(r"^dst_[0-9a-f]{24}\Z")
 STATUSES = ("active", "failing", "paused", "disabled")
 FIELDS = ("name", "kind", "url", "format", "settings", "secrets", "filter", "start")
@@ -129,18 +136,36 @@ def _pem_bundle(item: object) -> bool:
     return True
 
 
-def _filter(body: dict[str, Any]) -> dict[str, list[str]]:
+def _filter(body: dict[str, Any]) -> dict[str, Any]:
     value = body.get("filter", {})
-    if not isinstance(value, dict) or set(value) - {"categories", "types"}:
-        raise bad_request("filter is {categories: [...], types: [...]}", "filter")
-    out: dict[str, list[str]] = {}
+    if not isinstance(value, dict) or set(value) - {"categories", "types", "q"}:
+        raise bad_request('filter is {categories: [...], types: [...], q: "search text"}',
+                          "filter")  # fmt: skip
+    out: dict[str, Any] = {}
     for key, vocabulary in (("categories", CATEGORIES), ("types", TYPES)):
         items = value.get(key, [])
         if not isinstance(items, list) or any(i not in vocabulary for i in items):
             raise bad_request(f"filter.{key} must list some of {', '.join(vocabulary)}", "filter")
         if items:
             out[key] = sorted(set(items))
+    text = value.get("q")
+    if text is not None and not isinstance(text, str):
+        raise bad_request("filter.q must be a search text, as q of GET /v1/entries", "filter.q")
+    if text and text.strip():
+        filter_query(text)
+        out["q"] = text.strip()
     return out
+
+
+def filter_query(text: str) -> dict[str, Any]:
+    """The engine query of a destination's ``filter.q`` (the syntax of ``q`` in searches, dates
+    in UTC); a 400 naming ``filter.q`` when it is not valid."""
+    try:
+        return compile_search_text(parse_search_text(text), zone(FILTER_TZ, "filter.q"))
+    except ServiceError as e:
+        if e.status != 400:
+            raise
+        raise bad_request(f"filter.q: {e.message}", "filter.q") from e
 
 
 async def _start(

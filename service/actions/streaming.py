@@ -3,11 +3,14 @@
 Every ``AUDITLOG_DELIVERY_INTERVAL_S`` each instance looks for destinations to deliver to; one
 instance at a time delivers to a destination, the holder of its lease (``destination:<id>``), so
 a restart or a failover resumes from the stored position. A round reads the feed after the
-destination's position (:mod:`service.actions.feed`), keeps the entries its filter selects, adds
-the log's latest signed checkpoint once the destination has caught up with it (anchoring: the
-customer keeps every head), sends the batch, and only then stores the new position: a batch is
-sent again until the receiver acknowledged it, so a receiver may see an entry twice and drops it
-by its id.
+destination's position (:mod:`service.actions.feed`), keeps the entries its filter selects (its
+categories and types, then those its search text ``q`` matches: one engine search for the page;
+``missing`` entries always), makes each an event of the destination's format (the entry, or an
+OCSF event: :mod:`service.streaming.ocsf`), adds the log's latest signed checkpoint once the
+destination has caught up with it (anchoring: the customer keeps every head; in its own form
+whatever the format), sends the batch, and only then stores the new position (past the entries
+left out too): a batch is sent again until the receiver acknowledged it, so a receiver may see an
+entry twice and drops it by its id. A search text the engine refuses pauses the destination.
 
 A failure is retried with exponential backoff and jitter (1 s doubling to 5 minutes). A receiver
 refusing for good (a bad token, a 4xx) or failing for longer than
@@ -26,15 +29,17 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from service.actions.destinations import audit, box, now_text
+from service.actions.destinations import audit, box, filter_query, now_text
 from service.actions.feed import FeedPage, read_feed
 from service.errors import EngineUnavailable, ServiceError
 from service.integrity.checkpoints import public
 from service.runtime import Runtime
 from service.search.destinations import DestinationStore, Version, node_http_urls
+from service.search.entry_matches import entries_matching
 from service.search.integrity_log import IntegrityLog
 from service.search.leases import HeldLease, LeaseLost, Leases, hold
 from service.streaming.guard import AddressGuard, engine_endpoints, parse_networks
+from service.streaming.ocsf import to_ocsf
 from service.streaming.secrets import SecretsKeyError
 from service.streaming.senders.base import DeliveryError, Event, Sender, Target
 from service.zones import zone
@@ -79,11 +84,20 @@ def sender_for(target: Target, guard: AddressGuard) -> Sender:
     return ElasticBulkSender(target, guard)
 
 
-def selected(entry: dict[str, Any], wanted: dict[str, list[str]]) -> bool:
+def selected(entry: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether the entry is of the filter's categories and types (its search text aside)."""
     categories, types = wanted.get("categories"), wanted.get("types")
     return (not categories or entry["category"] in categories) and (
         not types or entry["type"] in types
     )
+
+
+def event_of(entry: dict[str, Any], account_id: str, fmt: str) -> Event:
+    """The event of one entry in the destination's format."""
+    if fmt == "ocsf":
+        return to_ocsf(entry)
+    return {"event_type": "entry", "position": entry["position"], "account_id": account_id,
+            "entry": entry}  # fmt: skip
 
 
 def _stamp_in(seconds: float) -> str:
@@ -149,6 +163,7 @@ class Delivery:
         if read is None or read[0]["status"] not in ("active", "failing"):
             return None
         destination, version = read
+        self.runtime.delivering[self.id] = destination["account_id"]
         health = dict(destination.get("health") or {})
         wait = -_seconds_since(health.get("retry_at"))
         if wait > 0:  # backing off, whichever instance failed last
@@ -156,12 +171,14 @@ class Delivery:
         account_id, position = destination["account_id"], int(destination["position"])
         page = await read_feed(self.runtime, account_id, after=position, limit=BATCH,
                                tz=zone("UTC", "tz"))  # fmt: skip
-        wanted = destination.get("filter") or {}
-        events: list[Event] = [
-            {"event_type": "entry", "position": e["position"], "account_id": account_id,
-             "entry": e}
-            for e in page.entries if e.get("missing") or selected(e, wanted)
-        ]  # fmt: skip
+        try:
+            kept = await self._selected(account_id, page.entries, destination.get("filter") or {})
+        except ServiceError as e:
+            if e.status != 400:
+                raise
+            refused = DeliveryError(f"the engine refused filter.q: {e.message}", retry=False)
+            return await self._failed(destination, version, refused)
+        events = [event_of(e, account_id, destination.get("format", "entry")) for e in kept]
         anchor = await self._anchor(account_id, page, health)
         if anchor is not None:
             events.append({"event_type": "checkpoint", "account_id": account_id,
@@ -173,7 +190,7 @@ class Delivery:
                 await self._send(destination, events)
         except DeliveryError as e:
             return await self._failed(destination, version, e)
-        entries = sum(1 for e in events if e["event_type"] == "entry")
+        entries = len(kept)
         health.update(last_success_at=now_text(), last_error=None, failing_since=None,
                       failures=0, retry_at=None,
                       delivered=int(health.get("delivered") or 0) + entries,
@@ -187,6 +204,21 @@ class Delivery:
         if not await self.store.update_if(self.id, changes, version):
             return 0.0  # a person paused, rewound or changed it meanwhile: read it again
         return 0.0 if page.more else self.runtime.settings.delivery_interval_s
+
+    async def _selected(
+        self, account_id: str, entries: list[dict[str, Any]], wanted: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The entries of a page the filter keeps, in order: those of its categories and types
+        that its search text matches (one search for the page), and every ``missing`` one."""
+        kept = [e for e in entries if e.get("missing") or selected(e, wanted)]
+        text = wanted.get("q")
+        stored = [e for e in kept if not e.get("missing")]
+        if not text or not stored:
+            return kept
+        matching = await entries_matching(self.runtime.es, self.runtime.names,
+                                          account_id=account_id, entries=stored,
+                                          query=filter_query(str(text)))  # fmt: skip
+        return [e for e in kept if e.get("missing") or e["id"] in matching]
 
     async def _anchor(
         self, account_id: str, page: FeedPage, health: dict[str, Any]
@@ -253,6 +285,7 @@ async def deliver(runtime: Runtime, destination_id: str) -> None:
     except ServiceError as e:  # the engine: the loop starts it again
         log.warning("destination %s: %s", destination_id, e)
     finally:
+        runtime.delivering.pop(destination_id, None)
         if delivery is not None:
             await delivery.close()
         if held is not None:

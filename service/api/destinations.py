@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.actions import destinations
+from service.actions.destination_lag import with_lag
 from service.actions.keys import Principal
 from service.errors import bad_request
 from service.runtime import runtime_of
@@ -37,8 +38,9 @@ async def _who(request: Request, account_id: str | None) -> tuple[Principal, Acc
 async def list_destinations(request: Request) -> Response:
     params = query_params(request, {"account_id"})
     _, account = await _who(request, params.get("account_id", [None])[-1])
-    found = await destinations.list_destinations(runtime_of(request), account.id)
-    return JSONResponse({"destinations": found})
+    runtime = runtime_of(request)
+    found = await destinations.list_destinations(runtime, account.id)
+    return JSONResponse({"destinations": await with_lag(runtime, account.id, found)})
 
 
 async def create_destination(request: Request) -> Response:
@@ -54,10 +56,12 @@ async def create_destination(request: Request) -> Response:
 async def get_destination(request: Request) -> Response:
     params = query_params(request, {"account_id"})
     _, account = await _who(request, params.get("account_id", [None])[-1])
+    runtime = runtime_of(request)
     found = await destinations.own_destination(
-        runtime_of(request), account.id, request.path_params["destination_id"]
+        runtime, account.id, request.path_params["destination_id"]
     )
-    return JSONResponse(destinations.public(found))
+    [shown] = await with_lag(runtime, account.id, [destinations.public(found)])
+    return JSONResponse(shown)
 
 
 async def change_destination(request: Request) -> Response:

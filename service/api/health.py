@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from service.errors import EngineUnavailable
-from service.runtime import runtime_of
+from service.actions.destination_lag import instant, metrics_figures, seconds_waiting
+from service.errors import EngineUnavailable, ServiceError
+from service.runtime import Runtime, runtime_of
 from service.search.client import cluster_status
 
 
@@ -42,4 +45,58 @@ async def metrics(request: Request) -> Response:
         lines.append(f'auditlog_events_total{{kind="{name}"}} {value}')
     lines.append("# TYPE auditlog_ready gauge")
     lines.append(f"auditlog_ready {1 if runtime.setup_done else 0}")
+    if runtime.setup_done and runtime.settings.destination_key is not None:
+        lines += await _streaming_lines(runtime)
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
+STREAMING_HELP = (
+    ("auditlog_destinations", "gauge", "Destinations of the deployment by status."),
+    ("auditlog_destination_lag_entries", "gauge",
+     "Log positions past a destination's acknowledged one (destinations this process delivers)."),
+    ("auditlog_destination_lag_seconds", "gauge",
+     "How long the oldest entry a destination has not acknowledged has waited."),
+    ("auditlog_destination_delivered_entries_total", "counter",
+     "Entries a destination acknowledged (all instances' deliveries)."),
+    ("auditlog_destination_failed_batches_total", "counter",
+     "Batches a destination failed to acknowledge."),
+    ("auditlog_destination_last_success_timestamp_seconds", "gauge",
+     "When a destination last acknowledged a batch."),
+)  # fmt: skip
+
+
+def _label(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+async def _streaming_lines(runtime: Runtime) -> list[str]:
+    """Per destination this process delivers to (``destination``, ``account``, ``kind``
+    labels); a paused or disabled destination is delivered by none: see its status count."""
+    try:
+        figures = await metrics_figures(runtime)
+    except ServiceError:  # the engine: the other figures still go out
+        return ["# the streaming figures are missing: the engine did not answer"]
+    lines: list[str] = []
+    for name, kind, text in STREAMING_HELP:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+    for status, count in sorted(figures.statuses.items()):
+        lines.append(f'auditlog_destinations{{status="{_label(status)}"}} {count}')
+    now = datetime.now(UTC)
+    for destination, lag in figures.delivering:
+        labels = (f'destination="{_label(destination["id"])}",'
+                  f'account="{_label(destination["account_id"])}",'
+                  f'kind="{_label(destination["kind"])}"')  # fmt: skip
+        health = destination.get("health") or {}
+        lines.append(f"auditlog_destination_lag_entries{{{labels}}} {lag.entries}")
+        seconds = seconds_waiting(lag, now)
+        if seconds is not None:
+            lines.append(f"auditlog_destination_lag_seconds{{{labels}}} {seconds:.1f}")
+        lines.append(f"auditlog_destination_delivered_entries_total{{{labels}}} "
+                     f"{int(health.get('delivered') or 0)}")  # fmt: skip
+        lines.append(f"auditlog_destination_failed_batches_total{{{labels}}} "
+                     f"{int(health.get('failed') or 0)}")  # fmt: skip
+        success = instant(health.get("last_success_at"))
+        if success is not None:
+            lines.append(f"auditlog_destination_last_success_timestamp_seconds{{{labels}}} "
+                         f"{success.timestamp():.3f}")  # fmt: skip
+    return lines

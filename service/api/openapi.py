@@ -177,6 +177,15 @@ def _object(properties: dict[str, Any], *required: str) -> dict[str, Any]:
     return schema
 
 
+DESTINATION_FILTER = _object(
+    {
+        "categories": _many(_enum(CATEGORIES)),
+        "types": _many(_enum(TYPES)),
+        "q": _text(MAX_SEARCH_TEXT, description="Search text, as q of /v1/entries (dates in UTC)"),
+    }
+)
+"""A destination's filter: entries of these categories and types that the search text matches."""
+
 BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     "entries": ("application/json", {"oneOf": [ENTRY_REF, _object({"entries": _many(ENTRY_REF)})]}),
     "ndjson": ("application/x-ndjson", _text()),
@@ -227,9 +236,7 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
                 "format": _enum(list(DESTINATION_FORMATS)),
                 "settings": {"type": "object"},
                 "secrets": {"type": "object"},
-                "filter": _object(
-                    {"categories": _many(_enum(CATEGORIES)), "types": _many(_enum(TYPES))}
-                ),
+                "filter": DESTINATION_FILTER,
                 "start": {"oneOf": [_enum(["now"]), {"type": "integer", "minimum": 0}]},
             },
             "name",
@@ -245,9 +252,7 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
                 "url": _text(2000),
                 "settings": {"type": "object"},
                 "secrets": {"type": "object"},
-                "filter": _object(
-                    {"categories": _many(_enum(CATEGORIES)), "types": _many(_enum(TYPES))}
-                ),
+                "filter": DESTINATION_FILTER,
                 "status": _enum(["active", "paused"]),
                 "position": {"type": "integer", "minimum": 0},
             }

@@ -89,6 +89,22 @@ class DestinationStore:
             after = hits[-1]["sort"]
 
     @translated
+    async def some(self, destination_ids: list[str]) -> list[dict[str, Any]]:
+        """The destinations of these ids that exist."""
+        if not destination_ids:
+            return []
+        resp = await self.es.mget(index=self.index, ids=destination_ids)
+        return [dict(d["_source"]) for d in resp["docs"] if d.get("found")]
+
+    @translated
+    async def count_by_status(self) -> dict[str, int]:
+        """How many destinations of every account are in each status."""
+        resp = await self.es.search(
+            index=self.index, size=0, aggs={"by": {"terms": {"field": "status", "size": 10}}},
+        )  # fmt: skip
+        return {str(b["key"]): int(b["doc_count"]) for b in resp["aggregations"]["by"]["buckets"]}
+
+    @translated
     async def paused(self) -> list[dict[str, Any]]:
         """The paused destinations of every account (the oldest pauses first)."""
         resp = await self.es.search(

@@ -59,10 +59,14 @@ def entry_id(event: Event) -> str:
 
 def document_id(event: Event) -> str:
     """A key unique across accounts: ``<account>/<entry id>`` for an entry that names its
-    account, else :func:`entry_id` (checkpoint keys name their account already)."""
+    account (an OCSF event: ``metadata.tenant_uid``), else :func:`entry_id` (checkpoint keys name
+    their account already)."""
     key = entry_id(event)
+    if is_checkpoint(event):
+        return key
     entry = _entry(event)
-    account = entry.get("account_id") if entry is not None and not is_checkpoint(event) else None
+    found = entry if entry is not None else _ocsf_metadata(event)
+    account = found.get("account_id" if entry is not None else "tenant_uid")
     return f"{account}/{key}" if isinstance(account, str) and account else key
 
 
