@@ -19,7 +19,9 @@ from starlette.responses import Response
 from service.actions.viewers import record_view
 from service.errors import ServiceError
 from service.page import exports
+from service.page.destination_pages import may_manage_destinations
 from service.page.html import html_page
+from service.page.layout import section_tabs
 from service.page.screen import Screen, render_screen
 from service.page.session import Session, read_session, sign_in_response
 from service.page.view import PageView, parse_page_view
@@ -69,6 +71,15 @@ async def _read_view(request: Request, screen: Screen) -> None:
         screen.exports = await jobs.recent(session.account.id, exports.RECENT_EXPORTS)
 
 
+def _rendered(screen: Screen) -> str:
+    """The screen, with the tabs to Streaming for a key that may manage destinations."""
+    text = render_screen(screen, exports.JOB_THRESHOLD)
+    if not may_manage_destinations(screen.session):
+        return text
+    main = '<main class="container" id="main">'
+    return text.replace(main, main + section_tabs("entries"), 1)
+
+
 def _fallback(view: PageView, error: ServiceError, shown_q: str) -> PageView | None:
     """The view to show instead of one that failed: the newest page for a cursor that cannot
     be used, the last good search for search text with a mistake; ``None`` otherwise."""
@@ -104,8 +115,8 @@ async def audit_logs(request: Request) -> Response:
         if fallback is not None:
             return await _instead(request, Screen(session, fallback), view, e)
         screen.error, screen.page, screen.histogram = e, None, None
-        return html_page(render_screen(screen, exports.JOB_THRESHOLD), e.status, e.headers)
-    return html_page(render_screen(screen, exports.JOB_THRESHOLD))
+        return html_page(_rendered(screen), e.status, e.headers)
+    return html_page(_rendered(screen))
 
 
 async def _instead(
@@ -117,9 +128,9 @@ async def _instead(
         await _read_view(request, screen)
     except ServiceError as e:
         screen.view, screen.error, screen.page, screen.histogram = asked, e, None, None
-        return html_page(render_screen(screen, exports.JOB_THRESHOLD), e.status, e.headers)
+        return html_page(_rendered(screen), e.status, e.headers)
     if error.field == "cursor":
         screen.note = STALE_CURSOR
-        return html_page(render_screen(screen, exports.JOB_THRESHOLD))
+        return html_page(_rendered(screen))
     screen.error, screen.typed_q = error, asked.q
-    return html_page(render_screen(screen, exports.JOB_THRESHOLD), error.status, error.headers)
+    return html_page(_rendered(screen), error.status, error.headers)

@@ -65,6 +65,20 @@ def top_bar(account: Account | None, person: str | None = None, back: str | None
     )
 
 
+SECTIONS = (("entries", "Entries", BASE_PATH), ("streaming", "Streaming", f"{BASE_PATH}/streaming"))
+"""The page's sections, shown as tabs to keys that may manage destinations."""
+
+
+def section_tabs(current: str) -> str:
+    """Tabs between the entries and the streaming destinations (``current`` marked)."""
+    links = "".join(
+        f"<a{attrs({'class': 'tab', 'href': path, 'aria-current': name == current and 'page'})}>"
+        f"{label}</a>"
+        for name, label, path in SECTIONS
+    )
+    return f'<nav class="tabs" aria-label="Audit log sections">{links}</nav>'
+
+
 def alert(message: str, kind: str = "error", title: str | None = None) -> str:
     heading = f"<strong>{esc(title)}</strong> " if title else ""
     role = "alert" if kind == "error" else "status"
@@ -88,7 +102,8 @@ def sign_in_page(next_url: str, message: str | None) -> str:
         'required autofocus placeholder="alk_…" aria-describedby="key-help">'
         f'<input type="hidden" name="next" value="{esc(next_url)}">'
         '<p id="key-help" class="help">Use a key of your account with the <code>read</code> '
-        "scope (<code>export</code> adds Export Logs). It is kept in a cookie of this browser "
+        "scope (<code>export</code> adds Export Logs, <code>destinations</code> Streaming). "
+        "It is kept in a cookie of this browser "
         "until you sign out. Running locally? <code>make run</code> prints a demo key.</p>"
         '<button type="submit" class="button button-primary">Sign in</button>'
         "</form></main>"
