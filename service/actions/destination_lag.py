@@ -15,13 +15,17 @@ read it live instead, from the destination's ``position`` and the log's head (``
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from service.errors import ServiceError
 from service.runtime import Runtime
 from service.search.destinations import DestinationStore
 from service.search.integrity_log import IntegrityLog
+
+log = logging.getLogger("auditlog")
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ async def _sealed_at(
     log: IntegrityLog, account_id: str, position: int, head: dict[str, Any]
 ) -> datetime | None:
     """When the checkpoint that first covered position ``position + 1`` was signed."""
-    starts = await log.segments_from(account_id, position + 1)
+    # as of the last scheduled refresh, as the head itself: a read, never a forced refresh
+    starts = await log.segments_from(account_id, position + 1, fresh=False, size=1)
     end = starts[0] if starts else int(head["tree_size"])  # where its segment ends
     if end >= int(head["tree_size"]):
         return instant(head.get("sealed_at"))
@@ -81,16 +86,31 @@ def seconds_waiting(lag: Lag, now: datetime) -> float | None:
     return max(0.0, (now - lag.waiting_since).total_seconds())
 
 
+async def lags_if_known(
+    runtime: Runtime, account_id: str, destinations: list[dict[str, Any]]
+) -> dict[str, Lag]:
+    """:func:`destination_lags`, or none when the engine cannot tell now (the destinations are
+    still shown, and managed, without it)."""
+    try:
+        return await destination_lags(runtime, account_id, destinations)
+    except ServiceError as e:
+        log.warning("the lag of %s's destinations cannot be read: %s", account_id, e)
+        return {}
+
+
 async def with_lag(
     runtime: Runtime, account_id: str, destinations: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The destinations with ``lag``: ``{"entries": n, "seconds": s}`` (``seconds`` rounded to
-    a tenth, ``null`` when the log cannot tell)."""
-    lags = await destination_lags(runtime, account_id, destinations)
+    a tenth, ``null`` when the log cannot tell), or ``null`` when the log cannot be read."""
+    lags = await lags_if_known(runtime, account_id, destinations)
     now = datetime.now(UTC)
     shown = []
     for destination in destinations:
-        lag = lags[str(destination["id"])]
+        lag = lags.get(str(destination["id"]))
+        if lag is None:
+            shown.append({**destination, "lag": None})
+            continue
         seconds = seconds_waiting(lag, now)
         shown.append(
             {

@@ -45,8 +45,9 @@ from service.streaming.senders.base import DeliveryError, Event, Sender, Target
 from service.zones import zone
 
 log = logging.getLogger("auditlog")
-BATCH = 500
-"""Positions read per round."""
+BATCH = 2000
+"""Positions read per round: a batch of about 2-4 MB for typical entries, few rounds (each
+reads the log, renews the lease twice and stores the position) for many entries."""
 BACKOFF_MAX_S = 300.0
 SYSTEM_ACTOR = {"type": "system", "id": "streaming", "name": "Log streaming"}
 
@@ -173,11 +174,8 @@ class Delivery:
                                tz=zone("UTC", "tz"))  # fmt: skip
         try:
             kept = await self._selected(account_id, page.entries, destination.get("filter") or {})
-        except ServiceError as e:
-            if e.status != 400:
-                raise
-            refused = DeliveryError(f"the engine refused filter.q: {e.message}", retry=False)
-            return await self._failed(destination, version, refused)
+        except DeliveryError as e:
+            return await self._failed(destination, version, e)
         events = [event_of(e, account_id, destination.get("format", "entry")) for e in kept]
         anchor = await self._anchor(account_id, page, health)
         if anchor is not None:
@@ -215,9 +213,21 @@ class Delivery:
         stored = [e for e in kept if not e.get("missing")]
         if not text or not stored:
             return kept
-        matching = await entries_matching(self.runtime.es, self.runtime.names,
-                                          account_id=account_id, entries=stored,
-                                          query=filter_query(str(text)))  # fmt: skip
+        try:
+            query = filter_query(str(text))
+        except ServiceError as e:  # stored by an older version that took it: fix the filter
+            raise DeliveryError(f"{e.message}: change the filter", retry=False) from e
+        try:
+            matching = await entries_matching(self.runtime.es, self.runtime.names,
+                                              account_id=account_id, entries=stored,
+                                              query=query)  # fmt: skip
+        except ServiceError as e:
+            if e.status != 400:
+                raise
+            # a limit or an index of the moment, not the filter's fault: retried with backoff
+            log.warning("destination %s: the engine refused the search of filter.q: %s",
+                        self.id, e.message)  # fmt: skip
+            raise DeliveryError("the engine refused the search of filter.q for now") from e
         return [e for e in kept if e.get("missing") or e["id"] in matching]
 
     async def _anchor(

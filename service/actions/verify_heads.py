@@ -19,6 +19,10 @@ own; it cannot agree with every head handed out before. Each kept head (identica
 
 3. **matching** otherwise.
 
+A file whose heads of the account are all not signed by us checked nothing: the verification
+fails (``none_verified`` says why), since a log sealed again under new keys (the old ones
+dropped) would otherwise pass against real heads. The file's unreadable lines are reported.
+
 Checkpoints and leaves are read once, in order, as far as the newest kept head; memory holds the
 kept heads and the Merkle tree's right edge.
 """
@@ -63,10 +67,25 @@ class HeadsCheck:
     duplicates: int = 0
     ignored: int = 0
     other_accounts: dict[str, int] = field(default_factory=dict)
+    unreadable: int = 0
+    unreadable_lines: list[int] = field(default_factory=list)
+
+    @property
+    def none_verified(self) -> str | None:
+        """Why nothing was checked, when the file holds heads of the account and none of them
+        is signed by the service's keys."""
+        if not self.checked or self.matching or self.contradicted.count:
+            return None
+        return (
+            f"no head of the account could be checked ({self.checked} in the file): none is "
+            "signed by the service's keys (see not_signed_by_us). They are another deployment's "
+            "heads, or AUDITLOG_KEYS_DIR lacks the previous/ key that signed them (kept at a key "
+            "rotation), or the log was sealed again under new keys"
+        )
 
     @property
     def ok(self) -> bool:
-        return not self.contradicted.count
+        return not self.contradicted.count and self.none_verified is None
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "checked": self.checked, "matching": self.matching,
@@ -74,7 +93,9 @@ class HeadsCheck:
                                  "heads": self.contradicted.sample},
                 "not_signed_by_us": {"count": self.not_signed_by_us.count,
                                      "heads": self.not_signed_by_us.sample},
+                "none_verified": self.none_verified,
                 "duplicates": self.duplicates, "ignored": self.ignored,
+                "unreadable": {"count": self.unreadable, "lines": self.unreadable_lines},
                 "other_accounts": self.other_accounts}  # fmt: skip
 
 
@@ -120,7 +141,9 @@ async def verify_heads(
     runtime: Runtime, keys: IntegrityKeys, account_id: str, kept: KeptHeads
 ) -> HeadsCheck:
     """Each head ``kept`` holds against the account's log as the engine holds it now."""
-    check = HeadsCheck(ignored=kept.ignored, other_accounts=dict(kept.other_accounts))
+    check = HeadsCheck(ignored=kept.ignored, other_accounts=dict(kept.other_accounts),
+                       unreadable=kept.unreadable,
+                       unreadable_lines=list(kept.unreadable_lines))  # fmt: skip
     heads = _signed(check, keys, kept)
     if not heads:
         return check

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from starlette.requests import Request
@@ -11,6 +12,7 @@ from service.actions.destination_lag import instant, metrics_figures, seconds_wa
 from service.errors import EngineUnavailable, ServiceError
 from service.runtime import Runtime, runtime_of
 from service.search.client import cluster_status
+from service.web.auth import authenticate
 
 
 async def healthz(request: Request) -> Response:
@@ -45,11 +47,14 @@ async def metrics(request: Request) -> Response:
         lines.append(f'auditlog_events_total{{kind="{name}"}} {value}')
     lines.append("# TYPE auditlog_ready gauge")
     lines.append(f"auditlog_ready {1 if runtime.setup_done else 0}")
-    if runtime.setup_done and runtime.settings.destination_key is not None:
+    streaming = runtime.setup_done and runtime.settings.destination_key is not None
+    if streaming and await _platform_admin(request):  # they name accounts: not for anyone
         lines += await _streaming_lines(runtime)
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
 
+FIGURES_TIMEOUT_S = 2.0
+"""How long a scrape waits for the streaming figures (the engine's) before it goes without."""
 STREAMING_HELP = (
     ("auditlog_destinations", "gauge", "Destinations of the deployment by status."),
     ("auditlog_destination_lag_entries", "gauge",
@@ -69,13 +74,26 @@ def _label(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+async def _platform_admin(request: Request) -> bool:
+    """Whether the request carries a platform key with the ``admin`` scope (the streaming
+    figures name accounts and destinations); without a key, or with another one, it gets the
+    counters only (never a 401: a scraper without a key keeps working)."""
+    if not request.headers.get("authorization"):
+        return False
+    try:
+        principal = await authenticate(request)
+    except ServiceError:
+        return False
+    return principal.is_platform and "admin" in principal.scopes
+
+
 async def _streaming_lines(runtime: Runtime) -> list[str]:
     """Per destination this process delivers to (``destination``, ``account``, ``kind``
     labels); a paused or disabled destination is delivered by none: see its status count."""
     try:
-        figures = await metrics_figures(runtime)
-    except ServiceError:  # the engine: the other figures still go out
-        return ["# the streaming figures are missing: the engine did not answer"]
+        figures = await asyncio.wait_for(metrics_figures(runtime), FIGURES_TIMEOUT_S)
+    except (ServiceError, TimeoutError):  # the engine: the other figures still go out
+        return ["# the streaming figures are missing: the engine did not answer in time"]
     lines: list[str] = []
     for name, kind, text in STREAMING_HELP:
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]

@@ -161,8 +161,9 @@ def _add_integrity_commands(sub: Any) -> None:
         "received and the customer kept: each must be signed by the service and agree with "
         "its log. FILE holds checkpoint events or bare checkpoints, as NDJSON, a JSON array, "
         "webhook batches, Splunk HEC or Elasticsearch documents, or syslog lines; other events "
-        "are ignored. Exit codes: 0 clean; 1 anything altered, missing, unsealed, broken, or a "
-        "head the log contradicts; 2 a usage error (no checkpoint of the account in FILE).",
+        "are ignored. Exit codes: 0 clean; 1 anything altered, missing, unsealed, broken, a "
+        "head the log contradicts, or no head signed by the service's keys; 2 a usage error "
+        "(no checkpoint of the account in FILE).",
         examples=[
             "auditlog verify --account acme",
             "auditlog verify --account acme --heads received-events.ndjson",

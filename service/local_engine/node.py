@@ -18,18 +18,21 @@ service's dependencies matter.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from service.local_engine.distributions import (
     ELASTICSEARCH,
@@ -85,6 +88,32 @@ def _engine_user() -> pwd.struct_passwd:
             capture_output=True,
         )
         return pwd.getpwnam(ENGINE_USER)
+
+
+def launcher_output(directory: Path) -> IO[str]:
+    """``directory/logs/launcher.out``, emptied, open to write and read back. Started as root,
+    ``logs/`` belongs to the engine user: a symbolic link planted there (``logs`` itself, or
+    ``launcher.out``), or anything but a file of its own (a hard link, a FIFO), is refused
+    (``OSError``) before anything is written, never followed to a file root would overwrite."""
+    nofollow, folder = os.O_NOFOLLOW | os.O_CLOEXEC, os.O_RDONLY | os.O_DIRECTORY
+    instance = os.open(directory, folder | os.O_CLOEXEC)
+    try:
+        logs = os.open("logs", folder | nofollow, dir_fd=instance)
+    finally:
+        os.close(instance)
+    try:
+        fd = os.open("launcher.out", os.O_RDWR | os.O_CREAT | nofollow, 0o644, dir_fd=logs)
+    finally:
+        os.close(logs)
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1:
+            raise OSError(errno.EPERM, "not a file of its own", "logs/launcher.out")
+        os.ftruncate(fd, 0)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "w+", encoding="utf-8", errors="replace")
 
 
 def _free_port() -> int:
@@ -230,16 +259,22 @@ class EngineInstance:
             make_traversable(self.directory)
             kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
         cmd = [str(self.distribution.launcher(home)), "-d", "-p", str(self.pid_file)]
-        said = self.directory / "logs" / "launcher.out"
         # A file, not a pipe: OpenSearch's daemon keeps the launcher's output open, so reading
-        # a pipe to its end would wait for the node to stop.
-        with said.open("w") as out:
+        # a pipe to its end would wait for the node to stop. Read back through the same file.
+        try:
+            said = launcher_output(self.directory)
+        except OSError as e:
+            raise EngineError(f"cannot write the launcher's output in {self.directory}: {e}") from e
+        with said as out:
             result = subprocess.run(  # type: ignore[call-overload]
                 cmd, env=env, cwd=self.directory, stdout=out, stderr=subprocess.STDOUT,
                 check=False, **kwargs,
             )  # fmt: skip
+            output = ""
+            if result.returncode != 0:  # no daemon writes there any more
+                out.seek(0)
+                output = out.read()[-4000:]
         if result.returncode != 0:
-            output = said.read_text(errors="replace")[-4000:]
             raise EngineError(f"engine failed to start:\n{output}\n--- log ---\n{self.log_tail()}")
         return self.wait_ready(timeout)
 

@@ -171,6 +171,18 @@ def _error_of(error: ServiceError | None, name: str) -> tuple[dict[str, object],
     return {"aria-invalid": "true", "aria-describedby": f"error-{name}"}, message
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without a user and password before its host (``user:token@``): the action
+    refuses such a URL, and the form drawn again must not show the secret."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    ends = [at for at in (rest.find(c) for c in "/?#") if at >= 0]
+    authority_end = min(ends, default=len(rest))
+    host = rest[:authority_end].rpartition("@")[2]
+    return f"{scheme}{sep}{host}{rest[authority_end:]}"
+
+
 def _input(name: str, label: str, value: str, error: ServiceError | None, **more: object) -> str:
     """A labelled text input; ``error`` shown under it when it names the input (or its
     ``field``, given when the API names it otherwise: ``filter.q`` for ``q``)."""
@@ -289,8 +301,8 @@ def create_form(draft: Draft, csrf: str, error: ServiceError | None) -> str:
         marks = attrs({"id": "form-error", "data-field": error.field})
         summary = summary.replace("<div", f"<div{marks}", 1)
     name = _input("name", "Name", draft.name, error, required=True, maxlength=2000)
-    url = _input("url", "Address (URL)", draft.url, error, required=True, inputmode="url",
-                 placeholder=schemes, spellcheck="false")  # fmt: skip
+    url = _input("url", "Address (URL)", without_credentials(draft.url), error, required=True,
+                 inputmode="url", placeholder=schemes, spellcheck="false")  # fmt: skip
     return (
         f'<form method="post" action="{STREAM_PATH}/new" class="card destination-form">'
         f'{summary}<input type="hidden" name="csrf" value="{esc(csrf)}">'

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from service.actions import destinations
-from service.actions.destination_lag import destination_lags
+from service.actions.destination_lag import lags_if_known
 from service.errors import ServiceError, bad_request
 from service.page.destination_forms import (
     STREAM_PATH,
@@ -146,10 +146,10 @@ async def _list_screen(
                            "with: destinations cannot be added.", kind="info"))  # fmt: skip
     try:
         found = await destinations.list_destinations(runtime, account.id)
-        lags = await destination_lags(runtime, account.id, found)
     except ServiceError as e:
         parts.append(alert(e.message, title="The destinations cannot be shown."))
         return html_page(_frame(session, "Streaming", "".join(parts)), e.status, e.headers)
+    lags = await lags_if_known(runtime, account.id, found)  # without: shown as unknown
     table = destinations_table(found, lags, ZoneInfo(account.timezone), now=datetime.now(UTC),
                                csrf=form_token(request, session))  # fmt: skip
     parts.append(f'<section class="destination-list" aria-label="Destinations">{table}</section>')

@@ -92,7 +92,9 @@ def _status(destination: dict[str, Any], tz: ZoneInfo, now: datetime) -> str:
     return pill + why + since
 
 
-def _lag(lag: Lag, now: datetime) -> str:
+def _lag(lag: Lag | None, now: datetime) -> str:
+    if lag is None:
+        return '<span data-lag-entries="">Unknown: the log could not be read</span>'
     if lag.entries == 0:
         return '<span data-lag-entries="0">Caught up</span>'
     noun = "entry" if lag.entries == 1 else "entries"
@@ -158,7 +160,9 @@ def _actions(destination: dict[str, Any], csrf: str) -> str:
     return f'<div class="row-actions">{"".join(actions)}</div>'
 
 
-def _row(destination: dict[str, Any], lag: Lag, tz: ZoneInfo, now: datetime, csrf: str) -> str:
+def _row(
+    destination: dict[str, Any], lag: Lag | None, tz: ZoneInfo, now: datetime, csrf: str
+) -> str:
     health = destination.get("health") or {}
     secrets = destination.get("secrets_set") or []
     secrets_text = f"Secrets set: {', '.join(secrets)}" if secrets else "No secrets set"
@@ -191,6 +195,6 @@ def destinations_table(
     if not found:
         return '<p class="empty-destinations">No destinations yet.</p>'
     head = "".join(f'<th scope="col">{esc(c)}</th>' for c in COLUMNS)
-    rows = "".join(_row(d, lags.get(str(d["id"]), Lag(0, None)), tz, now, csrf) for d in found)
+    rows = "".join(_row(d, lags.get(str(d["id"])), tz, now, csrf) for d in found)
     return (f'<div class="card table-wrap"><table class="destinations"><thead><tr>{head}</tr>'
             f"</thead><tbody>{rows}</tbody></table></div>")  # fmt: skip

@@ -134,12 +134,15 @@ class IntegrityLog:
         return self._each("segment", account_id, "start", SEGMENT_PAGE)
 
     @translated
-    async def segments_from(self, account_id: str, start: int) -> list[int]:
-        """Starts of the segments at or past ``start`` (a sealer that stopped between a segment
-        and its checkpoint leaves one)."""
-        await self.es.indices.refresh(index=self.index)
+    async def segments_from(
+        self, account_id: str, start: int, *, fresh: bool = True, size: int = 100
+    ) -> list[int]:
+        """Starts of the first ``size`` segments at or past ``start`` (a sealer that stopped
+        between a segment and its checkpoint leaves one); with ``fresh``, after a refresh."""
+        if fresh:
+            await self.es.indices.refresh(index=self.index)
         resp = await self.es.search(
-            index=self.index, size=100, source=False, sort=[{"start": "asc"}],
+            index=self.index, size=size, source=False, sort=[{"start": "asc"}],
             query={"bool": {"filter": [{"term": {"kind": "segment"}},
                                        {"term": {"account_id": account_id}},
                                        {"range": {"start": {"gte": start}}}]}},

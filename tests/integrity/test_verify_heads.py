@@ -25,7 +25,7 @@ from service.actions.heads_file import HeadsFileError, read_heads
 from service.cli import main
 from service.config import Settings
 from service.integrity.checkpoints import leaf_hash_of, new_checkpoint
-from service.integrity.keys import load_keys
+from service.integrity.keys import create_keys, load_keys
 from service.integrity.merkle import Frontier
 from service.search.indices import IndexNames
 from service.streaming.senders.elastic import bulk_body
@@ -143,8 +143,9 @@ def test_kept_heads_match_the_log_in_every_file_shape(
         assert report["heads"] == {
             "ok": True, "checked": 3, "matching": 3,
             "contradicted": {"count": 0, "heads": []},
-            "not_signed_by_us": {"count": 0, "heads": []},
+            "not_signed_by_us": {"count": 0, "heads": []}, "none_verified": None,
             "duplicates": duplicates, "ignored": ignored,
+            "unreadable": {"count": 0, "lines": []},
             "other_accounts": {"someone-else": 1} if path.name == "bare.ndjson" else {},
         }, path.name  # fmt: skip
     code, out, _ = _cli(settings, "verify", "--account", account_id)
@@ -163,6 +164,7 @@ def test_a_head_changed_in_the_kept_file_is_not_ours_not_a_contradiction(
     code, report = _verify(settings, account_id, path)
     assert code == 0 and report["ok"], report
     assert report["heads"]["checked"] == 4 and report["heads"]["matching"] == 1
+    assert report["heads"]["none_verified"] is None  # one head checked: enough
     assert report["heads"]["contradicted"]["count"] == 0
     assert report["heads"]["not_signed_by_us"] == {"count": 3, "heads": [
         {"seq": heads[1]["seq"],
@@ -172,6 +174,80 @@ def test_a_head_changed_in_the_kept_file_is_not_ours_not_a_contradiction(
         {"seq": str(heads[0]["seq"]),
          "reason": "not a checkpoint: its seq is missing or not an integer"},
     ]}  # fmt: skip
+
+
+def test_heads_none_of_which_the_keys_signed_fail_the_verification(
+    kept: Kept, settings: Settings, tmp_path: Path
+) -> None:
+    """Heads signed by keys the service does not hold (another deployment's; or the log sealed
+    again under new keys, the old ones dropped from previous/): nothing was checked, and that
+    is not a pass."""
+    account_id, heads = kept
+    create_keys(tmp_path / "other-keys")
+    other = load_keys(tmp_path / "other-keys")
+    theirs = [new_checkpoint(other, account_id, h["seq"], h["tree_size"], bytes.fromhex(h["root"]),
+                             h["previous"], h["sealed_at"]) for h in heads]  # fmt: skip
+    path = _ndjson(tmp_path / "kept.ndjson", [_event(h) for h in theirs])
+    code, out, _ = _cli(settings, "verify", "--account", account_id)
+    assert code == 0 and json.loads(out)["ok"]  # the log alone verifies
+    code, report = _verify(settings, account_id, path)
+    assert code == 1 and not report["ok"] and not report["heads"]["ok"], report
+    assert (report["heads"]["checked"], report["heads"]["matching"]) == (3, 0)
+    assert report["heads"]["contradicted"]["count"] == 0
+    assert report["heads"]["not_signed_by_us"]["heads"][0] == {
+        "seq": heads[0]["seq"], "reason": f"its key {other.key_id} is not one of the service's keys"
+    }  # fmt: skip
+    why = report["heads"]["none_verified"]
+    assert why.startswith("no head of the account could be checked (3 in the file): none is "
+                          "signed by the service's keys"), why  # fmt: skip
+    assert "another deployment's" in why and "previous/" in why
+    ours_too = _ndjson(tmp_path / "mixed.ndjson", [_event(theirs[0]), _event(heads[1])])
+    code, report = _verify(settings, account_id, ours_too)
+    assert code == 0 and report["ok"] and report["heads"]["none_verified"] is None
+    assert (report["heads"]["matching"], report["heads"]["not_signed_by_us"]["count"]) == (1, 1)
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_lines_a_syslog_receiver_cut_are_counted_and_the_rest_is_checked(
+    kept: Kept, settings: Settings, tmp_path: Path
+) -> None:
+    """rsyslog keeps 8 KiB of a message by default: long entry events arrive cut, in the middle
+    of their JSON or of a character; a cut checkpoint is unreadable too, and nothing more."""
+    account_id, heads = kept
+    syslog = MessageFormat(hostname="receiver")
+    long_entry = {**_entry_event(account_id, 1), "entry": {
+        **entry(id="h0", message="x" * 10_000), "account_id": account_id}}  # fmt: skip
+    wide = syslog.encode({**long_entry, "entry": {**long_entry["entry"], "message": "é" * 5000}})
+    lines = [
+        syslog.encode(_event(heads[0])),
+        syslog.encode(long_entry)[:8192],  # line 2: JSON cut short
+        syslog.encode(_event(heads[1])),
+        wide[:8191],  # lines 4 and 5: one of them has a character cut (not UTF-8)
+        wide[:8192],
+        syslog.encode(_event(heads[2]))[:300],  # line 6: a checkpoint cut
+        syslog.encode(_event(heads[2])),
+    ]
+    assert len({_utf8(wide[:8191]), _utf8(wide[:8192])}) == 2
+    path = tmp_path / "syslog.log"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    code, report = _verify(settings, account_id, path)
+    assert code == 0 and report["ok"], report
+    assert (report["heads"]["checked"], report["heads"]["matching"]) == (3, 3)
+    assert report["heads"]["unreadable"] == {"count": 4, "lines": [2, 4, 5, 6]}
+    assert report["heads"]["ignored"] == 0
+    ndjson = [json.dumps(v).encode() for v in (_event(heads[0]), long_entry, _event(heads[1]))]
+    first_cut = tmp_path / "first-cut.ndjson"  # its first line cut: not a document's start
+    first_cut.write_bytes(b"\n".join([ndjson[1][:8192], *ndjson]) + b"\n")
+    code, report = _verify(settings, account_id, first_cut)
+    assert code == 0 and (report["heads"]["matching"], report["heads"]["ignored"]) == (2, 1)
+    assert report["heads"]["unreadable"] == {"count": 1, "lines": [1]}
 
 
 def test_a_checkpoint_changed_in_the_engine_contradicts_the_kept_head(
@@ -282,7 +358,9 @@ def test_a_file_without_the_accounts_heads_is_a_usage_error(
     expected = {
         entries: f"{entries} holds no checkpoint of account '{account_id}' (2 other values "
         "ignored): give the checkpoint events a streaming destination received",
-        broken: f"{broken}, line 3: not JSON (Expecting property name enclosed in double quotes)",
+        broken: f"{broken} holds no checkpoint of account '{account_id}' (1 other value "
+        "ignored; 1 line unreadable, the first: line 3: not JSON (Expecting property name "
+        "enclosed in double quotes)): give",
         others: "it holds checkpoints of other-acct",
         tmp_path / "absent.ndjson": "cannot read",
     }
@@ -311,7 +389,7 @@ def test_each_wrapper_a_receiver_stores_is_read_and_a_bad_line_is_named(tmp_path
         assert (found.heads, found.ignored) == ([head], 1), value
     failures = {
         b'{"event_type": "entry"}\n\xff\n': "line 2: not UTF-8 text",
-        b"[\n" + json.dumps(event).encode() + b",\n{]\n": "line 3: not JSON",
+        b'[\n{"event_type": "entry"},\n{]\n': "line 3: not JSON",
         b"<110>1 2026-01-01T00:00:00.000Z h auditlog - checkpoint - \xef\xbb\xbf{oops\n": (
             "line 1: not JSON"
         ),
@@ -322,3 +400,6 @@ def test_each_wrapper_a_receiver_stores_is_read_and_a_bad_line_is_named(tmp_path
         path.write_bytes(content)
         with pytest.raises(HeadsFileError, match=re.escape(message)):
             read_heads(path, "acme")
+    path.write_bytes(b"[\n" + json.dumps(event).encode() + b",\n{]\n")  # a head in a cut array
+    found = read_heads(path, "acme")  # read as lines too: the reading that finds more heads
+    assert (found.heads, found.unreadable, found.unreadable_lines) == ([head], 3, [1, 2, 3])

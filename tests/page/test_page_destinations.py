@@ -351,6 +351,25 @@ def test_mistakes_are_shown_next_to_their_field(
     }
 
 
+def test_a_refused_url_with_credentials_is_drawn_again_without_them(operator: Operator) -> None:
+    token = "tok3n-" + uuid.uuid4().hex
+    typed = {
+        f"https://siem-user:{token}@siem.example.com:8443/in@box?x=1": (
+            "https://siem.example.com:8443/in@box?x=1"
+        ),
+        f"https://{token}@[2001:db8::1]/hook": "https://[2001:db8::1]/hook",
+        f"ftp://siem-user:{token}@siem.example.com/": "ftp://siem.example.com/",  # scheme refused
+    }
+    for url, shown in typed.items():
+        resp = _add(operator, url=url)
+        assert resp.status_code == 400 and 'data-field="url"' in resp.text, resp.text
+        assert token not in resp.text and "siem-user" not in resp.text
+        assert re.search(rf'id="d-url"[^>]*value="{re.escape(html.escape(shown))}"', resp.text)
+    assert operator.web.get("/v1/destinations", headers=operator.headers).json() == {
+        "destinations": []
+    }
+
+
 def test_settings_and_kinds_are_checked_by_the_action(operator: Operator) -> None:
     op = operator
     assert _form(op.web, "smtp")[0] == 400

@@ -150,3 +150,29 @@ def test_entries_not_yet_searchable_are_found_after_a_refresh(
         assert with_engine(deployment, matching) == {first["id"], late[0]["id"]}
     finally:
         client.__exit__(None, None, None)
+
+
+def test_an_entry_the_search_cannot_find_is_sent_rather_than_stalled_at(
+    deployment: Settings, es: Elasticsearch
+) -> None:
+    """The feed reads an entry by its id; a search that cannot find it (its ``account_id``
+    changed behind the service's back) must not stop the destination there for good."""
+    client = start_service(deployment)
+    try:
+        account_id, headers = new_account(client, scopes=SCOPES)
+        kept, changed = entry(message="connection refused"), entry(message="connection refused")
+        sent = client.post("/v1/entries", json={"entries": [kept, changed]}, headers=headers)
+        assert sent.json()["created"] == 2
+        names = IndexNames(deployment.index_prefix)
+        index = names.entry_index_for_stamp("webhook", changed["timestamp"])
+        es.update(index=index, id=f"{account_id}/{changed['id']}", doc={"account_id": "other"},
+                  refresh=True)  # fmt: skip
+
+        async def matching(engine: AsyncElasticsearch) -> set[str]:
+            return await entries_matching(engine, names, account_id=account_id,
+                                          entries=[kept, changed],
+                                          query=filter_query('"gateway timeout"'))  # fmt: skip
+
+        assert with_engine(deployment, matching) == {changed["id"]}  # sent unfiltered
+    finally:
+        client.__exit__(None, None, None)

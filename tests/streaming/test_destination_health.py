@@ -1,6 +1,6 @@
 """A destination's lag, read live while it fails and once it caught up: in the API (``lag``) and
-in ``/metrics`` (per destination the instance delivers to, and the deployment's count by
-status)."""
+in ``/metrics`` for a platform admin key (per destination the instance delivers to, and the
+deployment's count by status), never for anyone else (they name accounts)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from service.config import Settings
-from tests.helpers import delete_prefixed, new_account
+from tests.helpers import ADMIN, delete_prefixed, new_account
 from tests.streaming.deployment import (
     SCOPES,
     create_destination,
@@ -57,9 +57,10 @@ def test_the_lag_of_a_failing_destination_grows_and_is_gone_once_delivered(
         until(lagging, "the failing destination's lag, live")
         listed = client.get("/v1/destinations", headers=headers).json()["destinations"]
         assert listed[0]["lag"]["entries"] >= 12 and listed[0]["lag"]["seconds"] > 0
-        until(lambda: _gauge(client.get("/metrics").text, "auditlog_destination_lag_entries",
-                             created["id"]) is not None, "the lag in /metrics")  # fmt: skip
-        metrics = client.get("/metrics").text
+        until(lambda: _gauge(client.get("/metrics", headers=ADMIN).text,
+                             "auditlog_destination_lag_entries", created["id"]) is not None,
+              "the lag in /metrics")  # fmt: skip
+        metrics = client.get("/metrics", headers=ADMIN).text
         lag_entries = _gauge(metrics, "auditlog_destination_lag_entries", created["id"])
         assert lag_entries is not None and lag_entries >= 12
         lag_seconds = _gauge(metrics, "auditlog_destination_lag_seconds", created["id"])
@@ -67,10 +68,13 @@ def test_the_lag_of_a_failing_destination_grows_and_is_gone_once_delivered(
         failed = _gauge(metrics, "auditlog_destination_failed_batches_total", created["id"])
         assert failed is not None and failed >= 1
         assert re.search(r'^auditlog_destinations\{status="failing"\} [1-9]', metrics, re.M)
+        for anyone in ({}, headers):  # no key, or an account's: the counters, no account named
+            public = client.get("/metrics", headers=anyone).text
+            assert "auditlog_events_total" in public and "auditlog_destination" not in public
         receiver.answer = 200
         until(lambda: client.get(path, headers=headers).json()["lag"]
               == {"entries": 0, "seconds": 0.0}, "caught up")  # fmt: skip
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers=ADMIN).text
         assert _gauge(metrics, "auditlog_destination_lag_entries", created["id"]) == 0
         delivered = _gauge(metrics, "auditlog_destination_delivered_entries_total", created["id"])
         assert delivered is not None and delivered >= 12
