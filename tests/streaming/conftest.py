@@ -1,5 +1,6 @@
-"""Fixtures of the streaming tests: real syslog receivers (:mod:`.syslog_receiver`), and an
-OpenSearch node as a customer's cluster.
+"""Fixtures of the streaming tests: a deployment's settings of a test's own, real syslog receivers
+(:mod:`.syslog_receiver`), a webhook receiver (:mod:`.webhook_receiver`), and an OpenSearch node
+as a customer's cluster.
 
 Without ``rsyslogd`` (packages ``rsyslog`` and ``rsyslog-openssl``) the tests fail, saying how to
 install it; they never skip. The OpenSearch node (the integ-test-zip of
@@ -20,16 +21,29 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from elasticsearch import Elasticsearch
 
+from service.config import Settings
 from service.local_engine.distributions import OPENSEARCH
 from service.local_engine.node import EngineInstance
+from tests.helpers import delete_prefixed
+from tests.streaming.deployment import streaming_settings
 from tests.streaming.syslog_receiver import RSYSLOGD, Rsyslog, TlsFiles, make_tls_files
+from tests.streaming.webhook_receiver import receiver as receiver  # the fixture, for every module
 
 OSSL_DRIVER = "/usr/lib/*/rsyslog/lmnsd_ossl.so"
 INSTALL = (
     "`make test` installs it when run as root; otherwise run "
     "`apt-get install -y rsyslog rsyslog-openssl` as root."
 )
+
+
+@pytest.fixture
+def deployment(engine_url: str, es: Elasticsearch) -> Iterator[Settings]:
+    """The settings of a streaming deployment of the test's own (its indices removed after)."""
+    prefix = f"s{uuid.uuid4().hex[:8]}"
+    yield streaming_settings(engine_url, prefix)
+    delete_prefixed(es, prefix)
 
 
 def _require_rsyslogd() -> None:
@@ -57,16 +71,16 @@ def new_rsyslog(
     started: list[Rsyslog] = []
 
     def start() -> Rsyslog:
-        receiver = Rsyslog(tmp_path_factory.mktemp("rsyslog"), tls_files)
-        started.append(receiver)
-        receiver.start()
-        return receiver
+        one = Rsyslog(tmp_path_factory.mktemp("rsyslog"), tls_files)
+        started.append(one)
+        one.start()
+        return one
 
     yield start
-    for receiver in started:
-        if receiver.proc is not None and receiver.proc.poll() is None:
-            os.kill(receiver.proc.pid, signal.SIGCONT)
-        receiver.stop()
+    for one in started:
+        if one.proc is not None and one.proc.poll() is None:
+            os.kill(one.proc.pid, signal.SIGCONT)
+        one.stop()
 
 
 @pytest.fixture(scope="module")

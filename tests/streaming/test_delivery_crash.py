@@ -24,7 +24,6 @@ from tests.helpers import ADMIN, ADMIN_KEY, delete_prefixed, entry, keys_for_tes
 from tests.live import Instance, served
 from tests.streaming.deployment import SCOPES, until
 from tests.streaming.webhook_receiver import SECRET, Receiver
-from tests.streaming.webhook_receiver import receiver as receiver  # the fixture
 
 pytestmark = pytest.mark.fleet
 LEASE_TTL_S = 3.0

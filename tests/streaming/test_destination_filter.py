@@ -8,10 +8,8 @@ longer holds (``missing``) is sent whatever the filter."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 from starlette.testclient import TestClient
 
@@ -19,25 +17,16 @@ from service.actions.destinations import filter_query
 from service.config import Settings
 from service.search.entry_matches import entries_matching
 from service.search.indices import IndexNames
-from tests.helpers import delete_prefixed, entry, new_account, with_engine
+from tests.helpers import entry, new_account, with_engine
 from tests.streaming.deployment import (
     SCOPES,
     create_destination,
     start_service,
-    streaming_settings,
     until,
 )
 from tests.streaming.webhook_receiver import SECRET, Receiver
-from tests.streaming.webhook_receiver import receiver as receiver  # the fixture
 
 Q = '"gateway timeout" type:error,warning'
-
-
-@pytest.fixture
-def deployment(engine_url: str, es: Elasticsearch) -> Iterator[Settings]:
-    prefix = f"s{uuid.uuid4().hex[:8]}"
-    yield streaming_settings(engine_url, prefix)
-    delete_prefixed(es, prefix)
 
 
 def _feed(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:

@@ -5,31 +5,17 @@ deployment's count by status), never for anyone else (they name accounts)."""
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
-
-import pytest
-from elasticsearch import Elasticsearch
 
 from service.config import Settings
-from tests.helpers import ADMIN, delete_prefixed, new_account
+from tests.helpers import ADMIN, new_account
 from tests.streaming.deployment import (
     SCOPES,
     create_destination,
     ingest_some,
     start_service,
-    streaming_settings,
     until,
 )
 from tests.streaming.webhook_receiver import SECRET, Receiver
-from tests.streaming.webhook_receiver import receiver as receiver  # the fixture
-
-
-@pytest.fixture
-def deployment(engine_url: str, es: Elasticsearch) -> Iterator[Settings]:
-    prefix = f"s{uuid.uuid4().hex[:8]}"
-    yield streaming_settings(engine_url, prefix)
-    delete_prefixed(es, prefix)
 
 
 def _gauge(text: str, name: str, destination: str) -> float | None:

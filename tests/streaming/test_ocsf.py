@@ -37,7 +37,6 @@ from tests.streaming.deployment import create_destination, streaming_account, un
 from tests.streaming.test_splunk import parse_envelopes
 from tests.streaming.test_syslog import parse
 from tests.streaming.webhook_receiver import SECRET, Receiver
-from tests.streaming.webhook_receiver import receiver as receiver  # the fixture
 
 SCHEMA = get_ocsf_schema(OCSF_VERSION)
 CLASS_NAMES = {int(c["uid"]): name for name, c in SCHEMA["classes"].items()}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,14 +23,6 @@ from tests.streaming.deployment import (
     until,
 )
 from tests.streaming.webhook_receiver import SECRET, Receiver
-from tests.streaming.webhook_receiver import receiver as receiver  # the fixture
-
-
-@pytest.fixture
-def deployment(engine_url: str, es: Elasticsearch) -> Iterator[Settings]:
-    prefix = f"s{uuid.uuid4().hex[:8]}"
-    yield streaming_settings(engine_url, prefix)
-    delete_prefixed(es, prefix)
 
 
 def _create(client: TestClient, headers: dict[str, str], url: str, **more: Any) -> dict[str, Any]:
