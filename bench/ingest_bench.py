@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from elasticsearch import Elasticsearch
+
 from bench.dataset import ACCOUNTS, entry_counts, generate
 from bench.measure import CpuMeter, RssSampler, Stopwatch
 from bench.service import HttpClient, Reply, ServiceProcess, create_account_key
@@ -164,6 +166,13 @@ def ingest_raw(es_url: str, data: IngestData, engine_pid: int) -> dict[str, Any]
     with CpuMeter({"engine": engine_pid, "client": os.getpid()}) as cpu:
         seconds = _send_all(data.bodies, send, es_url, tally)
     return {**_figures(data, tally, seconds), "cpu_s": cpu.seconds}
+
+
+def delete_indices(es: Elasticsearch, prefix: str) -> None:
+    """Delete every index of ``prefix`` (between rounds), fifty names a request."""
+    found = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
+    for i in range(0, len(found), 50):
+        es.indices.delete(index=",".join(found[i : i + 50]))
 
 
 def ingest_service(

@@ -27,7 +27,7 @@ from elasticsearch import Elasticsearch
 
 from bench import export_bench
 from bench.dataset import ACCOUNTS, MAIN_ACCOUNT
-from bench.ingest_bench import IngestData, build_bodies, complete, ingest_service
+from bench.ingest_bench import IngestData, build_bodies, complete, delete_indices, ingest_service
 from bench.measure import RssSampler, machine_info
 from bench.service import HttpClient, ServiceProcess, bench_keys, create_account_key
 from service.config import load_settings
@@ -40,12 +40,6 @@ HEAP = "2g"
 
 def log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
-
-
-def _delete(es: Elasticsearch, prefix: str) -> None:
-    found = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
-    for i in range(0, len(found), 50):
-        es.indices.delete(index=",".join(found[i : i + 50]))
 
 
 def _sealed_size(service: ServiceProcess, key: str) -> int:
@@ -191,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             _, service, _ = _round(status.url, f"ibw{int(sealing)}", workdir, warm, status.pid,
                                    sealing, warm.total)  # fmt: skip
             service.stop()
-            _delete(es, f"ibw{int(sealing)}")
+            delete_indices(es, f"ibw{int(sealing)}")
         for r in range(1, args.rounds + 1):
             for sealing in (False, True):
                 prefix = f"ib{r}{'s' if sealing else 'n'}"
@@ -208,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 if sealing and r == args.rounds:
                     kept = (service, prefix)
                 else:
-                    _delete(es, prefix)
+                    delete_indices(es, prefix)
         assert kept is not None
         _, prefix = kept
         log("verify the main account, then a raw point-in-time scan of the same entries")
@@ -232,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             "raw_scan": raw,
             "verify_ratio_vs_raw_scan": round(verify["entries_per_s"] / raw["rows_per_s"], 3),
         })  # fmt: skip
-        _delete(es, prefix)
+        delete_indices(es, prefix)
     finally:
         engine.stop()
         shutil.rmtree(workdir, ignore_errors=True)

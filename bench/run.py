@@ -32,6 +32,7 @@ from bench.ingest_bench import (
     IngestData,
     build_bodies,
     complete,
+    delete_indices,
     ingest_fresh_service,
     ingest_raw,  # fmt: skip
     ingest_service,
@@ -119,12 +120,6 @@ def _count(es: Elasticsearch, prefix: str, end: str) -> dict[str, int]:
     return counts
 
 
-def _delete_indices(es: Elasticsearch, prefix: str) -> None:
-    found = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
-    for i in range(0, len(found), 50):
-        es.indices.delete(index=",".join(found[i : i + 50]))
-
-
 class Bench:
     def __init__(self, args: argparse.Namespace, n: int, es_url: str, engine_pid: int,
                  workdir: Path) -> None:  # fmt: skip
@@ -161,7 +156,7 @@ class Bench:
         warm.counts["warm-up"] = sum(body.entries for body in warm.bodies)
         log(f"ingest: warming the engine up with {warm.total:,} entries raw (not timed, deleted)")
         ingest_raw(self.es_url, warm, self.engine_pid)
-        _delete_indices(self.es, RAW_PREFIX)
+        delete_indices(self.es, RAW_PREFIX)
         rounds = self.args.ingest_rounds
         done: dict[str, list[dict[str, Any]]] = {"raw": [], "service": []}
         for r in range(1, rounds + 1):
@@ -170,7 +165,7 @@ class Bench:
             raw["verified_count"] = sum(_count(self.es, RAW_PREFIX, self.end_text).values())
             if raw["verified_count"] != data.total:
                 raise RuntimeError(f"raw _bulk stored {raw['verified_count']} of {data.total}")
-            _delete_indices(self.es, RAW_PREFIX)
+            delete_indices(self.es, RAW_PREFIX)
             log(f"ingest raw: {raw['entries_per_s']:,.0f}/s; now through the service")
             done["raw"].append(raw)
             done["service"].append(self._ingest_service(data, last=r == rounds))
@@ -182,7 +177,7 @@ class Bench:
         log("ingest again, a fifth of the bodies, engine and service on separate CPUs")
         separate = ingest_on_separate_cpus(
             self.es_url, self.engine_pid, data, ADMIN_KEY, self.workdir,
-            lambda prefix: _delete_indices(self.es, prefix), RAW_PREFIX, rounds,
+            lambda prefix: delete_indices(self.es, prefix), RAW_PREFIX, rounds,
         )  # fmt: skip
         if "raw" in separate:
             log(f"raw {separate['raw']['entries_per_s']:,.0f}/s, "
@@ -203,7 +198,7 @@ class Bench:
                 raise RuntimeError(f"an ingest round stored {counts}, expected {data.counts}")
 
         return ingest_fresh_service(self.es_url, ROUND_PREFIX, ADMIN_KEY, self.workdir, data,
-                                    self.engine_pid, partial(_delete_indices, self.es),
+                                    self.engine_pid, partial(delete_indices, self.es),
                                     verify=verify)  # fmt: skip
 
     def search(self) -> None:

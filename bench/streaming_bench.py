@@ -37,7 +37,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from bench.dataset import ACCOUNTS, MAIN_ACCOUNT
-from bench.ingest_bench import IngestData, build_bodies, complete, ingest_service
+from bench.ingest_bench import IngestData, build_bodies, complete, delete_indices, ingest_service
 from bench.measure import machine_info
 from bench.service import HttpClient, ServiceProcess, create_account_key, free_port
 from service.config import load_settings
@@ -53,12 +53,6 @@ WAIT_S = 900.0
 
 def log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
-
-
-def _delete(es: Elasticsearch, prefix: str) -> None:
-    found = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
-    for i in range(0, len(found), 50):
-        es.indices.delete(index=",".join(found[i : i + 50]))
 
 
 class Sink:
@@ -268,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                        " the last write" if streaming else ""))  # fmt: skip
                 if r:
                     rounds[side].append(figures)
-                _delete(es, prefix)
+                delete_indices(es, prefix)
         with_rate = _median([f["entries_per_s"] for f in rounds["with"]])
         without_rate = _median([f["entries_per_s"] for f in rounds["without"]])
         backfill = {kind: _median([f["backfill"][kind]["entries_per_s"] for f in rounds["with"]])
