@@ -63,14 +63,19 @@ def _raw_lines(entries: list[dict[str, Any]], account_id: str, raw: IndexNames, 
     return ("\n".join(lines) + "\n").encode()
 
 
-def build_bodies(n: int, end: datetime, raw: IndexNames, templates_dir: Path) -> IngestData:
-    """Every request body of both sides, time-ordered across accounts."""
+def build_bodies(n: int, end: datetime, raw: IndexNames, templates_dir: Path,
+                 generated_ids: bool = False) -> IngestData:  # fmt: skip
+    """Every request body of both sides, time-ordered across accounts. With ``generated_ids``
+    the service's bodies carry no ``id`` (the service makes one) and the raw side writes the ids
+    validation made while building them, of the same form."""
     counts = entry_counts(n)
     bodies: list[Body] = []
     main_timestamps: list[str] = []
     for account in ACCOUNTS:
         batch: list[dict[str, Any]] = []
         for entry in generate(account, counts[account.id], end):
+            if generated_ids:
+                del entry["id"]
             batch.append(entry)
             if account is ACCOUNTS[0]:
                 main_timestamps.append(entry["timestamp"])

@@ -88,6 +88,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="ingest runs of each side, taking turns; the median run is reported",
     )
     p.add_argument("--no-profile", action="store_true", help="skip profiling missed targets")
+    p.add_argument("--ids", choices=("client", "generated"), default="client",
+                   help="entries sent with ids of their own (claimed), or without (the service "
+                        "generates ids no client can send, and claims none)")  # fmt: skip
+    p.add_argument("--ingest-only", action="store_true",
+                   help="measure ingest alone: no search, export or profile")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -135,7 +140,8 @@ class Bench:
         target = SERVICE_PREFIX if self.args.skip_ingest else RAW_PREFIX
         log(f"generating {self.n:,} entries of {MAIN_ACCOUNT.id} (+ smaller accounts)")
         asyncio.run(_setup(self.es_url, RAW_PREFIX))
-        data = build_bodies(self.n, self.end, IndexNames(target), _templates_dir())
+        data = build_bodies(self.n, self.end, IndexNames(target), _templates_dir(),
+                            generated_ids=self.args.ids == "generated")  # fmt: skip
         log(f"{data.total:,} entries in {len(data.bodies)} bodies; starting the service")
         self.service.start()
         self.keys = {a.id: create_account_key(self.service, a.id, a.name, a.timezone)
@@ -286,6 +292,10 @@ class Bench:
         timestamps = data.main_timestamps
         profile_bodies = data.bodies[:10]
         data.bodies = []  # free the pre-serialised bodies before measuring memory
+        self.results["ids"] = self.args.ids
+        if self.args.ingest_only:
+            self.results["targets"] = report.evaluate(self.results)
+            return self.results
         self.search()
         self.export(timestamps)
         self.results["targets"] = report.evaluate(self.results)

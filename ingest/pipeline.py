@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest.validation import EntryChecks, Rejected, ValidEntry
+from ingest.validation import EntryChecks, Rejected, ValidEntry, is_generated
 from service.config import Settings
 from service.errors import EngineUnavailable
 from service.integrity.canonical import entry_digest
@@ -191,6 +191,7 @@ async def ingest_items(
                 doc_id_for(e.account_id, e.id),
                 index_for(e.source["category"], e.source["timestamp"]),
                 e.source,
+                claim=not is_generated(e.id),
             )
             for _, e in batch
         ]

@@ -1,6 +1,8 @@
 """Validation of one entry as sent: every field checked, normalised, or rejected naming it.
 
-Rules (documented in the README): ``id`` ≤128 of ``[A-Za-z0-9._:-]`` (generated when absent);
+Rules (documented in the README): ``id`` ≤128 of ``[A-Za-z0-9._:-]``; when absent the service
+generates one in a namespace of its own (:func:`generated_id`: ``~`` and 32 hex digits, which no
+client can send, so it needs no claim to stay unique);
 ``timestamp`` RFC 3339 with an offset, not more than ``AUDITLOG_MAX_FUTURE_SKEW_S`` ahead, stored
 in UTC with milliseconds (defaults to the time of receipt); ``category`` and ``type`` from the
 contract (``type`` defaults to ``notice``); ``actor.type`` and ``actor.id`` required; ``action``
@@ -13,8 +15,9 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
+import os
 import re
-import uuid
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +27,10 @@ from ingest.schema import INT_BOUNDS, KEYWORD_MAX, FieldRule, metadata_rules
 from service.vocabulary import ACTOR_TYPES, CATEGORIES, EXPIRING_CATEGORIES, TYPES
 
 ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
+GENERATED_MARK = "~"
+"""The first character of every generated id; ``ENTRY_ID`` refuses it in what clients send."""
+STORED_ID = re.compile(r"^(?:~[0-9a-f]{32}|[A-Za-z0-9._:-]{1,128})\Z")
+"""An entry id as stored: one a client sent or one the service generated."""
 ACTION = re.compile(r"^[A-Za-z0-9_.:/*-]{1,256}\Z")
 RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt]([01]\d|2[0-3]):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"
@@ -65,6 +72,17 @@ class ValidEntry:
     account_id: str
     timestamp: datetime
     source: dict[str, Any]
+
+
+def generated_id() -> str:
+    """A new entry id no client can send: ``~``, the milliseconds since the epoch (12 hex
+    digits, so ids sort by when they were made) and 80 random bits (20 hex digits)."""
+    return f"{GENERATED_MARK}{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+def is_generated(entry_id: str) -> bool:
+    """Whether ``entry_id`` was made by :func:`generated_id` (or by a client: it cannot be)."""
+    return entry_id.startswith(GENERATED_MARK)
 
 
 def parse_timestamp(value: object, field: str = "timestamp") -> datetime:
@@ -247,7 +265,7 @@ class EntryChecks:
         get = raw.get
         entry_id = get("id")
         if entry_id is None:
-            entry_id = uuid.uuid4().hex
+            entry_id = generated_id()
         elif not isinstance(entry_id, str) or not ENTRY_ID.match(entry_id):
             raise Rejected("id", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         category = get("category")

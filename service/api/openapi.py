@@ -17,7 +17,7 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest.validation import ENTRY_ID, MAX_MESSAGE
+from ingest.validation import ENTRY_ID, MAX_MESSAGE, STORED_ID
 from service.actions.destinations import DESTINATION_ID
 from service.actions.destinations import FORMATS as DESTINATION_FORMATS
 from service.actions.destinations import KINDS as DESTINATION_KINDS
@@ -106,7 +106,7 @@ PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
     "interval": ("Bucket size", _enum(["auto", *INTERVALS])),
     "split": ("Split buckets by", _enum(SPLITS)),
     "keys_of": ("Only this account's keys", _text(pattern=pattern(ACCOUNT_ID))),
-    "entry_id": ("The entry's id", _text(pattern=pattern(ENTRY_ID))),
+    "entry_id": ("The entry's id", _text(pattern=pattern(STORED_ID))),
     "entry_ids": ("Up to 100 entry ids, comma-separated (instead of id)", _text()),
     "tree_size": (
         "The tree size of the checkpoint to prove under (default: the latest)",

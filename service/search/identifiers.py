@@ -19,9 +19,9 @@ This module also builds the clauses of the ``id:`` and ``actor:`` qualifiers.
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Any
 
+from ingest.validation import STORED_ID
 from service.errors import bad_request
 
 IDENTIFIER_FIELDS = (
@@ -36,8 +36,6 @@ IDENTIFIER_FIELDS = (
 """Keyword fields holding ids that ``search_text`` lacks, matched whole and in any case."""
 IP_FIELDS = ("metadata.ip",)
 """``ip`` fields; a term that is an IP address matches them."""
-ENTRY_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-"""What ingest accepts as an entry id (ingest/validation.py)."""
 _LONGEST_ADDRESS = 45
 """The longest IP address text (an IPv6 address ending in IPv4 notation)."""
 
@@ -72,10 +70,10 @@ def identifier_clauses(text: str) -> list[dict[str, Any]]:
 def checked_entry_ids(values: list[str]) -> tuple[str, ...]:
     """The values of an ``id:`` qualifier, or a 400 naming ``q`` for one that is no entry id."""
     for value in values:
-        if not ENTRY_ID.fullmatch(value):
+        if not STORED_ID.match(value):
             raise bad_request(
                 f"invalid value {value!r} for qualifier 'id' (an entry id is 1-128 characters "
-                "of A-Z a-z 0-9 . _ : -)",
+                "of A-Z a-z 0-9 . _ : -, or ~ and 32 hex digits when generated)",
                 field="q",
             )
     return tuple(dict.fromkeys(values))

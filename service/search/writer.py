@@ -21,6 +21,10 @@ A claim that exists already is resolved without a second copy, whatever the timi
 
 No attempt that can still complete loses its claim (see :data:`CLAIM_LEASE_S`). The usual paths
 write nothing more than the claim and the entry; a resend writes nothing.
+
+An id the service generated (``PreparedEntry.claim`` false) lives in a namespace no client can
+send and is never resent, so its entry is written without a claim; a ``409`` for it can only be
+this attempt's own earlier write of it, acknowledged late, so it is ``created``.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ class PreparedEntry:
     doc_id: str
     index: str
     source: dict[str, Any]
+    claim: bool = True
+    """False for an id the service generated: no client can send it, so it needs no claim."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,15 +279,17 @@ async def _store_unique(
         except TypeError as error:  # a value JSON cannot carry: refused before anything is written
             outcomes[i] = Outcome("rejected", f"cannot be stored: {error}")
             continue
+        if not e.claim:
+            continue
         claim = claim_sources.get(e.index)
         if claim is None:
             claim = claim_sources[e.index] = _claim_source(e.index, now)
         claim_ops.append(b"%b\n%b\n" % (_action(names.entry_ids, e.doc_id), claim))
-    storable = list(entry_ops)
-    claims = await _bulk_create(es, claim_ops)
-    to_write: list[int] = []
+    claimed = [i for i in entry_ops if entries[i].claim]
+    claims = await _bulk_create(es, claim_ops) if claim_ops else []
+    to_write = [i for i in entry_ops if not entries[i].claim]
     conflicts: list[int] = []
-    for i, result in zip(storable, claims, strict=True):
+    for i, result in zip(claimed, claims, strict=True):
         status = int(result.get("status", 500))
         if status in (200, 201):
             to_write.append(i)
@@ -291,7 +299,7 @@ async def _store_unique(
             outcomes[i] = Outcome("failed", _reason(result))
     if conflicts:
         to_write += await _resolve_conflicts(es, names, entries, conflicts, outcomes, now)
-        to_write.sort()
+    to_write.sort()
     written = await _bulk_create(es, [entry_ops[i] for i in to_write], start_by=write_by)
     for i, result in zip(to_write, written, strict=True):
         if result is _UNSENT and time.monotonic() > write_by:
@@ -301,7 +309,7 @@ async def _store_unique(
         if status in (200, 201):
             outcomes[i] = CREATED
         elif status == 409:
-            outcomes[i] = DUPLICATE
+            outcomes[i] = DUPLICATE if entries[i].claim else CREATED
         elif status == 400:
             outcomes[i] = Outcome("rejected", _reason(result))
         else:

@@ -184,3 +184,37 @@ def test_platform_key_must_name_a_known_account(client: TestClient) -> None:
     ).json()["results"]
     assert [r["status"] for r in results] == ["rejected", "rejected", "created"]
     assert results[0]["error"]["field"] == "account_id"
+
+
+def test_a_generated_id_is_unsendable_unclaimed_and_found_by_id(
+    client: TestClient, es: Elasticsearch, settings: Settings
+) -> None:
+    """An entry sent without an id gets one in the service's own namespace: it is stored once
+    with no claim in the id registry, a client sending that id is refused (so it could never be
+    stored twice under it), and the id finds the entry in search and in proofs' look-ups."""
+    account, headers = new_account(client)
+    unnamed = {k: v for k, v in entry().items() if k != "id"}
+    body = client.post("/v1/entries", json={"entries": [unnamed, unnamed]}, headers=headers).json()
+    assert [r["status"] for r in body["results"]] == ["created", "created"]
+    first, second = (r["id"] for r in body["results"])
+    assert first != second
+    for made in (first, second):
+        assert made.startswith("~") and len(made) == 33
+        int(made[1:], 16)
+        assert len(_stored(es, settings, account, made)) == 1
+        assert not es.exists(index=f"{settings.index_prefix}-entry-ids", id=f"{account}/{made}")
+
+    resent = client.post("/v1/entries", json={**unnamed, "id": first}, headers=headers)
+    assert resent.status_code == 200
+    assert resent.json()["results"][0]["status"] == "rejected"
+    assert resent.json()["results"][0]["error"]["field"] == "id"
+    assert len(_stored(es, settings, account, first)) == 1
+
+    window = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
+    found = client.get("/v1/entries", params={**window, "q": f"id:{first}"}, headers=headers)
+    assert found.status_code == 200, found.text
+    assert [e["id"] for e in found.json()["entries"]] == [first]
+    worded = client.get("/v1/entries", params={**window, "q": first}, headers=headers)
+    assert [e["id"] for e in worded.json()["entries"]] == [first]
+    bad = client.get("/v1/entries", params={"q": "id:~xyz"}, headers=headers)
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "q"

@@ -22,10 +22,11 @@ from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
 from ingest.validation import ENTRY_ID as INGEST_ENTRY_ID
+from ingest.validation import STORED_ID, generated_id
 from service.config import Settings
 from service.demo.content import DEMO_ACCOUNTS, DemoAccount, generate_demo_entries
 from service.errors import ServiceError
-from service.search.identifiers import ENTRY_ID, IDENTIFIER_FIELDS, IP_FIELDS
+from service.search.identifiers import IDENTIFIER_FIELDS, IP_FIELDS
 from service.search.search_text import Qualifier, compile_search_text, parse_search_text
 from tests.helpers import new_account, refresh
 from tests.search.dataset import ingest
@@ -280,10 +281,13 @@ def test_id_qualifier_parses_entry_ids_only() -> None:
     assert "invalid value 'bad/one' for qualifier 'id'" in caught.value.message
 
 
-def test_the_entry_id_rule_is_the_one_ingest_applies() -> None:
-    samples = ["a", "A.b:c_d-9", "x" * 128, "x" * 129, "", "a b", "é", "a/b", "a\n"]
+def test_the_entry_id_rule_is_the_one_ingest_applies_or_a_generated_id() -> None:
+    samples = ["a", "A.b:c_d-9", "x" * 128, "x" * 129, "", "a b", "é", "a/b", "a\n", "~a"]
     for sample in samples:
-        assert bool(ENTRY_ID.fullmatch(sample)) == bool(INGEST_ENTRY_ID.match(sample)), sample
+        assert bool(STORED_ID.match(sample)) == bool(INGEST_ENTRY_ID.match(sample)), sample
+    made = generated_id()
+    assert STORED_ID.match(made) and not INGEST_ENTRY_ID.match(made)
+    assert not STORED_ID.match(made + "0") and not STORED_ID.match(made.upper())
 
 
 def _entry_fields() -> dict[str, dict[str, Any]]:
