@@ -42,7 +42,10 @@ from service.search.indices import IndexNames
 from service.search.queries import EntryQuery
 from service.search.scan import ViewScan
 
-TIERS = (10_000, 100_000, 1_000_000)
+TIERS = (10_000, 100_000, 1_000_000, 10_000_000)
+HUGE_TIER = 10_000_000
+"""From this many rows a tier measures CSV and NDJSON against the raw scan, once each: an XLSX
+file of 10 sheets and the bare writers would take an hour more, and a run lasts minutes."""
 SHORT_TIER = 100_000
 SHORT_TIER_RUNS = 15
 """A tier under ``SHORT_TIER`` rows lasts a fraction of a second: each of its measures is run
@@ -67,7 +70,11 @@ def tiers_for(main_count: int) -> list[int]:
 def runs_for(k: int) -> int:
     if k < SHORT_TIER:
         return SHORT_TIER_RUNS
-    return LONG_TIER_RUNS
+    return 1 if k >= HUGE_TIER else LONG_TIER_RUNS
+
+
+def formats_for(k: int) -> tuple[str, ...]:
+    return ("csv", "ndjson") if k >= HUGE_TIER else FORMATS
 
 
 def median_runs(

@@ -88,6 +88,40 @@ def build_bodies(n: int, end: datetime, raw: IndexNames, templates_dir: Path,
     return IngestData(bodies, main_timestamps, counts)
 
 
+def load_raw_in_parts(n: int, end: datetime, raw: IndexNames, templates_dir: Path, es_url: str,
+                      engine_pid: int, part: int = 500_000) -> IngestData:  # fmt: skip
+    """Write the data set straight to ``raw``'s indices a part at a time (10M entries'
+    bodies would take more than 10 GB at once); the counts and the main account's timestamps,
+    no bodies."""
+    counts = entry_counts(n)
+    main_timestamps: list[str] = []
+    bodies: list[Body] = []
+
+    def flush() -> None:
+        sent = IngestData(bodies, [], {"part": sum(b.entries for b in bodies)})
+        complete(ingest_raw(es_url, sent, engine_pid), "raw _bulk")
+        bodies.clear()
+
+    for account in ACCOUNTS:
+        batch: list[dict[str, Any]] = []
+        for entry in generate(account, counts[account.id], end):
+            batch.append(entry)
+            if account is ACCOUNTS[0]:
+                main_timestamps.append(entry["timestamp"])
+            if len(batch) == BATCH:
+                bodies.append(Body(account.id, batch[0]["timestamp"], len(batch), b"",
+                                   _raw_lines(batch, account.id, raw, templates_dir)))  # fmt: skip
+                batch = []
+                if len(bodies) * BATCH >= part:
+                    flush()
+        if batch:
+            bodies.append(Body(account.id, batch[0]["timestamp"], len(batch), b"",
+                               _raw_lines(batch, account.id, raw, templates_dir)))  # fmt: skip
+    if bodies:
+        flush()
+    return IngestData([], main_timestamps, counts)
+
+
 def _body(account_id: str, batch: list[dict[str, Any]], raw: IndexNames, tpl: Path) -> Body:
     service = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in batch).encode()
     return Body(account_id, batch[0]["timestamp"], len(batch), service,

@@ -121,7 +121,9 @@ async def _record_outcome(
     assert ctx.keys is not None
     mac = ctx.keys.outcome_mac(record_id, created, unsure)
     try:
-        await SealQueue(ctx.es, ctx.names).written(record_id, created, unsure, mac)
+        await SealQueue(ctx.es, ctx.names).written(
+            record_id, created, unsure, mac, everything=len(created) == len(batch)
+        )
     except EngineUnavailable as e:
         ctx.counters["seal_outcome_failures"] += 1
         log.warning("the outcome of seal queue record %s was not recorded: %s", record_id, e)

@@ -50,6 +50,10 @@ class IndexNames:
         return f"{self.prefix}-integrity"
 
     @property
+    def seal_queue(self) -> str:
+        return f"{self.prefix}-seal-queue"
+
+    @property
     def state(self) -> str:
         return f"{self.prefix}-state"
 
@@ -98,5 +102,6 @@ class IndexNames:
             self.export_manifests,
             self.state,
             self.integrity,
+            self.seal_queue,
             self.destinations,
         )

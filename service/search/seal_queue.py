@@ -10,8 +10,11 @@ entry, and every entry of a record with no outcome (the process stopped in betwe
 in the engine once the write deadline passed, and sealed only if it is there and authentic.
 
 Records are documents ``kind: queued`` (``q:<uuid>``) and outcomes ``kind: written``
-(``w:<uuid>``, the same uuid) in ``<prefix>-integrity``; the sealer reads records in the order
-they were made and deletes both once every entry of the record is sealed or given up.
+(``w:<uuid>``, the same uuid) in ``<prefix>-seal-queue``; the sealer reads records in the order
+they were made and deletes both once every entry of the record is sealed or given up. The queue
+has an index of its own, apart from the accounts' logs: its large documents are deleted seconds
+after they are written, and the engine would otherwise merge the logs' segments again and again
+with them. Records made before it had one, in ``<prefix>-integrity``, are read and removed there.
 """
 
 from __future__ import annotations
@@ -28,8 +31,13 @@ from service.search.indices import IndexNames
 from service.search.writer import CLAIM_LEASE_S
 
 PAGE = 200
+ALL = "all"
+"""An outcome's ``created`` when the engine created every entry of the record."""
 WRITE_DEADLINE_S = CLAIM_LEASE_S
 """No entry of a batch is written later than this after its record (the writer's claim lease)."""
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _stamp(moment: datetime) -> str:
@@ -50,6 +58,8 @@ class QueuedEntry:
 @dataclass(frozen=True)
 class Queued:
     record_id: str
+    index: str
+    """Where the record is stored (the queue's index; the log's for a record made before)."""
     entries: list[QueuedEntry]
     """In ingest order."""
     created_at: str
@@ -65,7 +75,9 @@ class Queued:
 
 class SealQueue:
     def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
-        self.es, self.index = es, names.integrity
+        self.es, self.index = es, names.seal_queue
+        self.read_from = f"{names.seal_queue},{names.integrity}"
+        """Records made before the queue had an index of its own are in the log's."""
 
     @translated
     async def add(self, entries: list[QueuedEntry]) -> str:
@@ -85,10 +97,13 @@ class SealQueue:
 
     @translated
     async def written(self, record_id: str, created: list[str], unsure: list[str],
-                      mac: str) -> None:  # fmt: skip
-        """Record the outcome of the batch recorded as ``record_id``, with its MAC."""
+                      mac: str, everything: bool = False) -> None:  # fmt: skip
+        """Record the outcome of the batch recorded as ``record_id``, with its MAC.
+        ``everything``: ``created`` is every entry of the record, in its order, and is stored as
+        ``"all"`` (the usual outcome, a few bytes instead of every document id again)."""
         outcome = {"kind": "written", "created_at": _stamp(datetime.now(UTC)),
-                   "created": created, "unsure": unsure, "mac": mac}  # fmt: skip
+                   "created": ALL if everything and not unsure else created, "unsure": unsure,
+                   "mac": mac}  # fmt: skip
         await self.es.index(index=self.index, id=f"w:{record_id}", document=outcome)
 
     @translated
@@ -101,9 +116,12 @@ class SealQueue:
                     "write_by": _stamp(record.write_by), "count": len(rows), "deferred": True,
                     "entries": rows}  # fmt: skip
         await self.es.index(index=self.index, id=f"q:{record.record_id}", document=document)
-        await self.es.options(ignore_status=404).delete(
-            index=self.index, id=f"w:{record.record_id}"
-        )
+        if record.index != self.index:  # moved out of the log's index
+            await self.remove([record])
+        else:
+            await self.es.options(ignore_status=404).delete(
+                index=self.index, id=f"w:{record.record_id}"
+            )
 
     @translated
     async def oldest(self, limit: int, max_entries: int | None = None) -> tuple[list[Queued], int]:
@@ -112,36 +130,37 @@ class SealQueue:
         and how many malformed ones were found and removed (not written by this service).
         Records are listed by their counts first and read whole only once chosen, so a long
         queue costs no more than the records taken."""
-        await self.es.indices.refresh(index=self.index)
+        await self.es.indices.refresh(index=self.read_from)
         waiting = {"bool": {"filter": [{"term": {"deferred": True}},
                                        {"range": {"write_by": {"gt": "now"}}}]}}  # fmt: skip
         resp = await self.es.search(
-            index=self.index,
+            index=self.read_from,
             query={"bool": {"filter": [{"term": {"kind": "queued"}}], "must_not": [waiting]}},
             sort=[{"created_at": "asc"}],
             size=limit,
             source_includes=["count"],
         )
-        chosen: list[str] = []
+        chosen: list[tuple[str, str]] = []
         total = 0
         for hit in resp["hits"]["hits"]:
             count = hit["_source"].get("count")
             size = count if isinstance(count, int) and count > 0 else 1
             if chosen and max_entries is not None and total + size > max_entries:
                 break
-            chosen.append(hit["_id"])
+            chosen.append((hit["_index"], hit["_id"]))
             total += size
         if not chosen:
             return [], 0
-        ids = [*chosen, *(f"w:{c[2:]}" for c in chosen)]
-        docs = (await self.es.mget(index=self.index, ids=ids))["docs"]
-        records, malformed = [], []
+        wanted = [*chosen, *((index, f"w:{c[2:]}") for index, c in chosen)]
+        docs = (await self.es.mget(docs=[{"_index": i, "_id": d} for i, d in wanted]))["docs"]
+        records: list[Queued] = []
+        malformed: list[Queued] = []
         for doc, outcome in zip(docs[: len(chosen)], docs[len(chosen) :], strict=True):
             if not doc.get("found"):
                 continue  # removed meanwhile (another sealer finished it)
             record = _queued(doc)
             if record is None:
-                malformed.append(doc["_id"][2:])
+                malformed.append(Queued(doc["_id"][2:], doc["_index"], [], "", _EPOCH))
             else:
                 records.append(_with_outcome(record, outcome))
         await self.remove(malformed)
@@ -151,9 +170,9 @@ class SealQueue:
     async def pending_ids(self) -> set[str]:
         """Document ids of every entry still queued, deferred ones too (verification treats
         them as in flight; an export's manifest waits for them)."""
-        await self.es.indices.refresh(index=self.index)
+        await self.es.indices.refresh(index=self.read_from)
         out: set[str] = set()
-        pit = (await self.es.open_point_in_time(index=self.index, keep_alive="1m"))["id"]
+        pit = (await self.es.open_point_in_time(index=self.read_from, keep_alive="1m"))["id"]
         try:
             after: list[Any] | None = None
             while True:
@@ -175,11 +194,11 @@ class SealQueue:
             await self.es.options(ignore_status=404).close_point_in_time(id=pit)
 
     @translated
-    async def remove(self, record_ids: list[str]) -> None:
+    async def remove(self, records: list[Queued]) -> None:
         """Delete the records (and their outcomes)."""
-        if record_ids:
-            operations = [{"delete": {"_index": self.index, "_id": f"{kind}:{r}"}}
-                          for r in record_ids for kind in ("q", "w")]  # fmt: skip
+        if records:
+            operations = [{"delete": {"_index": r.index, "_id": f"{kind}:{r.record_id}"}}
+                          for r in records for kind in ("q", "w")]  # fmt: skip
             await self.es.bulk(operations=operations)  # the next read refreshes
 
 
@@ -207,7 +226,7 @@ def _queued(hit: dict[str, Any]) -> Queued | None:
         return None
     if write_by - created > timedelta(seconds=WRITE_DEADLINE_S + 1):
         return None
-    return Queued(hit["_id"][2:], entries, str(source["created_at"]), write_by)
+    return Queued(hit["_id"][2:], hit["_index"], entries, str(source["created_at"]), write_by)
 
 
 def _with_outcome(record: Queued, doc: dict[str, Any]) -> Queued:
@@ -217,6 +236,8 @@ def _with_outcome(record: Queued, doc: dict[str, Any]) -> Queued:
         return record
     source = doc["_source"]
     created, unsure, mac = source.get("created"), source.get("unsure"), source.get("mac")
+    if created == ALL:
+        created = [e.doc_id for e in record.entries]
     lists = isinstance(created, list) and isinstance(unsure, list) and isinstance(mac, str)
     if not lists or not all(isinstance(d, str) for d in [*created, *unsure]):
         return record

@@ -169,7 +169,7 @@ def test_a_fresh_document_indexed_behind_the_service_is_never_sealed(
         es.index(index=index, id=f"{account_id}/{forged_id}", document=forged, refresh=True)
         rows[forged_id] = [index, f"{account_id}/{forged_id}", forged["category"],
                            forged["timestamp"], "0" * 64, "0" * 64]  # fmt: skip
-    integrity = IndexNames(settings.index_prefix).integrity
+    queue = IndexNames(settings.index_prefix).seal_queue
     future = "9999-01-01T00:00:00.000Z"
     records = {  # a record claiming "created" (sealed from the record: its MAC is checked), one
         # with no outcome past its deadline (the entry is looked up: its MAC is checked), one to
@@ -181,9 +181,9 @@ def test_a_fresh_document_indexed_behind_the_service_is_never_sealed(
     }
     for record_id, record in records.items():
         document = {"kind": "queued", "created_at": _stamp(NOW), "write_by": _stamp(NOW), **record}
-        es.index(index=integrity, id=record_id, document=document, refresh=True)
+        es.index(index=queue, id=record_id, document=document, refresh=True)
     outcome = {"kind": "written", "created": [f"{account_id}/forged"], "unsure": []}
-    es.index(index=integrity, id="w:forged", document=outcome, refresh=True)
+    es.index(index=queue, id="w:forged", document=outcome, refresh=True)
     report = _verify(settings, account_id)  # at once: neither young nor queued excuses it
     assert sorted(e["id"] for e in report["unsealed"]["entries"]) == ["forged", "forged2"]
     sealed = client.get("/v1/integrity/head", headers=headers).json()["tree_size"]
@@ -197,7 +197,7 @@ def test_a_fresh_document_indexed_behind_the_service_is_never_sealed(
         proof = client.get("/v1/integrity/proof", params={"id": forged_id}, headers=headers)
         assert proof.status_code == 404
     for record_id in records:
-        assert not es.exists(index=integrity, id=record_id)
+        assert not es.exists(index=queue, id=record_id)
     refused = re.search(r'kind="seal_refused"\} (\d+)', client.get("/metrics").text)
     assert refused is not None and int(refused.group(1)) >= 2  # both forgeries refused
 

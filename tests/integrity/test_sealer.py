@@ -204,11 +204,13 @@ def test_a_write_with_no_recorded_outcome_is_looked_up_after_its_deadline(
             held = await _held(runtime, "one")
             assert await sealer.seal_queued(held) == 0  # in flight: the deadline is ahead
             past = _now(-1)
-            await runtime.es.update(index=names.integrity, id=f"q:{record_id}", refresh=True,
+            await runtime.es.update(index=names.seal_queue, id=f"q:{record_id}", refresh=True,
                                     doc={"created_at": _now(-2), "write_by": past})  # fmt: skip
             sealed = await sealer.seal_queued(held)
-            await runtime.es.indices.refresh(index=names.integrity)
-            left = await runtime.es.count(index=names.integrity, query={"term": {"kind": "queued"}})
+            await runtime.es.indices.refresh(index=names.seal_queue)
+            left = await runtime.es.count(
+                index=names.seal_queue, query={"term": {"kind": "queued"}}
+            )
             assert runtime.counters["seal_never_written"] == 1
             return (
                 sealed,
@@ -275,7 +277,7 @@ def test_a_forged_outcome_or_a_planted_record_neither_seals_nor_stops_sealing(
             record_id = await _authenticate(runtime.ingest, keys, prepared)
             await store_entries(runtime.es, names, prepared)
             outcome = {"kind": "written", "created": ["forge/f1"], "unsure": [], "mac": "0" * 64}
-            await runtime.es.index(index=names.integrity, id=f"w:{record_id}", document=outcome)
+            await runtime.es.index(index=names.seal_queue, id=f"w:{record_id}", document=outcome)
             held = await _held(runtime, "one")
             assert await Sealer(runtime, keys).seal_queued(held) == 0
             assert runtime.counters["seal_outcome_refused"] == 1
@@ -285,6 +287,7 @@ def test_a_forged_outcome_or_a_planted_record_neither_seals_nor_stops_sealing(
             row = [index, "forge/p1", "webhook", planted["timestamp"], "0" * 64, "0" * 64]
             record = {"kind": "queued", "created_at": _now(-3), "write_by": _now(-2),
                       "count": 1, "entries": [row]}  # fmt: skip
+            # where records were kept before the queue had an index of its own
             await runtime.es.index(index=names.integrity, id="q:planted", document=record)
             await _ingest(runtime, "forge", ["after"])
             sealer = Sealer(runtime, keys)
@@ -350,3 +353,45 @@ def test_a_write_into_an_index_that_never_existed_is_dropped_and_sealing_goes_on
 
     sealed, never_written, gone = asyncio.run(scenario())
     assert (sealed, never_written, gone) == (1, 1, True)
+
+
+def test_a_round_stopped_before_removing_its_records_seals_nothing_twice(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """The sealer appended a batch's leaves, then stopped before it removed the batch's queue
+    records: the next round finds the records named by the account's segments and appends
+    none of their entries again (created entries are not looked up one by one). The records
+    come back where they were kept before the queue had an index of its own: they are read and
+    removed there."""
+
+    async def scenario() -> tuple[int, int, dict[str, Any]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            await _ingest(runtime, "again", ["a1", "a2", "a3"])
+            await _ingest(runtime, "other", ["o1"])
+            await runtime.es.indices.refresh(index=names.seal_queue)
+            kept = (await runtime.es.search(index=names.seal_queue, size=100, query={
+                "terms": {"kind": ["queued", "written"]}}))["hits"]["hits"]  # fmt: skip
+            assert len(kept) == 4  # two records, two outcomes
+            held = await _held(runtime, "one")
+            assert await Sealer(runtime, keys).seal_queued(held) == 4
+            for doc in kept:  # as if the round had stopped before removing them
+                await runtime.es.index(index=names.integrity, id=doc["_id"],
+                                       document=doc["_source"])  # fmt: skip
+            again = await Sealer(runtime, keys).seal_queued(held)
+            await runtime.es.indices.refresh(index=f"{names.integrity},{names.seal_queue}")
+            left = await runtime.es.count(index=f"{names.integrity},{names.seal_queue}",
+                                          query={"term": {"kind": "queued"}})  # fmt: skip
+            return (
+                again,
+                int(left["count"]),
+                (await verify_account(runtime, keys, "again")).to_dict(),
+            )
+        finally:
+            await runtime.es.close()
+
+    again, left, report = asyncio.run(scenario())
+    assert again == 0 and left == 0
+    assert report["ok"] and report["tree_size"] == report["entries_checked"] == 3
