@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from service.export.writers import EXCEL_MAX_ROWS, CsvWriter, XlsxWriter
+from service.export.writers import EXCEL_MAX_ROWS, CsvWriter, NdjsonWriter, XlsxWriter
 
 TRICKY = st.text(alphabet=st.sampled_from("ab ,\"\r\n\x00'=;é\t"), max_size=8)
 CELL = st.one_of(TRICKY, TRICKY, TRICKY, st.none(), st.integers(), st.floats(), st.booleans())
@@ -107,3 +108,11 @@ def test_a_csv_call_that_failed_half_way_leaves_nothing_for_the_next() -> None:
     with pytest.raises(ValueError, match="no text"):
         writer.write_rows([["a", "m", "1", "o"], ["b", "m", Unprintable(), "o"]])
     assert writer.write_rows([["c", "m", "2", "o"]]) == b"c,m,2,o\r\n"
+
+
+def test_ndjson_lines_are_compact_and_carry_integers_beyond_64_bits_whole() -> None:
+    entries = [{"id": "a", "metadata": {"n": 1.5, "s": "é"}},
+               {"id": "b", "metadata_other": {"big": 2**70, "neg": -(2**65)}}]  # fmt: skip
+    lines = NdjsonWriter().write_entries(entries).decode().splitlines()
+    assert lines[0] == '{"id":"a","metadata":{"n":1.5,"s":"é"}}'
+    assert [json.loads(line) for line in lines] == entries
