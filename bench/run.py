@@ -92,6 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ids", choices=("client", "generated"), default="client",
                    help="entries sent with ids of their own (claimed), or without (the service "
                         "generates ids no client can send, and claims none)")  # fmt: skip
+    p.add_argument("--formats", type=lambda text: tuple(text.split(",")),
+                   default=export_bench.FORMATS,
+                   help="export formats measured, comma-separated (csv,xlsx,ndjson)")  # fmt: skip
     p.add_argument("--ingest-only", action="store_true",
                    help="measure ingest alone: no search, export or profile")  # fmt: skip
     return p.parse_args(argv)
@@ -281,14 +284,14 @@ class Bench:
             tier: dict[str, Any] = {"rows": k, "from": frm, "to": to, "runs": runs,
                                     "service": {}, "bare_writer": {}}  # fmt: skip
             measures: dict[str, Callable[[], dict[str, Any]]] = {}
-            formats = export_bench.formats_for(k)
+            formats = tuple(f for f in export_bench.formats_for(k) if f in self.args.formats)
             for fmt in formats:
                 measures[f"service {fmt}"] = partial(
                     export_bench.service_export, client, self.service.pid, fmt, frm, to,
                     self.workdir, self.engine_pid)  # fmt: skip
             measures["raw scan"] = partial(export_bench.raw_scan, self.es_url, names, frm, to,
                                            self.engine_pid)  # fmt: skip
-            if formats == export_bench.FORMATS:
+            if k < export_bench.HUGE_TIER:
                 for fmt in formats:
                     measures[f"bare {fmt}"] = partial(export_bench.bare_writer, fmt, sample, k)
             log(f"export {k:,} rows: {', '.join(measures)} ({runs} run(s) each)")

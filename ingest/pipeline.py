@@ -20,6 +20,7 @@ from service.integrity.canonical import entry_digest
 from service.integrity.checkpoints import leaf_of
 from service.integrity.keys import IntegrityKeys, KeysError, load_keys
 from service.search.client import Engine
+from service.search.engine_errors import engine_failures
 from service.search.indices import IndexNames
 from service.search.seal_queue import QueuedEntry, SealQueue
 from service.search.writer import Outcome, PreparedEntry, doc_id_for, store_entries
@@ -69,6 +70,9 @@ class IngestContext:
     never sealed)."""
     sealing: bool = True
     """Record each write in the sealer's queue (off: entries are authenticated, not sealed)."""
+    restoring: bool = False
+    """An import: ids the service generated earlier (an export's) are kept (see
+    :func:`_stored_elsewhere`)."""
 
     @classmethod
     def for_settings(
@@ -85,6 +89,37 @@ class IngestContext:
             keys=load_keys(_keys_dir(settings)),
             sealing=settings.sealing,
         )
+
+
+async def _store(ctx: IngestContext, prepared: list[PreparedEntry]) -> list[Outcome]:
+    """Authenticate (and queue for sealing) and write one batch; its outcomes, in order."""
+    record_id = None
+    if ctx.keys is not None:
+        record_id = await _authenticate(ctx, ctx.keys, prepared)
+    outcomes = await store_entries(ctx.es, ctx.names, prepared)
+    if record_id is not None:
+        await _record_outcome(ctx, record_id, prepared, outcomes)
+    return outcomes
+
+
+async def _stored_elsewhere(ctx: IngestContext, batch: list[PreparedEntry]) -> set[str]:
+    """Document ids of the batch's imported generated ids that the account already holds. A
+    generated id has no claim, so an entry stored under one is found by a search: the import
+    of an export whose timestamp or category was edited would otherwise store it twice."""
+    if not ctx.restoring:
+        return set()
+    wanted = [p for p in batch if p.claim and is_generated(str(p.source["id"]))]
+    if not wanted:
+        return set()
+    pairs = [{"bool": {"filter": [{"term": {"account_id": p.source["account_id"]}},
+                                  {"term": {"id": p.source["id"]}}]}} for p in wanted]  # fmt: skip
+    with engine_failures():
+        found = await ctx.es.search(
+            index=ctx.names.entries_alias, size=len(pairs), source_includes=["account_id", "id"],
+            query={"bool": {"should": pairs, "minimum_should_match": 1}},
+        )  # fmt: skip
+    hits = found["hits"]["hits"]
+    return {doc_id_for(h["_source"]["account_id"], h["_source"]["id"]) for h in hits}
 
 
 async def _authenticate(
@@ -159,7 +194,7 @@ def validate_items(
     ctx: IngestContext, items: list[Item], account_of: dict[int, str | Rejected]
 ) -> tuple[list[EntryResult], list[tuple[int, ValidEntry]]]:
     """Results with rejections filled in, and the valid entries by position."""
-    checks = EntryChecks(datetime.now(UTC), ctx.max_skew_s, ctx.templates_dir)
+    checks = EntryChecks(datetime.now(UTC), ctx.max_skew_s, ctx.templates_dir, ctx.restoring)
     results: list[EntryResult] = []
     valid: list[tuple[int, ValidEntry]] = []
     for i, item in enumerate(items):
@@ -193,17 +228,19 @@ async def ingest_items(
                 doc_id_for(e.account_id, e.id),
                 index_for(e.source["category"], e.source["timestamp"]),
                 e.source,
-                claim=not is_generated(e.id),
+                claim=not e.generated,
             )
             for _, e in batch
         ]
         try:
-            record_id = None
-            if ctx.keys is not None:
-                record_id = await _authenticate(ctx, ctx.keys, prepared)
-            outcomes = await store_entries(ctx.es, ctx.names, prepared)
-            if record_id is not None:
-                await _record_outcome(ctx, record_id, prepared, outcomes)
+            elsewhere = await _stored_elsewhere(ctx, prepared)
+            if elsewhere:  # an import of an edited export: stored already, nothing to write
+                for (i, _), entry in zip(batch, prepared, strict=True):
+                    if entry.doc_id in elsewhere:
+                        results[i].status = "duplicate"
+                kept = [k for k, entry in enumerate(prepared) if entry.doc_id not in elsewhere]
+                batch, prepared = [batch[k] for k in kept], [prepared[k] for k in kept]
+            outcomes = await _store(ctx, prepared) if prepared else []
         except EngineUnavailable:
             if start == 0:
                 raise  # nothing stored: the whole request is unavailable

@@ -72,6 +72,8 @@ class ValidEntry:
     account_id: str
     timestamp: datetime
     source: dict[str, Any]
+    generated: bool = False
+    """The id was generated for this entry now (:func:`generated_id`): it needs no claim."""
 
 
 def generated_id() -> str:
@@ -237,7 +239,11 @@ def _metadata(value: object, checks: dict[str, _KeyCheck]) -> dict[str, Any]:
 class EntryChecks:
     """The checks of the entries received at ``now``, with what they share worked out once."""
 
-    def __init__(self, now: datetime, max_skew_s: int, templates_dir: Path) -> None:
+    def __init__(
+        self, now: datetime, max_skew_s: int, templates_dir: Path, restoring: bool = False
+    ) -> None:
+        self.restoring = restoring
+        """An import: an id generated earlier (an export's) is kept, as a client's id is."""
         self.now = now
         self.max_skew_s = max_skew_s
         self.latest = now + timedelta(seconds=max_skew_s)
@@ -264,9 +270,12 @@ class EntryChecks:
             raise Rejected(sorted(unknown)[0], "is not a field of an entry")
         get = raw.get
         entry_id = get("id")
-        if entry_id is None:
+        generated = entry_id is None
+        if generated:
             entry_id = generated_id()
-        elif not isinstance(entry_id, str) or not ENTRY_ID.match(entry_id):
+        elif not isinstance(entry_id, str) or not (
+            ENTRY_ID.match(entry_id) or (self.restoring and STORED_ID.match(entry_id))
+        ):
             raise Rejected("id", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         category = get("category")
         if category not in CATEGORIES:
@@ -300,7 +309,7 @@ class EntryChecks:
             "metadata": _metadata(get("metadata"), self.metadata[str(category)]),
             "ingested_at": self.received_at,
         }
-        return ValidEntry(entry_id, account_id, timestamp, source)
+        return ValidEntry(entry_id, account_id, timestamp, source, generated)
 
 
 def validate_entry(

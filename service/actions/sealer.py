@@ -115,27 +115,15 @@ class Sealer:
         return state
 
     async def _append(
-        self,
-        held: HeldLease,
-        account_id: str,
-        leaves: list[dict[str, str]],
-        genesis: bool = False,
-        records: list[str] | None = None,
+        self, held: HeldLease, account_id: str, leaves: list[dict[str, str]], genesis: bool = False
     ) -> None:
-        """Append ``leaves``; ``records`` gives each leaf's queue record, kept by its segment."""
         for start in range(0, len(leaves), SEGMENT_MAX):
-            part = records[start : start + SEGMENT_MAX] if records is not None else []
             await self._append_segment(
-                held, account_id, leaves[start : start + SEGMENT_MAX], genesis, sorted(set(part))
+                held, account_id, leaves[start : start + SEGMENT_MAX], genesis
             )
 
     async def _append_segment(
-        self,
-        held: HeldLease,
-        account_id: str,
-        leaves: list[dict[str, str]],
-        genesis: bool,
-        records: list[str],
+        self, held: HeldLease, account_id: str, leaves: list[dict[str, str]], genesis: bool
     ) -> None:
         state = await self._account(held, account_id)
         frontier = Frontier(state.frontier.size, list(state.frontier.hashes))
@@ -147,7 +135,7 @@ class Sealer:
         stored = {**checkpoint, "kind": "checkpoint",
                   "frontier": [h.hex() for h in frontier.hashes]}  # fmt: skip
         await held.renew()  # the fence: only the holder appends
-        await self.log.append(account_id, state.frontier.size, leaves, stored, records)
+        await self.log.append(account_id, state.frontier.size, leaves, stored)
         self.accounts[account_id] = AccountLog(state.seq + 1, checkpoint_hash(checkpoint), frontier)
         self.runtime.counters["sealed_entries"] += len(leaves)
 
@@ -164,7 +152,6 @@ class Sealer:
         now = datetime.now(UTC)
         plans = [plan for r in records if (plan := self._plan(r, now)) is not None]
         by_account: dict[str, list[QueuedEntry]] = defaultdict(list)
-        record_of: dict[str, str] = {}
         lookups: list[QueuedEntry] = []
         seen: set[str] = set()
         taken: list[tuple[Queued, list[QueuedEntry]]] = []
@@ -175,7 +162,6 @@ class Sealer:
             for e in sealable:
                 if e.doc_id not in seen:
                     seen.add(e.doc_id)
-                    record_of[e.doc_id] = record.record_id
                     by_account[e.doc_id.split("/", 1)[0]].append(e)
                     if e.doc_id not in (record.created or ()):
                         lookups.append(e)
@@ -195,9 +181,9 @@ class Sealer:
                 log.error("sealer: %s; not sealing it", e)
                 damaged.add(account_id)  # its records stay queued
                 continue
-            leaves, origins = await self._leaves(account_id, entries, looked_up, found, record_of)
+            leaves = await self._leaves(account_id, entries, looked_up, found)
             if leaves:
-                await self._append(held, account_id, leaves, records=origins)
+                await self._append(held, account_id, leaves)
                 sealed += len(leaves)
         done = []
         for record, later in taken:
@@ -239,20 +225,10 @@ class Sealer:
         entries: list[QueuedEntry],
         looked_up: set[str],
         found: dict[str, dict[str, Any]],
-        record_of: dict[str, str],
-    ) -> tuple[list[dict[str, str]], list[str]]:
-        """The leaves to append for ``entries``, not sealed already and authentic, and each
-        one's queue record. A created entry was written by its record's batch alone (``create``
-        of a claimed or generated id), so it can be in the log only through that record: the
-        segments that name the record tell (none, unless a round stopped between its append and
-        the record's removal). An entry looked up may have been written by another batch: its
-        id is looked up among all the account's leaves."""
-        records = sorted({record_of[e.doc_id] for e in entries if e.doc_id not in looked_up})
-        already = await self.log.sealed_by(account_id, records)
-        already |= await self.log.sealed_among(
-            account_id, [e.leaf["id"] for e in entries if e.doc_id in looked_up]
-        )
-        leaves, leaf_records = [], []
+    ) -> list[dict[str, str]]:
+        """The leaves to append for ``entries``: not sealed already, and authentic."""
+        already = await self.log.sealed_among(account_id, [e.leaf["id"] for e in entries])
+        leaves = []
         for e in entries:
             if e.leaf["id"] in already:
                 continue
@@ -266,11 +242,10 @@ class Sealer:
                 item = leaf_of(source, (source.get("integrity") or {}).get("digest"))
             if authentic and item is not None:
                 leaves.append(item)
-                leaf_records.append(record_of[e.doc_id])
             else:
                 self.runtime.counters["seal_refused"] += 1
                 log.error("sealer: %s is not as the service stored it; not sealed", e.doc_id)
-        return leaves, leaf_records
+        return leaves
 
     def _authentic(self, source: dict[str, Any], doc_id: str) -> bool:
         """The stored entry is as the service wrote it: its digest matches its content and its

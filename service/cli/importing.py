@@ -7,6 +7,7 @@ entries a second, the time left and the counts so far; the summary goes to stdou
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,7 +58,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     async def run(es: Engine, settings: Settings) -> ImportSummary:
         return await import_file(
-            IngestContext.for_settings(es, settings),
+            replace(IngestContext.for_settings(es, settings), restoring=True),
             path,
             account=args.account,
             file_format=args.format,

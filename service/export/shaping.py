@@ -51,17 +51,23 @@ def metadata_columns_of(columns: list[str]) -> list[str]:
 
 
 def local_timestamps(utc: list[str], tz: ZoneInfo) -> list[str]:
-    """``YYYY-MM-DDTHH:MM:SS.mmm+HH:MM`` in ``tz``, vectorised (numpy formats the wall time)."""
+    """``YYYY-MM-DDTHH:MM:SS.mmm+HH:MM`` in ``tz``, vectorised (numpy formats the wall time);
+    an offset of seconds too (Monrovia's -00:44:30 until 1972) as ``+HH:MM:SS``, as Python's
+    ``isoformat`` writes it (the API's ``local_time``)."""
     if not utc:
         return []
     instants = pd.to_datetime(pd.Series(utc, dtype=object), utc=True, format="ISO8601")
     wall = instants.dt.tz_convert(tz).dt.tz_localize(None)
-    offsets = ((wall - instants.dt.tz_localize(None)).dt.total_seconds() // 60).astype(int)
+    offsets = (wall - instants.dt.tz_localize(None)).dt.total_seconds().round().astype(int)
     text = np.datetime_as_string(wall.to_numpy(dtype="datetime64[ms]"), unit="ms")
-    names = {
-        m: f"{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in offsets.unique()
-    }
-    return [t + names[m] for t, m in zip(text.tolist(), offsets.tolist(), strict=True)]
+    names = {s: _offset(s) for s in offsets.unique()}
+    return [t + names[s] for t, s in zip(text.tolist(), offsets.tolist(), strict=True)]
+
+
+def _offset(seconds: int) -> str:
+    sign, size = "+" if seconds >= 0 else "-", abs(int(seconds))
+    text = f"{sign}{size // 3600:02d}:{size % 3600 // 60:02d}"
+    return text + (f":{size % 60:02d}" if size % 60 else "")
 
 
 class RowShaper:

@@ -50,19 +50,12 @@ class IntegrityLog:
 
     @translated
     async def append(
-        self,
-        account_id: str,
-        start: int,
-        leaves: list[dict[str, str]],
-        checkpoint: dict[str, Any],
-        records: list[str] | None = None,
+        self, account_id: str, start: int, leaves: list[dict[str, str]], checkpoint: dict[str, Any]
     ) -> None:
         """Store a segment and the checkpoint that covers it; :class:`LogConflict` if another
-        sealer got there first (nothing of this append is then kept). ``records`` names the
-        seal queue records its leaves came from (:meth:`sealed_by`)."""
+        sealer got there first (nothing of this append is then kept)."""
         segment = {"kind": "segment", "account_id": account_id, "start": start,
-                   "ids": [leaf["id"] for leaf in leaves], "leaves": leaves,
-                   "records": records or []}  # fmt: skip
+                   "ids": [leaf["id"] for leaf in leaves], "leaves": leaves}  # fmt: skip
         created = await self._create(f"seg:{account_id}:{start}", segment)
         try:
             await self._create(f"cp:{account_id}:{checkpoint['seq']}", checkpoint)
@@ -183,21 +176,6 @@ class IntegrityLog:
             raise ServiceError(503, "log_damaged", f"the account's log has no leaf at position "
                                f"{start + len(leaves) + 1}: run auditlog verify")  # fmt: skip
         return leaves
-
-    @translated
-    async def sealed_by(self, account_id: str, records: list[str]) -> set[str]:
-        """Ids of the account's leaves that came from the seal queue records ``records``."""
-        found: set[str] = set()
-        for start in range(0, len(records), 1000):
-            resp = await self.es.search(
-                index=self.index, size=1000, source_includes=["ids"],
-                query={"bool": {"filter": [{"term": {"kind": "segment"}},
-                                           {"term": {"account_id": account_id}},
-                                           {"terms": {"records": records[start : start + 1000]}}]}},
-            )  # fmt: skip
-            for hit in resp["hits"]["hits"]:
-                found.update(hit["_source"]["ids"])
-        return found
 
     @translated
     async def sealed_among(self, account_id: str, entry_ids: list[str]) -> set[str]:

@@ -172,12 +172,15 @@ class SealQueue:
         them as in flight; an export's manifest waits for them)."""
         await self.es.indices.refresh(index=self.read_from)
         out: set[str] = set()
+        queued = {"term": {"kind": "queued"}}
+        if not (await self.es.count(index=self.read_from, query=queued))["count"]:
+            return out  # the usual answer between batches: no point in time to open and close
         pit = (await self.es.open_point_in_time(index=self.read_from, keep_alive="1m"))["id"]
         try:
             after: list[Any] | None = None
             while True:
                 resp = await self.es.search(
-                    query={"term": {"kind": "queued"}}, size=PAGE, sort=[{"_shard_doc": "asc"}],
+                    query=queued, size=PAGE, sort=[{"_shard_doc": "asc"}],
                     pit={"id": pit, "keep_alive": "1m"}, search_after=after,
                     source_includes=["entries"],
                 )  # fmt: skip

@@ -5,10 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+from types import SimpleNamespace
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from service.export.shaping import export_columns, shape_rows
+import pytest
+
+from service.export.shaping import export_columns, local_timestamps, shape_rows
 from service.export.writers import CsvWriter
+from service.search.entries import present
 
 SOURCE = {
     "id": "-first", "timestamp": "2026-11-26T10:15:00.123Z", "category": "audit", "type": "notice",
@@ -59,3 +64,16 @@ def test_text_rows_are_the_rows_as_the_csv_writer_writes_them() -> None:
     writer = CsvWriter()
     written = writer.start(export_columns(columns)) + writer.write_rows(text)
     assert written == buffer.getvalue().encode()
+
+
+@pytest.mark.parametrize("zone", ["Africa/Monrovia", "UTC", "Europe/Paris", "Asia/Kolkata",
+                                  "Australia/Lord_Howe", "America/St_Johns"])  # fmt: skip
+def test_local_timestamps_are_the_apis_local_time_even_with_an_offset_of_seconds(zone: str) -> None:
+    """Monrovia was 44 min 30 s behind UTC until 1972: the export's local time carries the
+    seconds of its offset, as the API's does (it wrote -00:45, and a wall time 30 s off)."""
+    stamps = ["1971-11-04T17:59:48.628Z", "1972-05-01T00:00:00.000Z", "2026-03-29T01:30:00.001Z",
+              "2026-10-25T00:59:59.999Z", "1970-01-01T00:00:00.000Z"]  # fmt: skip
+    tz = ZoneInfo(zone)
+    shown = [present({"timestamp": s}, cast(Any, SimpleNamespace(tz=tz)))["local_time"]
+             for s in stamps]  # fmt: skip
+    assert local_timestamps(stamps, tz) == shown

@@ -34,7 +34,7 @@ def _import(settings: Settings, path: Path, batch_size: int = 1000, **kw: Any) -
     def run(es: AsyncElasticsearch) -> Awaitable[ImportSummary]:
         ctx = IngestContext(
             es, IndexNames(settings.index_prefix), settings.templates_dir,
-            settings.max_future_skew_s, batch_size,
+            settings.max_future_skew_s, batch_size, restoring=True,
         )  # fmt: skip
         return import_file(ctx, path, max_line_bytes=settings.max_line_bytes, **kw)
 
@@ -300,3 +300,41 @@ def test_an_ndjson_item_carries_the_size_of_its_line(tmp_path: Path) -> None:
     with path.open("rb") as stream:
         items = list(ndjson_items(stream, 1024, IdSource(path)))
     assert [i.size for i in items] == [len(line) + 1 for line in lines]  # with its newline
+
+
+def test_an_export_with_generated_ids_imports_them_kept_and_never_twice(
+    client: TestClient, es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
+    """Ids the service generated (``~…``, no claim) come back as they were: imported into
+    another account they are kept; imported again where they are stored, even with a timestamp
+    edited into another month's index, each is a duplicate, never a second copy."""
+    account, headers = new_account(client)
+    unnamed = [{k: v for k, v in entry(timestamp=f"2026-11-2{n}T10:00:00Z").items() if k != "id"}
+               for n in range(3)]  # fmt: skip
+    made = client.post("/v1/entries", json={"entries": unnamed}, headers=headers).json()
+    ids = sorted(r["id"] for r in made["results"])
+    assert all(i.startswith("~") for i in ids)
+    refresh(es, settings.index_prefix)
+    window = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
+    exported = client.get("/v1/export", headers=headers, params={"format": "ndjson", **window})
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(exported.content)
+    assert sorted(json.loads(line)["id"] for line in exported.text.splitlines()) == ids
+
+    again = _import(settings, path)
+    assert (again.created, again.duplicates, again.rejected) == (0, 3, 0), again.to_dict()
+    lines = [json.loads(line) for line in exported.text.splitlines()]
+    lines[0]["timestamp"] = "2026-10-05T10:00:00.000Z"  # another monthly index
+    edited = tmp_path / "edited.ndjson"
+    edited.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    moved = _import(settings, edited)
+    assert (moved.created, moved.duplicates, moved.rejected) == (0, 3, 0), moved.to_dict()
+    assert sorted(_stored(es, settings, account)) == ids
+
+    other, _ = new_account(client)
+    unowned = tmp_path / "unowned.ndjson"
+    unowned.write_text("".join(json.dumps({k: v for k, v in line.items() if k != "account_id"})
+                               + "\n" for line in lines))  # fmt: skip
+    copied = _import(settings, unowned, account=other)
+    assert (copied.created, copied.rejected) == (3, 0), copied.to_dict()
+    assert sorted(_stored(es, settings, other)) == ids

@@ -359,10 +359,9 @@ def test_a_round_stopped_before_removing_its_records_seals_nothing_twice(
     alone: Settings, es: Elasticsearch
 ) -> None:
     """The sealer appended a batch's leaves, then stopped before it removed the batch's queue
-    records: the next round finds the records named by the account's segments and appends
-    none of their entries again (created entries are not looked up one by one). The records
-    come back where they were kept before the queue had an index of its own: they are read and
-    removed there."""
+    records: the next round finds their entries in the account's log and appends none of them
+    again. The records come back where they were kept before the queue had an index of its
+    own: they are read and removed there."""
 
     async def scenario() -> tuple[int, int, dict[str, Any]]:
         runtime = await _runtime(alone)
