@@ -65,25 +65,17 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                             f"<= {SEARCH_MAX}x", r is not None and r <= SEARCH_MAX))  # fmt: skip
     for tier in results["export"]["tiers"]:
         k = tier["rows"]
-        scan, bare = tier["raw_scan"], tier["bare_writer"]
-        if "csv" in tier["service"]:
-            csv = tier["service"]["csv"]
-            r = _ratio(csv["rows_per_s"], scan["rows_per_s"])
-            rows.append(_target(f"CSV export {k:,} rows, rows/s (service vs raw scan)",
-                                f"{csv['rows_per_s']:,.0f}", f"{scan['rows_per_s']:,.0f}", r,
-                                f">= {CSV_MIN}x", r is not None and r >= CSV_MIN))  # fmt: skip
+        bare = tier["bare_writer"]
+        rows += _scan_target(tier, "csv")
         if "xlsx" in tier["service"]:
             xlsx = tier["service"]["xlsx"]
             r = _ratio(xlsx["rows_per_s"], bare["xlsx"]["rows_per_s"])
             rows.append(_target(f"XLSX export {k:,} rows, rows/s (service vs bare writer)",
                                 f"{xlsx['rows_per_s']:,.0f}", f"{bare['xlsx']['rows_per_s']:,.0f}",
                                 r, f">= {XLSX_MIN}x", r is not None and r >= XLSX_MIN))  # fmt: skip
-        if "ndjson" in tier["service"]:
-            nd = tier["service"]["ndjson"]
-            r = _ratio(nd["rows_per_s"], scan["rows_per_s"])
-            rows.append(_target(f"NDJSON export {k:,} rows, rows/s (service vs raw scan)",
-                                f"{nd['rows_per_s']:,.0f}", f"{scan['rows_per_s']:,.0f}", r,
-                                f">= {CSV_MIN}x", r is not None and r >= CSV_MIN))  # fmt: skip
+        rows += _scan_target(tier, "ndjson")
+    if not results["export"]["tiers"]:  # a search-only run
+        return rows
     largest = results["export"]["tiers"][-1]
     for fmt in largest["service"]:
         peak = largest["service"][fmt]["peak_rss_mb"]
@@ -92,6 +84,17 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                             "export, MB", f"{peak}", "-", None, f"< {RSS_MAX_MB:.0f} MB",
                             (peak < RSS_MAX_MB) if counts else None))  # fmt: skip
     return rows
+
+
+def _scan_target(tier: dict[str, Any], fmt: str) -> list[dict[str, Any]]:
+    """A text export's rate against the raw scan's, when the tier measured the format."""
+    if fmt not in tier["service"]:
+        return []
+    served, scan = tier["service"][fmt], tier["raw_scan"]
+    r = _ratio(served["rows_per_s"], scan["rows_per_s"])
+    return [_target(f"{fmt.upper()} export {tier['rows']:,} rows, rows/s (service vs raw scan)",
+                    f"{served['rows_per_s']:,.0f}", f"{scan['rows_per_s']:,.0f}", r,
+                    f">= {CSV_MIN}x", r is not None and r >= CSV_MIN)]  # fmt: skip
 
 
 def _met(value: bool | None) -> str:
@@ -253,6 +256,8 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     if "search" not in results:  # an ingest-only run
         return "\n".join(parts)
+    if not results["export"]["tiers"]:  # a search-only run
+        return "\n".join([*parts, "", search_table(results["search"])])
     parts += ["", search_table(results["search"]), "", export_table(results["export"]), "",
              export_cpu_line(results["export"]), "",
              rollover_line(results["export"].get("rollover"))]  # fmt: skip

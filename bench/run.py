@@ -95,6 +95,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--formats", type=lambda text: tuple(text.split(",")),
                    default=export_bench.FORMATS,
                    help="export formats measured, comma-separated (csv,xlsx,ndjson)")  # fmt: skip
+    p.add_argument("--search-only", action="store_true",
+                   help="after the data: search and the facets only, no export")  # fmt: skip
     p.add_argument("--ingest-only", action="store_true",
                    help="measure ingest alone: no search, export or profile")  # fmt: skip
     return p.parse_args(argv)
@@ -351,6 +353,10 @@ class Bench:
             return self.results
         self.search()
         self.facets_exact(timestamps)
+        if self.args.search_only:
+            self.results["export"] = {"tiers": []}
+            self.results["targets"] = report.evaluate(self.results)
+            return self.results
         self.export(timestamps)
         self.results["targets"] = report.evaluate(self.results)
         if not self.args.no_profile:

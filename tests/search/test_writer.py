@@ -126,19 +126,26 @@ def test_a_bulk_body_already_built_goes_out_as_it_is() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mark", "claim", "resent", "writes_each"),
+    [("e", True, "duplicate", 2), ("~", False, "created", 1)],
+    ids=["client-ids", "generated-ids"],
+)
 def test_an_entry_costs_its_claim_and_itself_and_a_resend_costs_no_write(
-    es: Elasticsearch, engine_url: str
+    es: Elasticsearch, engine_url: str, mark: str, claim: bool, resent: str, writes_each: int
 ) -> None:
     """The engine's own count of indexing operations, on a prefix of this test's alone: the
-    duplicate rules (leases, take-overs) add no write to the usual paths."""
+    duplicate rules (leases, take-overs) add no write to the usual paths. An id the service
+    generated has no claim, and the engine's answer to this attempt's own write arriving twice
+    (a retried request) is still ``created``."""
     settings = make_settings(engine_url, f"w{uuid.uuid4().hex[:8]}")
     names = IndexNames(settings.index_prefix)
     stamp = "2026-11-05T00:00:00.000Z"
     entries = [
-        PreparedEntry(f"costs/e{n}", names.entry_index_for_stamp("api", stamp),
-                      {"id": f"e{n}", "account_id": "costs", "timestamp": stamp,
+        PreparedEntry(f"costs/{mark}{n:032x}", names.entry_index_for_stamp("api", stamp),
+                      {"id": f"{mark}{n:032x}", "account_id": "costs", "timestamp": stamp,
                        "category": "api", "type": "notice", "actor": {"type": "system", "id": "s"},
-                       "action": "x", "message": "", "ingested_at": stamp})
+                       "action": "x", "message": "", "ingested_at": stamp}, claim=claim)
         for n in range(100)
     ]  # fmt: skip
 
@@ -154,45 +161,9 @@ def test_an_entry_costs_its_claim_and_itself_and_a_resend_costs_no_write(
         after_first = writes()
         again = with_engine(settings, lambda client: store_entries(client, names, entries))
         assert {o.status for o in first} == {"created"}
-        assert {o.status for o in again} == {"duplicate"}
-        assert after_first - before == 2 * len(entries)  # the claims and the entries
+        assert {o.status for o in again} == {resent}
+        assert after_first - before == writes_each * len(entries)  # (the claims and) the entries
+        assert es.count(index=names.entry_ids)["count"] == (len(entries) if claim else 0)
         assert writes() == after_first  # a resend reads, and writes nothing
-    finally:
-        delete_prefixed(es, settings.index_prefix)
-
-
-@pytest.mark.slow
-def test_an_entry_with_a_generated_id_costs_itself_alone(
-    es: Elasticsearch, engine_url: str
-) -> None:
-    """No claim for an id the service generated; the engine's answer to this attempt's own
-    write arriving twice (a retried request) is still ``created``."""
-    settings = make_settings(engine_url, f"w{uuid.uuid4().hex[:8]}")
-    names = IndexNames(settings.index_prefix)
-    stamp = "2026-11-05T00:00:00.000Z"
-    entries = [
-        PreparedEntry(f"costs/~{n:032x}", names.entry_index_for_stamp("api", stamp),
-                      {"id": f"~{n:032x}", "account_id": "costs", "timestamp": stamp,
-                       "category": "api", "type": "notice", "actor": {"type": "system", "id": "s"},
-                       "action": "x", "message": "", "ingested_at": stamp}, claim=False)
-        for n in range(100)
-    ]  # fmt: skip
-
-    def writes() -> int:
-        es.indices.refresh(index=f"{settings.index_prefix}-*")
-        stats = es.indices.stats(index=f"{settings.index_prefix}-*", metric="indexing")
-        return int(stats["_all"]["primaries"]["indexing"]["index_total"])
-
-    try:
-        with_engine(settings, lambda client: run_setup(client, settings))
-        before = writes()
-        first = with_engine(settings, lambda client: store_entries(client, names, entries))
-        after_first = writes()
-        again = with_engine(settings, lambda client: store_entries(client, names, entries))
-        assert {o.status for o in first} == {"created"}
-        assert {o.status for o in again} == {"created"}
-        assert after_first - before == len(entries)  # the entries alone
-        assert es.count(index=names.entry_ids)["count"] == 0
-        assert writes() == after_first
     finally:
         delete_prefixed(es, settings.index_prefix)
