@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from ingest.schema import INT_BOUNDS, KEYWORD_MAX, FieldRule, metadata_rules
+from service.search.identifiers import STORED_ID
 from service.vocabulary import ACTOR_TYPES, CATEGORIES, EXPIRING_CATEGORIES, TYPES
 
 ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 GENERATED_MARK = "~"
 """The first character of every generated id; ``ENTRY_ID`` refuses it in what clients send."""
-STORED_ID = re.compile(r"^(?:~[0-9a-f]{32}|[A-Za-z0-9._:-]{1,128})\Z")
-"""An entry id as stored: one a client sent or one the service generated."""
 ACTION = re.compile(r"^[A-Za-z0-9_.:/*-]{1,256}\Z")
 RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt]([01]\d|2[0-3]):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"

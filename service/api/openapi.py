@@ -17,7 +17,7 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest.validation import ENTRY_ID, MAX_MESSAGE, STORED_ID
+from ingest.validation import ENTRY_ID, MAX_MESSAGE
 from service.actions.destinations import DESTINATION_ID
 from service.actions.destinations import FORMATS as DESTINATION_FORMATS
 from service.actions.destinations import KINDS as DESTINATION_KINDS
@@ -28,6 +28,7 @@ from service.actions.viewers import PAGE_SCOPES, SESSION_DEFAULT_S, SESSION_MAX_
 from service.export.writers import WRITERS
 from service.search.filters import DEFAULT_RANGE, MAX_VALUE_LENGTH, PRESETS
 from service.search.histogram import INTERVALS, SPLITS
+from service.search.identifiers import STORED_ID
 from service.search.jobs import JOB_ID
 from service.search.search_text import MAX_LENGTH as MAX_SEARCH_TEXT
 from service.vocabulary import ACTOR_TYPES, CATEGORIES, PROVIDERS, TYPES

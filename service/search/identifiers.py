@@ -19,9 +19,9 @@ This module also builds the clauses of the ``id:`` and ``actor:`` qualifiers.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
-from ingest.validation import STORED_ID
 from service.errors import bad_request
 
 IDENTIFIER_FIELDS = (
@@ -34,6 +34,9 @@ IDENTIFIER_FIELDS = (
     "metadata.target_id",
 )
 """Keyword fields holding ids that ``search_text`` lacks, matched whole and in any case."""
+STORED_ID = re.compile(r"^(?:~[0-9a-f]{32}|[A-Za-z0-9._:-]{1,128})\Z")
+"""An entry id as stored: one a client sent (``ingest.validation.ENTRY_ID``) or one the service
+generated (``~`` and 32 hex digits)."""
 IP_FIELDS = ("metadata.ip",)
 """``ip`` fields; a term that is an IP address matches them."""
 _LONGEST_ADDRESS = 45

@@ -22,11 +22,11 @@ from elasticsearch import Elasticsearch
 from starlette.testclient import TestClient
 
 from ingest.validation import ENTRY_ID as INGEST_ENTRY_ID
-from ingest.validation import STORED_ID, generated_id
+from ingest.validation import generated_id
 from service.config import Settings
 from service.demo.content import DEMO_ACCOUNTS, DemoAccount, generate_demo_entries
 from service.errors import ServiceError
-from service.search.identifiers import IDENTIFIER_FIELDS, IP_FIELDS
+from service.search.identifiers import IDENTIFIER_FIELDS, IP_FIELDS, STORED_ID
 from service.search.search_text import Qualifier, compile_search_text, parse_search_text
 from tests.helpers import new_account, refresh
 from tests.search.dataset import ingest
