@@ -143,37 +143,26 @@ class Bench:
         self.results: dict[str, Any] = {}
 
     def load(self) -> IngestData:
-        target = SERVICE_PREFIX if self.args.skip_ingest else RAW_PREFIX
+        """The data set in the service's indices: through the service (measured against raw
+        ``_bulk``), or with --skip-ingest written straight to them a part at a time (no bodies
+        kept)."""
         log(f"generating {self.n:,} entries of {MAIN_ACCOUNT.id} (+ smaller accounts)")
         asyncio.run(_setup(self.es_url, RAW_PREFIX))
-        if self.args.skip_ingest:
-            return self._load_in_parts()
-        data = build_bodies(self.n, self.end, IndexNames(target), _templates_dir(),
-                            generated_ids=self.args.ids == "generated")  # fmt: skip
-        log(f"{data.total:,} entries in {len(data.bodies)} bodies; starting the service")
+        bodies = None
+        if not self.args.skip_ingest:
+            bodies = build_bodies(self.n, self.end, IndexNames(RAW_PREFIX), _templates_dir(),
+                                  generated_ids=self.args.ids == "generated")  # fmt: skip
+            log(f"{bodies.total:,} entries in {len(bodies.bodies)} bodies; starting the service")
         self.service.start()
         self.keys = {a.id: create_account_key(self.service, a.id, a.name, a.timezone)
                      for a in ACCOUNTS}  # fmt: skip
-        if self.args.skip_ingest:
-            log("writing the entries straight to the service's indices (--skip-ingest)")
-            ingest_raw(self.es_url, data, self.engine_pid)
+        if bodies is None:
+            log("writing the entries straight to the service's indices (--skip-ingest), in parts")
+            data = load_raw_in_parts(self.n, self.end, IndexNames(SERVICE_PREFIX),
+                                     _templates_dir(), self.es_url, self.engine_pid)  # fmt: skip
         else:
+            data = bodies
             self.ingest(data)
-        counts = _count(self.es, SERVICE_PREFIX, self.end_text)
-        if counts != data.counts:
-            raise RuntimeError(f"stored {counts}, expected {data.counts}")
-        log(f"stored and verified: {counts}")
-        return data
-
-    def _load_in_parts(self) -> IngestData:
-        """--skip-ingest: the entries generated and written a part at a time, straight to the
-        service's indices (no bodies kept)."""
-        self.service.start()
-        self.keys = {a.id: create_account_key(self.service, a.id, a.name, a.timezone)
-                     for a in ACCOUNTS}  # fmt: skip
-        log("writing the entries straight to the service's indices (--skip-ingest), in parts")
-        data = load_raw_in_parts(self.n, self.end, IndexNames(SERVICE_PREFIX), _templates_dir(),
-                                 self.es_url, self.engine_pid)  # fmt: skip
         counts = _count(self.es, SERVICE_PREFIX, self.end_text)
         if counts != data.counts:
             raise RuntimeError(f"stored {counts}, expected {data.counts}")
