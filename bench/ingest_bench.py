@@ -236,8 +236,8 @@ def ingest_service(
         if acks is not None:
             acks.append((time.monotonic(), summary["created"]))
 
-    with RssSampler(pid) as rss, CpuMeter({"engine": engine_pid, "service": pid,
-                                           "client": os.getpid()}) as cpu:  # fmt: skip
+    pids = {"engine": engine_pid, "service": pid, "client": os.getpid()}
+    with RssSampler(pid, tree=True) as rss, CpuMeter(pids, trees=frozenset({"service"})) as cpu:
         seconds = _send_all(data.bodies, send, base_url, tally)
     return {**_figures(data, tally, seconds), "service_peak_rss_mb": round(rss.peak_mb, 1),
             "cpu_s": cpu.seconds}  # fmt: skip
@@ -254,12 +254,12 @@ def complete(figures: dict[str, Any], what: str) -> dict[str, Any]:
 def ingest_fresh_service(
     es_url: str, prefix: str, admin_key: str, workdir: Path, data: IngestData, engine_pid: int,
     clear: Callable[[str], None], started: Callable[[int], None] = lambda pid: None,
-    verify: Callable[[], None] = lambda: None,
+    verify: Callable[[], None] = lambda: None, workers: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
     """One complete run through a fresh service process with ``prefix`` to itself: ``started``
     gets its pid before the run, ``verify`` runs after it; the process is stopped and the prefix
     deleted even on failure."""
-    service = ServiceProcess(es_url, prefix, admin_key, workdir)
+    service = ServiceProcess(es_url, prefix, admin_key, workdir, workers=workers)
     try:
         service.start()
         keys = {a.id: create_account_key(service, a.id, a.name, a.timezone) for a in ACCOUNTS}

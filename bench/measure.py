@@ -14,8 +14,30 @@ from typing import Any
 SAMPLE_INTERVAL_S = 0.05
 
 
-def rss_bytes(pid: int) -> int:
-    """``VmRSS`` of ``pid`` in bytes (0 once the process is gone)."""
+def family(pid: int) -> list[int]:
+    """``pid`` and every process below it (a service run with ``--workers`` is a supervisor and
+    its worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # ended meanwhile
+            children.setdefault(parent, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, ()))
+    return out
+
+
+def rss_bytes(pid: int, tree: bool = False) -> int:
+    """``VmRSS`` of ``pid`` in bytes (0 once the process is gone); with ``tree``, summed over
+    the processes below it too."""
+    if tree:
+        return sum(rss_bytes(member) for member in family(pid))
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -27,10 +49,11 @@ def rss_bytes(pid: int) -> int:
 
 
 class RssSampler:
-    """Samples a process's RSS every 50 ms in a thread; ``peak`` is the largest sample seen."""
+    """Samples a process's RSS (with ``tree``, its family's) every 50 ms in a thread; ``peak``
+    is the largest sample seen."""
 
-    def __init__(self, pid: int, interval_s: float = SAMPLE_INTERVAL_S) -> None:
-        self.pid, self.interval_s = pid, interval_s
+    def __init__(self, pid: int, interval_s: float = SAMPLE_INTERVAL_S, tree: bool = False) -> None:
+        self.pid, self.interval_s, self.tree = pid, interval_s, tree
         self.before = self.peak = 0
         self.samples = 0
         self._stop = threading.Event()
@@ -38,12 +61,12 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes(self.pid))
+            self.peak = max(self.peak, rss_bytes(self.pid, self.tree))
             self.samples += 1
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> RssSampler:
-        self.before = self.peak = rss_bytes(self.pid)
+        self.before = self.peak = rss_bytes(self.pid, self.tree)
         self._thread.start()
         return self
 
@@ -52,7 +75,7 @@ class RssSampler:
     ) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_bytes(self.pid))
+        self.peak = max(self.peak, rss_bytes(self.pid, self.tree))
 
     @property
     def peak_mb(self) -> float:
@@ -63,8 +86,11 @@ class RssSampler:
         return (self.peak - self.before) / 1e6
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` so far, all its threads (0 once it is gone)."""
+def cpu_seconds(pid: int, tree: bool = False) -> float:
+    """User + system CPU seconds of ``pid`` so far, all its threads (0 once it is gone); with
+    ``tree``, of the processes below it too."""
+    if tree:
+        return sum(cpu_seconds(member) for member in family(pid))
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -75,18 +101,21 @@ def cpu_seconds(pid: int) -> float:
 class CpuMeter:
     """CPU seconds each of some processes spent during a ``with`` block."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
+    def __init__(self, pids: dict[str, int], trees: frozenset[str] = frozenset()) -> None:
+        self.pids, self.trees = pids, trees
+        """``trees``: the names whose processes below them count too."""
         self.seconds: dict[str, float] = {}
         self._start: dict[str, float] = {}
 
     def __enter__(self) -> CpuMeter:
-        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._start = {name: self._cpu(name) for name in self.pids}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.seconds = {name: round(cpu_seconds(pid) - self._start[name], 2)
-                        for name, pid in self.pids.items()}  # fmt: skip
+        self.seconds = {name: round(self._cpu(name) - self._start[name], 2) for name in self.pids}
+
+    def _cpu(self, name: str) -> float:
+        return cpu_seconds(self.pids[name], name in self.trees)
 
 
 def percentile(values: list[float], pct: float) -> float:

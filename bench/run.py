@@ -97,6 +97,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="export formats measured, comma-separated (csv,xlsx,ndjson)")  # fmt: skip
     p.add_argument("--search-only", action="store_true",
                    help="after the data: search and the facets only, no export")  # fmt: skip
+    p.add_argument("--service-workers", type=_positive, default=1,
+                   help="uvicorn --workers of the service while it shares the CPUs with the "
+                        "engine (on separate CPUs it runs one)")  # fmt: skip
     p.add_argument("--ingest-only", action="store_true",
                    help="measure ingest alone: no search, export or profile")  # fmt: skip
     return p.parse_args(argv)
@@ -139,7 +142,9 @@ class Bench:
         self.es = Elasticsearch(es_url, request_timeout=300)
         self.end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
         self.end_text = format_utc(self.end)
-        self.service = ServiceProcess(es_url, SERVICE_PREFIX, ADMIN_KEY, workdir)
+        self.service = ServiceProcess(
+            es_url, SERVICE_PREFIX, ADMIN_KEY, workdir, workers=args.service_workers
+        )
         self.results: dict[str, Any] = {}
 
     def load(self) -> IngestData:
@@ -217,7 +222,7 @@ class Bench:
 
         return ingest_fresh_service(self.es_url, ROUND_PREFIX, ADMIN_KEY, self.workdir, data,
                                     self.engine_pid, partial(delete_indices, self.es),
-                                    verify=verify)  # fmt: skip
+                                    verify=verify, workers=self.args.service_workers)  # fmt: skip
 
     def search(self) -> None:
         log(f"search: entries and histogram, {self.args.repeats} timed requests per filter")

@@ -114,9 +114,11 @@ class ServiceProcess:
 
     def __init__(
         self, es_url: str, prefix: str, admin_key: str, export_dir: Path,
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, workers: int = 1,
     ) -> None:  # fmt: skip
         self.port = free_port()
+        self.workers = workers
+        """uvicorn's ``--workers``: a supervisor and that many worker processes (above 1)."""
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_key = admin_key
         self.env = {
@@ -141,6 +143,8 @@ class ServiceProcess:
         cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench.serve:app",
                "--host", "127.0.0.1", "--port", str(self.port),
                "--no-access-log", "--log-level", "warning"]  # fmt: skip
+        if self.workers > 1:
+            cmd += ["--workers", str(self.workers)]
         log = self.log_path.open("wb")
         root = Path(__file__).resolve().parent.parent
         self.proc = subprocess.Popen(cmd, env=self.env, cwd=root, stdout=log, stderr=log)

@@ -136,9 +136,9 @@ async def _authenticate(
         assert leaf is not None  # a validated entry has every field
         mac = keys.mac(source["account_id"], leaf)
         source["integrity"] = {"digest": digest, "mac": mac}
-        queued.append(QueuedEntry(entry.index, entry.doc_id, leaf, mac))
+        queued.append(QueuedEntry(entry.index, entry.doc_id, leaf))
     if ctx.sealing:
-        return await SealQueue(ctx.es, ctx.names).add(queued)
+        return await SealQueue(ctx.es, ctx.names).add(queued, keys.queue_mac)
     return None
 
 

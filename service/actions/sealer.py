@@ -2,10 +2,10 @@
 
 One process of the deployment seals at a time, the holder of the ``sealer`` lease. Every
 ``AUDITLOG_SEAL_INTERVAL_S`` it reads the oldest records of the seal queue. An entry the engine
-created is sealed from its record, whose leaf carries the service's MAC (a record forged in the
-engine has none that checks out); an entry whose write has no known outcome is fetched once the
-write deadline passed and sealed only if its digest matches its content and its MAC is the
-service's: an entry indexed behind the service's back has neither and is never sealed. For each
+created is sealed from its record, which carries the service's MAC over its leaves (the entries of
+a record forged or changed in the engine are looked up instead); an entry whose write has no
+known outcome is fetched once the write deadline passed and sealed only if its digest matches its
+content and its MAC is the service's: an entry indexed behind the service's back has neither and is never sealed. For each
 account it appends the entries' leaves as one segment at the next positions and signs a checkpoint
 over the whole tree; segment and checkpoint are created with fixed ids, so a former holder cannot
 fork the log. Positions follow the order the queue recorded the batches in (ingest order, not
@@ -77,6 +77,12 @@ def hmac_ok(keys: IntegrityKeys, record: Queued) -> bool:
     """The record's outcome carries the service's MAC."""
     expected = keys.outcome_mac(record.record_id, record.created or [], record.unsure)
     return hmac.compare_digest(expected, record.outcome_mac)
+
+
+def vouches(keys: IntegrityKeys, record: Queued) -> bool:
+    """The record carries the service's MAC over its leaves (a record of an earlier version
+    carries one per leaf instead: see :meth:`Sealer._leaves`)."""
+    return bool(record.mac) and hmac.compare_digest(keys.queue_mac(record.signed), record.mac)
 
 
 class LogDamaged(Exception):
@@ -155,16 +161,25 @@ class Sealer:
         lookups: list[QueuedEntry] = []
         seen: set[str] = set()
         taken: list[tuple[Queued, list[QueuedEntry]]] = []
+        vouched: set[str] = set()
         for record, sealable, later in plans:
             if len(seen) >= ROUND_MAX and taken:
                 break
             taken.append((record, later))
+            created = set(record.created or ())
+            if created and record.signed and not vouches(self.keys, record):
+                self.runtime.counters["seal_record_refused"] += 1
+                log.error("sealer: queue record %s is not as the service wrote it; its entries "
+                          "are looked up", record.record_id)  # fmt: skip
+                created = set()
             for e in sealable:
                 if e.doc_id not in seen:
                     seen.add(e.doc_id)
                     by_account[e.doc_id.split("/", 1)[0]].append(e)
-                    if e.doc_id not in (record.created or ()):
+                    if e.doc_id not in created:
                         lookups.append(e)
+                    elif record.signed:
+                        vouched.add(e.doc_id)
         if not taken:
             return 0
         # an index that does not exist holds no entry: its write never happened (or retention
@@ -181,7 +196,7 @@ class Sealer:
                 log.error("sealer: %s; not sealing it", e)
                 damaged.add(account_id)  # its records stay queued
                 continue
-            leaves = await self._leaves(account_id, entries, looked_up, found)
+            leaves = await self._leaves(account_id, entries, looked_up, found, vouched)
             if leaves:
                 await self._append(held, account_id, leaves)
                 sealed += len(leaves)
@@ -225,8 +240,11 @@ class Sealer:
         entries: list[QueuedEntry],
         looked_up: set[str],
         found: dict[str, dict[str, Any]],
+        vouched: set[str],
     ) -> list[dict[str, str]]:
-        """The leaves to append for ``entries``: not sealed already, and authentic."""
+        """The leaves to append for ``entries``: not sealed already, and authentic (sealed from
+        its record: the record's MAC is the service's (``vouched``), or in a record of an
+        earlier version the leaf's own; looked up: the stored entry checks out)."""
         already = await self.log.sealed_among(account_id, [e.leaf["id"] for e in entries])
         leaves = []
         for e in entries:
@@ -234,7 +252,9 @@ class Sealer:
                 continue
             item: dict[str, str] | None = e.leaf
             if e.doc_id not in looked_up:
-                authentic = self.keys.mac_matches(account_id, e.leaf, e.mac)
+                authentic = e.doc_id in vouched or (
+                    bool(e.mac) and self.keys.mac_matches(account_id, e.leaf, e.mac)
+                )
             elif (source := found.get(e.doc_id)) is None:
                 continue  # never written
             else:

@@ -104,6 +104,12 @@ class IntegrityKeys:
     def mac_matches(self, account_id: str, leaf: dict[str, str] | None, mac: str) -> bool:
         return leaf is not None and hmac.compare_digest(self.mac(account_id, leaf), mac)
 
+    def queue_mac(self, signed: bytes) -> str:
+        """The MAC of a seal queue record: ``signed`` is the JSON array ``["queued", record id,
+        index names, rows]`` (four members where an ingest MAC's message has five strings, and a
+        first member no outcome's has)."""
+        return self._hmac.hexdigest(signed)
+
     def outcome_mac(self, record_id: str, created: list[str], unsure: list[str]) -> str:
         """The MAC of a seal queue record's outcome: which of its entries the engine created,
         which it may have (JSON array ``["outcome", record_id, created, unsure]``)."""

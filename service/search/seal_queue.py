@@ -9,6 +9,11 @@ The sealer seals a created entry straight from its record: it reads no entry bac
 entry, and every entry of a record with no outcome (the process stopped in between), is looked up
 in the engine once the write deadline passed, and sealed only if it is there and authentic.
 
+A record's rows are ``[index number, account/id, category, timestamp, digest]``, the numbers
+pointing into the record's list of index names, under one MAC for the whole record (the leaves
+and the record's id). Records of earlier versions (``format`` absent) name the index in each row
+and carry a MAC per row; they are still read.
+
 Records are documents ``kind: queued`` (``q:<uuid>``) and outcomes ``kind: written``
 (``w:<uuid>``, the same uuid) in ``<prefix>-seal-queue``; the sealer reads records in the order
 they were made and deletes both once every entry of the record is sealed or given up. The queue
@@ -20,10 +25,12 @@ with them. Records made before it had one, in ``<prefix>-integrity``, are read a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from elasticsearch import AsyncElasticsearch
 
 from service.search.engine_errors import translated
@@ -31,6 +38,8 @@ from service.search.indices import IndexNames
 from service.search.writer import CLAIM_LEASE_S
 
 PAGE = 200
+FORMAT = 2
+"""Rows of index numbers under one MAC per record (see the module)."""
 ALL = "all"
 """An outcome's ``created`` when the engine created every entry of the record."""
 WRITE_DEADLINE_S = CLAIM_LEASE_S
@@ -51,8 +60,9 @@ class QueuedEntry:
     """``<account>/<id>``."""
     leaf: dict[str, str]
     """id, category, timestamp, digest: what the sealer appends."""
-    mac: str
-    """The leaf's MAC under the service's key (:meth:`IntegrityKeys.mac`)."""
+    mac: str = ""
+    """The leaf's MAC under the service's key (:meth:`IntegrityKeys.mac`), in a record of an
+    earlier version; empty in a record with a MAC of its own (:attr:`Queued.mac`)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,27 @@ class Queued:
     outcome_mac: str = ""
     """The outcome's MAC (the sealer checks it: an outcome forged in the engine counts as
     none)."""
+    signed: bytes = b""
+    """What the record's MAC covers (:func:`signed_part`), as read back."""
+    mac: str = ""
+    """The record's MAC over :attr:`signed` (empty in a record of an earlier version and in a
+    deferred one, whose entries are looked up)."""
+
+
+def signed_part(record_id: str, indices: list[str], rows: list[list[Any]]) -> bytes:
+    """The bytes a record's MAC covers: JSON ``["queued", record id, index names, rows]``."""
+    return orjson.dumps(["queued", record_id, indices, rows])
+
+
+def _rows(entries: list[QueuedEntry]) -> tuple[list[str], list[list[Any]]]:
+    """The index names of ``entries`` and their rows (see the module)."""
+    numbers: dict[str, int] = {}
+    rows = []
+    for e in entries:
+        number = numbers.setdefault(e.index, len(numbers))
+        leaf = e.leaf
+        rows.append([number, e.doc_id, leaf["category"], leaf["timestamp"], leaf["digest"]])
+    return list(numbers), rows
 
 
 class SealQueue:
@@ -80,18 +111,16 @@ class SealQueue:
         """Records made before the queue had an index of its own are in the log's."""
 
     @translated
-    async def add(self, entries: list[QueuedEntry]) -> str:
-        """Record a batch about to be written; the record's id (for :meth:`written`)."""
+    async def add(self, entries: list[QueuedEntry], mac: Callable[[bytes], str]) -> str:
+        """Record a batch about to be written, under ``mac`` of its :func:`signed_part`; the
+        record's id (for :meth:`written`)."""
         now = datetime.now(UTC)
-        record = {
-            "kind": "queued",
-            "created_at": _stamp(now),
-            "write_by": _stamp(now + timedelta(seconds=WRITE_DEADLINE_S)),
-            "count": len(entries),
-            "entries": [[e.index, e.doc_id, e.leaf["category"], e.leaf["timestamp"],
-                         e.leaf["digest"], e.mac] for e in entries],
-        }  # fmt: skip
         token = uuid.uuid4().hex
+        indices, rows = _rows(entries)
+        record = {"kind": "queued", "format": FORMAT, "created_at": _stamp(now),
+                  "write_by": _stamp(now + timedelta(seconds=WRITE_DEADLINE_S)),
+                  "count": len(rows), "indices": indices, "entries": rows,
+                  "mac": mac(signed_part(token, indices, rows))}  # fmt: skip
         await self.es.index(index=self.index, id=f"q:{token}", document=record)
         return token
 
@@ -110,11 +139,10 @@ class SealQueue:
     async def defer(self, record: Queued, entries: list[QueuedEntry]) -> None:
         """Keep only ``entries`` of the record (those to look up), out of the way until its
         write deadline: the queue's head moves on meanwhile."""
-        rows = [[e.index, e.doc_id, e.leaf["category"], e.leaf["timestamp"], e.leaf["digest"],
-                 e.mac] for e in entries]  # fmt: skip
-        document = {"kind": "queued", "created_at": record.created_at,
+        indices, rows = _rows(entries)  # no MAC: the sealer looks each of them up
+        document = {"kind": "queued", "format": FORMAT, "created_at": record.created_at,
                     "write_by": _stamp(record.write_by), "count": len(rows), "deferred": True,
-                    "entries": rows}  # fmt: skip
+                    "indices": indices, "entries": rows}  # fmt: skip
         await self.es.index(index=self.index, id=f"q:{record.record_id}", document=document)
         if record.index != self.index:  # moved out of the log's index
             await self.remove([record])
@@ -206,30 +234,63 @@ class SealQueue:
 
 
 def _queued(hit: dict[str, Any]) -> Queued | None:
-    """The record, or ``None`` when it is not one this service wrote: an entry that is not an
-    ``(index, account/id, category, timestamp, digest, mac)`` row of strings, or a write deadline
-    beyond :data:`WRITE_DEADLINE_S`."""
+    """The record, or ``None`` when it is not one this service wrote: rows that are not as the
+    module describes them, or a write deadline beyond :data:`WRITE_DEADLINE_S`."""
     try:
         if not hit["_id"].startswith("q:"):
             return None
         source = hit["_source"]
         created = datetime.fromisoformat(str(source["created_at"]).replace("Z", "+00:00"))
         write_by = datetime.fromisoformat(str(source["write_by"]).replace("Z", "+00:00"))
-        entries = []
-        for index, doc_id, category, timestamp, digest, mac in source["entries"]:
-            if not (type(index) is type(doc_id) is type(category) is type(timestamp)
-                    is type(digest) is type(mac) is str):  # fmt: skip
-                return None
-            _, slash, entry_id = doc_id.partition("/")
-            if not slash:
-                return None
-            leaf = {"id": entry_id, "category": category, "timestamp": timestamp, "digest": digest}
-            entries.append(QueuedEntry(index, doc_id, leaf, mac))
-    except (KeyError, TypeError, ValueError):
+        if source.get("format") == FORMAT:
+            entries, signed, mac = _current_rows(hit["_id"][2:], source)
+        else:
+            entries, signed, mac = _earlier_rows(source), b"", ""
+    except (KeyError, TypeError, ValueError, IndexError):
         return None
     if write_by - created > timedelta(seconds=WRITE_DEADLINE_S + 1):
         return None
-    return Queued(hit["_id"][2:], hit["_index"], entries, str(source["created_at"]), write_by)
+    return Queued(hit["_id"][2:], hit["_index"], entries, str(source["created_at"]), write_by,
+                  signed=signed, mac=mac)  # fmt: skip
+
+
+def _current_rows(record_id: str, source: dict[str, Any]) -> tuple[list[QueuedEntry], bytes, str]:
+    """The entries of a record of this version, the bytes its MAC covers and the MAC (an empty
+    one for a deferred record); ``ValueError`` when malformed."""
+    indices, rows, mac = source["indices"], source["entries"], source.get("mac", "")
+    if not isinstance(indices, list) or not all(type(i) is str for i in indices):
+        raise ValueError("index names")
+    if type(mac) is not str:
+        raise ValueError("mac")
+    entries = []
+    for number, doc_id, category, timestamp, digest in rows:
+        if type(number) is not int or not 0 <= number < len(indices):
+            raise ValueError("index number")
+        if not type(doc_id) is type(category) is type(timestamp) is type(digest) is str:
+            raise ValueError("row")
+        entries.append(_entry(indices[number], doc_id, category, timestamp, digest, ""))
+    return entries, signed_part(record_id, indices, rows), mac
+
+
+def _earlier_rows(source: dict[str, Any]) -> list[QueuedEntry]:
+    """The entries of a record of an earlier version: ``(index, account/id, category,
+    timestamp, digest, mac)`` rows of strings; ``ValueError`` when malformed."""
+    entries = []
+    for index, doc_id, category, timestamp, digest, mac in source["entries"]:
+        if not (type(index) is type(doc_id) is type(category) is type(timestamp)
+                is type(digest) is type(mac) is str):  # fmt: skip
+            raise ValueError("row")
+        entries.append(_entry(index, doc_id, category, timestamp, digest, mac))
+    return entries
+
+
+def _entry(index: str, doc_id: str, category: str, timestamp: str, digest: str,
+           mac: str) -> QueuedEntry:  # fmt: skip
+    _, slash, entry_id = doc_id.partition("/")
+    if not slash:
+        raise ValueError("document id")
+    leaf = {"id": entry_id, "category": category, "timestamp": timestamp, "digest": digest}
+    return QueuedEntry(index, doc_id, leaf, mac)
 
 
 def _with_outcome(record: Queued, doc: dict[str, Any]) -> Queued:

@@ -19,6 +19,7 @@ from elasticsearch import Elasticsearch
 from service.actions.sealer import Sealer
 from service.actions.verify import verify_account
 from service.config import Settings
+from service.integrity.canonical import entry_digest
 from service.integrity.keys import create_keys, load_keys, public_pem
 from service.runtime import Runtime
 from service.search.accounts import Account, AccountStore
@@ -394,3 +395,56 @@ def test_a_round_stopped_before_removing_its_records_seals_nothing_twice(
     again, left, report = asyncio.run(scenario())
     assert again == 0 and left == 0
     assert report["ok"] and report["tree_size"] == report["entries_checked"] == 3
+
+
+def test_a_queue_record_changed_in_the_engine_is_looked_up_and_an_earlier_one_still_seals(
+    alone: Settings,
+) -> None:
+    """A record carries one MAC over all its leaves: a digest changed in the engine breaks it,
+    and the record's entries are then read back and sealed as stored (the change neither seals a
+    false leaf nor keeps a true entry out of the log). A record of the earlier version (a MAC
+    per leaf, the index named in each row) is still sealed from its rows."""
+
+    async def scenario() -> tuple[int, int, list[dict[str, str]], dict[str, Any]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            await _ingest(runtime, "rec", ["r1", "r2"])
+            await runtime.es.indices.refresh(index=names.seal_queue)
+            [record] = (await runtime.es.search(index=names.seal_queue, query={
+                "term": {"kind": "queued"}}))["hits"]["hits"]  # fmt: skip
+            source = record["_source"]
+            assert source["format"] == 2 and "mac" in source and len(source["entries"][0]) == 5
+            source["entries"][1][4] = "0" * 64  # r2's digest
+            await runtime.es.index(index=names.seal_queue, id=record["_id"], document=source)
+            stored = (await runtime.es.get(index=source["indices"][0], id="rec/r1"))["_source"]
+            earlier = {**entry(id="e1"), "account_id": "rec", "ingested_at": _now()}
+            index = names.entry_index_for_stamp(earlier["category"], earlier["timestamp"])
+            digest = entry_digest(earlier)
+            leaf = {"id": "e1", "category": earlier["category"],
+                    "timestamp": earlier["timestamp"], "digest": digest}  # fmt: skip
+            earlier["integrity"] = {"digest": digest, "mac": keys.mac("rec", leaf)}
+            await runtime.es.index(index=index, id="rec/e1", document=earlier)
+            row = [index, "rec/e1", leaf["category"], leaf["timestamp"], digest,
+                   keys.mac("rec", leaf)]  # fmt: skip
+            await runtime.es.index(index=names.seal_queue, id="q:earlier", document={
+                "kind": "queued", "created_at": _now(1), "write_by": _now(30), "count": 1,
+                "entries": [row]})  # fmt: skip
+            outcome = {"kind": "written", "created": ["rec/e1"], "unsure": [],
+                       "mac": keys.outcome_mac("earlier", ["rec/e1"], [])}  # fmt: skip
+            await runtime.es.index(index=names.seal_queue, id="w:earlier", document=outcome)
+            sealed = await Sealer(runtime, keys).seal_queued(await _held(runtime, "one"))
+            await runtime.es.indices.refresh(index=names.integrity)
+            leaves = await IntegrityLog(runtime.es, names).leaves_between("rec", 0, 3)
+            assert stored["integrity"]["digest"] == leaves[0]["digest"]
+            report = (await verify_account(runtime, keys, "rec")).to_dict()
+            return sealed, runtime.counters["seal_record_refused"], leaves, report
+        finally:
+            await runtime.es.close()
+
+    sealed, refused, leaves, report = asyncio.run(scenario())
+    assert (sealed, refused) == (3, 1)
+    assert [leaf["id"] for leaf in leaves] == ["r1", "r2", "e1"]
+    assert "0" * 64 not in {leaf["digest"] for leaf in leaves}
+    assert report["ok"] and report["tree_size"] == 3
