@@ -33,11 +33,8 @@ def family(pid: int) -> list[int]:
     return out
 
 
-def rss_bytes(pid: int, tree: bool = False) -> int:
-    """``VmRSS`` of ``pid`` in bytes (0 once the process is gone); with ``tree``, summed over
-    the processes below it too."""
-    if tree:
-        return sum(rss_bytes(member) for member in family(pid))
+def rss_bytes(pid: int) -> int:
+    """``VmRSS`` of ``pid`` in bytes (0 once the process is gone)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -49,11 +46,13 @@ def rss_bytes(pid: int, tree: bool = False) -> int:
 
 
 class RssSampler:
-    """Samples a process's RSS (with ``tree``, its family's) every 50 ms in a thread; ``peak``
-    is the largest sample seen."""
+    """Samples a process's RSS (with ``tree``, the sum over the processes below it as they are
+    when the block starts: a service's workers) every 50 ms in a thread; ``peak`` is the largest
+    sample seen."""
 
     def __init__(self, pid: int, interval_s: float = SAMPLE_INTERVAL_S, tree: bool = False) -> None:
         self.pid, self.interval_s, self.tree = pid, interval_s, tree
+        self.members = [pid]
         self.before = self.peak = 0
         self.samples = 0
         self._stop = threading.Event()
@@ -61,12 +60,17 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes(self.pid, self.tree))
+            self.peak = max(self.peak, self._rss())
             self.samples += 1
             self._stop.wait(self.interval_s)
 
+    def _rss(self) -> int:
+        return sum(rss_bytes(member) for member in self.members)
+
     def __enter__(self) -> RssSampler:
-        self.before = self.peak = rss_bytes(self.pid, self.tree)
+        if self.tree:
+            self.members = family(self.pid)  # once: listing /proc every sample costs CPU
+        self.before = self.peak = self._rss()
         self._thread.start()
         return self
 
@@ -75,7 +79,7 @@ class RssSampler:
     ) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_bytes(self.pid, self.tree))
+        self.peak = max(self.peak, self._rss())
 
     @property
     def peak_mb(self) -> float:
