@@ -2,17 +2,17 @@
 
 One process of the deployment seals at a time, the holder of the ``sealer`` lease. Every
 ``AUDITLOG_SEAL_INTERVAL_S`` it reads the oldest records of the seal queue. An entry the engine
-created is sealed from its record, which carries the service's MAC over its leaves (the entries of
-a record forged or changed in the engine are looked up instead); an entry whose write has no
-known outcome is fetched once the write deadline passed and sealed only if its digest matches its
-content and its MAC is the service's: an entry indexed behind the service's back has neither and is never sealed. For each
-account it appends the entries' leaves as one segment at the next positions and signs a checkpoint
-over the whole tree; segment and checkpoint are created with fixed ids, so a former holder cannot
-fork the log. Positions follow the order the queue recorded the batches in (ingest order, not
-event time); a batch still being written when a later one is sealed comes after it, and an entry
-whose write had no known outcome comes when it is looked up. A restart resumes from the last
-checkpoint: a segment without its checkpoint is removed and sealed again; an entry already in the
-log is never appended twice.
+created is sealed from its record, which carries the service's MAC over its leaves (the entries of a
+record forged or changed in the engine are looked up instead); an entry whose write has no known
+outcome is fetched once the write deadline passed and sealed only if its digest matches its content
+and its MAC is the service's: an entry indexed behind the service's back has neither and is never
+sealed. For each account it appends the entries' leaves as one segment at the next positions and
+signs a checkpoint over the whole tree; segment and checkpoint are created with fixed ids, so a
+former holder cannot fork the log. Positions follow the order the queue recorded the batches in
+(ingest order, not event time); a batch still being written when a later one is sealed comes after
+it, and an entry whose write had no known outcome comes when it is looked up. A restart resumes from
+the last checkpoint: a segment without its checkpoint is removed and sealed again; an entry already
+in the log is never appended twice.
 
 **Genesis.** Entries stored before integrity existed carry no MAC. The first sealer of a
 deployment seals each account's such entries, in ingest order, into a checkpoint marked
