@@ -4,6 +4,8 @@ Both are documents of ``<prefix>-integrity``.
 
 A **segment** (``seg:<account>:<start>``) holds the leaves the sealer appended in one seal: for
 each, the entry's id, category, timestamp and digest, at positions ``start``, ``start + 1``, ...
+Each leaf's id is indexed (``leaves.id``, searched, never sorted on: no doc values), so the
+sealer and the proofs find an entry's segment without a second copy of the ids.
 A **checkpoint** (``cp:<account>:<seq>``) is what the sealer signed after appending them. Both
 are created with fixed ids, so a sealer that lost its lease and tries to write the same position
 or sequence number again is refused by the engine instead of forking the log.
@@ -54,8 +56,7 @@ class IntegrityLog:
     ) -> None:
         """Store a segment and the checkpoint that covers it; :class:`LogConflict` if another
         sealer got there first (nothing of this append is then kept)."""
-        segment = {"kind": "segment", "account_id": account_id, "start": start,
-                   "ids": [leaf["id"] for leaf in leaves], "leaves": leaves}  # fmt: skip
+        segment = {"kind": "segment", "account_id": account_id, "start": start, "leaves": leaves}
         created = await self._create(f"seg:{account_id}:{start}", segment)
         try:
             await self._create(f"cp:{account_id}:{checkpoint['seq']}", checkpoint)
@@ -185,13 +186,11 @@ class IntegrityLog:
         for start in range(0, len(entry_ids), 1000):
             chunk = entry_ids[start : start + 1000]
             resp = await self.es.search(
-                index=self.index, size=1000, source_includes=["ids"],
-                query={"bool": {"filter": [{"term": {"kind": "segment"}},
-                                           {"term": {"account_id": account_id}},
-                                           {"terms": {"ids": chunk}}]}},
+                index=self.index, size=1000, source_includes=SEGMENT_IDS,
+                query=_segments_holding(account_id, chunk),
             )  # fmt: skip
             for hit in resp["hits"]["hits"]:
-                found |= wanted.intersection(hit["_source"]["ids"])
+                found |= wanted.intersection(_ids(hit["_source"]))
         return found
 
     @translated
@@ -202,13 +201,11 @@ class IntegrityLog:
             return {}
         wanted, ends = set(entry_ids), {}
         resp = await self.es.search(
-            index=self.index, size=len(wanted), source_includes=["start", "ids"],
-            query={"bool": {"filter": [{"term": {"kind": "segment"}},
-                                       {"term": {"account_id": account_id}},
-                                       {"terms": {"ids": sorted(wanted)}}]}},
+            index=self.index, size=len(wanted), source_includes=["start", *SEGMENT_IDS],
+            query=_segments_holding(account_id, sorted(wanted)),
         )  # fmt: skip
         for hit in resp["hits"]["hits"]:
-            ids = hit["_source"]["ids"]
+            ids = _ids(hit["_source"])
             end = int(hit["_source"]["start"]) + len(ids)  # the tree size its checkpoint signed
             ends.update({entry_id: end for entry_id in wanted.intersection(ids)})
         if not ends:
@@ -222,3 +219,23 @@ class IntegrityLog:
         seq = {int(h["_source"]["tree_size"]): int(h["_source"]["seq"])
                for h in resp["hits"]["hits"]}  # fmt: skip
         return {entry_id: seq[end] for entry_id, end in ends.items() if end in seq}
+
+
+SEGMENT_IDS = ["ids", "leaves.id"]
+"""Where a segment's entry ids are: each leaf's ``id`` (indexed as ``leaves.id``); segments
+written before that also list them apart, as ``ids``."""
+
+
+def _segments_holding(account_id: str, entry_ids: list[str]) -> dict[str, Any]:
+    """The account's segments holding any of ``entry_ids``."""
+    segments = [{"term": {"kind": "segment"}}, {"term": {"account_id": account_id}}]
+    holding = [{"terms": {field: entry_ids}} for field in SEGMENT_IDS]
+    return {"bool": {"filter": segments, "should": holding, "minimum_should_match": 1}}
+
+
+def _ids(source: dict[str, Any]) -> list[str]:
+    """A segment's entry ids, in order (see :data:`SEGMENT_IDS`)."""
+    listed = source.get("ids")
+    if isinstance(listed, list):
+        return listed
+    return [leaf.get("id") for leaf in source.get("leaves") or () if isinstance(leaf, dict)]

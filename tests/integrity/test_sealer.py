@@ -448,3 +448,73 @@ def test_a_queue_record_changed_in_the_engine_is_looked_up_and_an_earlier_one_st
     assert [leaf["id"] for leaf in leaves] == ["r1", "r2", "e1"]
     assert "0" * 64 not in {leaf["digest"] for leaf in leaves}
     assert report["ok"] and report["tree_size"] == 3
+
+
+def test_segments_written_before_leaf_ids_were_indexed_are_still_found_by_id(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """Segments used to list their entries' ids apart (``ids``), in an index where the leaves'
+    ids were not indexed. After the upgrade the old segments and the new ones (the ids indexed
+    in the leaves only) are both found by entry id: a round that stopped before removing its
+    queue records seals none of their entries again, and the page's seals name the right
+    checkpoints."""
+    names = IndexNames(alone.index_prefix)
+    earlier = {"dynamic": False, "properties": {
+        "kind": {"type": "keyword"}, "account_id": {"type": "keyword"}, "seq": {"type": "long"},
+        "start": {"type": "long"}, "tree_size": {"type": "long"}, "created_at": {"type": "date"},
+        "ids": {"type": "keyword"}, "write_by": {"type": "date"},
+        "deferred": {"type": "boolean"}}}  # fmt: skip
+
+    def kept(index: str, kinds: list[str]) -> list[dict[str, Any]]:
+        es.indices.refresh(index=index)
+        hits = es.search(index=index, size=100, query={"terms": {"kind": kinds}})["hits"]["hits"]
+        return [{"_id": h["_id"], **h["_source"]} for h in hits]
+
+    def put(index: str, docs: list[dict[str, Any]]) -> None:
+        for doc in docs:
+            document = {k: v for k, v in doc.items() if k != "_id"}
+            es.index(index=index, id=doc["_id"], document=document, refresh=True)
+
+    async def first() -> list[dict[str, Any]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        try:
+            await _ingest(runtime, "up", ["u1", "u2"])
+            queued = kept(names.seal_queue, ["queued", "written"])
+            assert await Sealer(runtime, keys).seal_queued(await _held(runtime, "one")) == 2
+            return queued
+        finally:
+            await runtime.es.close()
+
+    queued = asyncio.run(first())
+    log_docs = kept(names.integrity, ["segment", "checkpoint"])
+    for doc in log_docs:
+        if doc["kind"] == "segment":
+            doc["ids"] = [leaf["id"] for leaf in doc["leaves"]]
+    es.indices.delete(index=names.integrity)  # as an earlier version made the index and the log
+    es.indices.create(index=names.integrity, mappings=earlier)
+    put(names.integrity, log_docs)
+
+    async def upgraded() -> tuple[int, set[str], dict[str, int], dict[str, Any]]:
+        runtime = await _runtime(alone)  # setup maps the leaves' ids
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        try:
+            put(names.seal_queue, queued)  # a round stopped before it removed them
+            await _ingest(runtime, "up", ["u3"])
+            sealed = await Sealer(runtime, keys).seal_queued(await _held(runtime, "one"))
+            await runtime.es.indices.refresh(index=names.integrity)
+            log = IntegrityLog(runtime.es, names)
+            found = await log.sealed_among("up", ["u1", "u2", "u3", "u4"])
+            seals = await log.sealing_checkpoints("up", ["u1", "u3", "u4"])
+            report = (await verify_account(runtime, keys, "up")).to_dict()
+            return sealed, found, seals, report
+        finally:
+            await runtime.es.close()
+
+    sealed, found, seals, report = asyncio.run(upgraded())
+    mapping = es.indices.get_mapping(index=names.integrity)[names.integrity]["mappings"]
+    assert mapping["properties"]["leaves"]["properties"]["id"]["type"] == "keyword"
+    assert sealed == 1  # u3 only
+    assert found == {"u1", "u2", "u3"}
+    assert seals == {"u1": 1, "u3": 2}
+    assert report["ok"] and report["tree_size"] == 3
