@@ -8,6 +8,9 @@ and replaced finds out at its next renewal (:class:`LeaseLost`) instead of worki
 new holder. Work that must not run twice renews the lease right before each step that changes
 something (the retention sweeper before each index it deletes): the renewal is the fence.
 
+Leases are read by id (a real-time get sees every write at once), so writing one never forces
+the index to refresh: the sealer renews its lease every round.
+
 Expiry is compared with each instance's clock; the instances' clocks are assumed to agree within
 a small fraction of the lease's lifetime (NTP). A holder that stops cleanly releases its lease,
 so another instance takes over at once; one that dies is replaced once its lease expired.
@@ -80,7 +83,7 @@ class Leases:
         doc_id = f"lease:{name}"
         try:
             resp = await self.es.create(
-                index=self.index, id=doc_id, document=self._body(name, 1, expires), refresh=True
+                index=self.index, id=doc_id, document=self._body(name, 1, expires)
             )
             return self._lease(name, 1, expires, resp)
         except ConflictError:
@@ -97,7 +100,6 @@ class Leases:
                 document=self._body(name, token, expires),
                 if_seq_no=current["_seq_no"],
                 if_primary_term=current["_primary_term"],
-                refresh=True,
             )
         except ConflictError:
             return None  # another instance took it first
@@ -114,7 +116,6 @@ class Leases:
                 document=self._body(lease.name, lease.token, expires),
                 if_seq_no=lease.seq_no,
                 if_primary_term=lease.primary_term,
-                refresh=True,
             )
         except (ConflictError, NotFoundError) as e:
             raise LeaseLost(lease.name) from e
@@ -130,7 +131,6 @@ class Leases:
                 document=self._body(lease.name, lease.token, datetime.now(UTC)),
                 if_seq_no=lease.seq_no,
                 if_primary_term=lease.primary_term,
-                refresh=True,
             )
 
     @translated
