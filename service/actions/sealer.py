@@ -162,6 +162,8 @@ class Sealer:
         seen: set[str] = set()
         taken: list[tuple[Queued, list[QueuedEntry]]] = []
         vouched: set[str] = set()
+        refused: set[str] = set()
+        """Entries of records that do not carry the service's MAC, though created."""
         for record, sealable, later in plans:
             if len(seen) >= ROUND_MAX and taken:
                 break
@@ -171,6 +173,7 @@ class Sealer:
                 self.runtime.counters["seal_record_refused"] += 1
                 log.error("sealer: queue record %s is not as the service wrote it; its entries "
                           "are looked up", record.record_id)  # fmt: skip
+                refused |= created
                 created = set()
             for e in sealable:
                 if e.doc_id not in seen:
@@ -208,10 +211,16 @@ class Sealer:
                 await self.queue.defer(record, later)
             else:
                 done.append(record)
-        gave_up = sum(1 for e in lookups if e.doc_id not in found)
-        if gave_up:
-            self.runtime.counters["seal_never_written"] += gave_up
-            log.warning("sealer: %d queued entries were never written; dropped", gave_up)
+        absent = [e.doc_id for e in lookups if e.doc_id not in found]
+        gone = [doc_id for doc_id in absent if doc_id in refused]  # created, then not found
+        if gone:
+            self.runtime.counters["seal_refused"] += len(gone)
+            log.error("sealer: %d created entries of changed queue records are not in the "
+                      "engine; not sealed", len(gone))  # fmt: skip
+        if len(absent) > len(gone):
+            self.runtime.counters["seal_never_written"] += len(absent) - len(gone)
+            log.warning("sealer: %d queued entries were never written; dropped",
+                        len(absent) - len(gone))  # fmt: skip
         await self.queue.remove(done)
         return sealed
 

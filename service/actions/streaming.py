@@ -199,7 +199,9 @@ class Delivery:
         changes = {"position": page.next_after, "health": health, "status": "active",
                    "status_reason": None}  # fmt: skip
         await self.held.renew()  # the fence: only the holder moves the position
-        if not await self.store.update_if(self.id, changes, version):
+        # read back by id (the next round's get sees it at once): no refresh of the index per
+        # round; listings show the position a refresh interval later
+        if not await self.store.update_if(self.id, changes, version, refresh=False):
             return 0.0  # a person paused, rewound or changed it meanwhile: read it again
         return 0.0 if page.more else self.runtime.settings.delivery_interval_s
 

@@ -53,12 +53,14 @@ class DestinationStore:
 
     @translated
     async def update_if(self, destination_id: str, changes: dict[str, Any],
-                        version: Version) -> bool:  # fmt: skip
+                        version: Version, refresh: bool = True) -> bool:  # fmt: skip
         """Apply ``changes`` if the destination is still as read at ``version``: False when a
-        person changed it meanwhile (or deleted it): their change wins."""
+        person changed it meanwhile (or deleted it): their change wins. Without ``refresh``,
+        listings show the change within the index's refresh interval (a get at once)."""
         try:
-            await self.es.update(index=self.index, id=destination_id, doc=changes, refresh=True,
-                                 if_seq_no=version[0], if_primary_term=version[1])  # fmt: skip
+            await self.es.update(index=self.index, id=destination_id, doc=changes,
+                                 refresh=refresh, if_seq_no=version[0],
+                                 if_primary_term=version[1])  # fmt: skip
         except (ConflictError, NotFoundError):
             return False
         return True

@@ -238,4 +238,5 @@ def _ids(source: dict[str, Any]) -> list[str]:
     listed = source.get("ids")
     if isinstance(listed, list):
         return listed
-    return [leaf.get("id") for leaf in source.get("leaves") or () if isinstance(leaf, dict)]
+    leaves = source.get("leaves") or ()
+    return [str(leaf.get("id")) for leaf in leaves if isinstance(leaf, dict)]

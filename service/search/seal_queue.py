@@ -143,13 +143,14 @@ class SealQueue:
         document = {"kind": "queued", "format": FORMAT, "created_at": record.created_at,
                     "write_by": _stamp(record.write_by), "count": len(rows), "deferred": True,
                     "indices": indices, "entries": rows}  # fmt: skip
-        await self.es.index(index=self.index, id=f"q:{record.record_id}", document=document)
-        if record.index != self.index:  # moved out of the log's index
-            await self.remove([record])
-        else:
+        if record.index == self.index:  # the outcome first: stopped in between, the record is
+            # looked up at its deadline; the other way round it would read as a changed record
             await self.es.options(ignore_status=404).delete(
                 index=self.index, id=f"w:{record.record_id}"
             )
+        await self.es.index(index=self.index, id=f"q:{record.record_id}", document=document)
+        if record.index != self.index:  # moved out of the log's index
+            await self.remove([record])
 
     @translated
     async def oldest(self, limit: int, max_entries: int | None = None) -> tuple[list[Queued], int]:
@@ -242,6 +243,8 @@ def _queued(hit: dict[str, Any]) -> Queued | None:
         source = hit["_source"]
         created = datetime.fromisoformat(str(source["created_at"]).replace("Z", "+00:00"))
         write_by = datetime.fromisoformat(str(source["write_by"]).replace("Z", "+00:00"))
+        if created.tzinfo is None or write_by.tzinfo is None:
+            return None  # compared with the sealer's aware clock
         if source.get("format") == FORMAT:
             entries, signed, mac = _current_rows(hit["_id"][2:], source)
         else:
@@ -260,7 +263,7 @@ def _current_rows(record_id: str, source: dict[str, Any]) -> tuple[list[QueuedEn
     indices, rows, mac = source["indices"], source["entries"], source.get("mac", "")
     if not isinstance(indices, list) or not all(type(i) is str for i in indices):
         raise ValueError("index names")
-    if type(mac) is not str:
+    if not _is_mac(mac, blank=True):
         raise ValueError("mac")
     entries = []
     for number, doc_id, category, timestamp, digest in rows:
@@ -278,7 +281,7 @@ def _earlier_rows(source: dict[str, Any]) -> list[QueuedEntry]:
     entries = []
     for index, doc_id, category, timestamp, digest, mac in source["entries"]:
         if not (type(index) is type(doc_id) is type(category) is type(timestamp)
-                is type(digest) is type(mac) is str):  # fmt: skip
+                is type(digest) is str) or not _is_mac(mac, blank=True):  # fmt: skip
             raise ValueError("row")
         entries.append(_entry(index, doc_id, category, timestamp, digest, mac))
     return entries
@@ -293,6 +296,17 @@ def _entry(index: str, doc_id: str, category: str, timestamp: str, digest: str,
     return QueuedEntry(index, doc_id, leaf, mac)
 
 
+def _is_mac(value: object, blank: bool = False) -> bool:
+    """An HMAC-SHA256 as the service writes it, 64 lowercase hex digits (``blank``: or none);
+    anything else would make the comparison fail, not just differ."""
+    if type(value) is not str:
+        return False
+    return (blank and value == "") or (len(value) == 64 and all(c in _HEX for c in value))
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
 def _with_outcome(record: Queued, doc: dict[str, Any]) -> Queued:
     """The record with its outcome; an outcome that is not lists of strings and a MAC counts as
     none (every entry is then looked up once the deadline passed)."""
@@ -302,7 +316,7 @@ def _with_outcome(record: Queued, doc: dict[str, Any]) -> Queued:
     created, unsure, mac = source.get("created"), source.get("unsure"), source.get("mac")
     if created == ALL:
         created = [e.doc_id for e in record.entries]
-    lists = isinstance(created, list) and isinstance(unsure, list) and isinstance(mac, str)
+    lists = isinstance(created, list) and isinstance(unsure, list) and _is_mac(mac)
     if not lists or not all(isinstance(d, str) for d in [*created, *unsure]):
         return record
     return replace(record, created=created, unsure=unsure, outcome_mac=mac)

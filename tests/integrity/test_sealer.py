@@ -492,8 +492,11 @@ def test_segments_written_before_leaf_ids_were_indexed_are_still_found_by_id(
         if doc["kind"] == "segment":
             doc["ids"] = [leaf["id"] for leaf in doc["leaves"]]
     es.indices.delete(index=names.integrity)  # as an earlier version made the index and the log
+    es.indices.delete_index_template(name=names.resource("integrity"))  # its mapping, not ours
     es.indices.create(index=names.integrity, mappings=earlier)
     put(names.integrity, log_docs)
+    before = es.indices.get_mapping(index=names.integrity)[names.integrity]["mappings"]
+    assert "leaves" not in before["properties"]  # the old segments' leaf ids are not indexed
 
     async def upgraded() -> tuple[int, set[str], dict[str, int], dict[str, Any]]:
         runtime = await _runtime(alone)  # setup maps the leaves' ids
@@ -518,3 +521,33 @@ def test_segments_written_before_leaf_ids_were_indexed_are_still_found_by_id(
     assert found == {"u1", "u2", "u3"}
     assert seals == {"u1": 1, "u3": 2}
     assert report["ok"] and report["tree_size"] == 3
+
+
+def test_records_with_a_mac_or_times_no_service_writes_are_dropped_and_sealing_goes_on(
+    alone: Settings,
+) -> None:
+    """A record whose MAC is not hex, or whose times have no offset, is not one the service
+    wrote: it is removed as malformed (comparing it failed every round, and held the queue)."""
+
+    async def scenario() -> tuple[int, int]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            await _ingest(runtime, "odd", ["o1"])
+            await runtime.es.indices.refresh(index=names.seal_queue)
+            [record] = (await runtime.es.search(index=names.seal_queue, query={
+                "term": {"kind": "queued"}}))["hits"]["hits"]  # fmt: skip
+            source = record["_source"]
+            await runtime.es.index(index=names.seal_queue, id=record["_id"],
+                                   document={**source, "mac": "é" * 64})  # fmt: skip
+            naive = {**source, "created_at": "2026-12-01T00:00:00",
+                     "write_by": "2026-12-01T00:00:05"}  # fmt: skip
+            await runtime.es.index(index=names.seal_queue, id="q:naive", document=naive)
+            await _ingest(runtime, "odd", ["o2"])
+            sealed = await Sealer(runtime, keys).seal_queued(await _held(runtime, "one"))
+            return sealed, runtime.counters["seal_queue_malformed"]
+        finally:
+            await runtime.es.close()
+
+    assert asyncio.run(scenario()) == (1, 2)  # o2 sealed; both records dropped
