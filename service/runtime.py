@@ -24,6 +24,7 @@ from service.key_cache import KeyCache
 from service.search.accounts import Account
 from service.search.client import Engine
 from service.search.indices import IndexNames
+from service.search.integrity_log import SegmentCache
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Runtime:
     key_cache: KeyCache = field(init=False)
     account_cache: dict[str, tuple[Account | None, float]] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    segments: SegmentCache = field(default_factory=SegmentCache)
+    """The log segments the feed read last (for every reader of this process)."""
     delivering: dict[str, str] = field(default_factory=dict)
     """The destinations this process delivers to now (it holds their leases): id to account."""
     ingest: IngestContext = field(init=False)

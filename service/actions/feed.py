@@ -88,7 +88,7 @@ async def read_feed(
     latest = await log.latest_checkpoint(account_id, fresh=False)
     head = int(latest["tree_size"]) if latest else 0
     end = min(head, after + limit)
-    leaves = await log.leaves_between(account_id, after, end)
+    leaves = await log.leaves_between(account_id, after, end, runtime.segments)
     names = runtime.names
     docs = [
         (names.entry_index_for_stamp(leaf["category"], leaf["timestamp"]),

@@ -28,6 +28,7 @@ from service.search.indices import IndexNames
 from service.search.integrity_log import IntegrityLog, LogConflict
 from service.search.leases import HeldLease, Leases
 from service.search.setup import run_setup
+from service.zones import zone
 from tests.helpers import delete_prefixed, entry, make_settings
 
 
@@ -551,3 +552,47 @@ def test_records_with_a_mac_or_times_no_service_writes_are_dropped_and_sealing_g
             await runtime.es.close()
 
     assert asyncio.run(scenario()) == (1, 2)  # o2 sealed; both records dropped
+
+
+def test_the_feed_reads_a_sealed_segment_from_the_engine_once_for_every_reader(
+    alone: Settings,
+) -> None:
+    """Pages of the feed within one sealed segment, read by one reader after another (an
+    account's destinations), come from the segment read first: with the segment gone from the
+    engine after the first page, the next pages still read; a process that never read it finds
+    the log damaged."""
+    from service.actions.feed import read_feed
+    from service.errors import ServiceError
+
+    async def scenario() -> tuple[list[int], list[int], int, int]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        utc = zone("UTC", "tz")
+        try:
+            await _ingest(runtime, "feed", [f"p{i}" for i in range(30)])
+            assert await Sealer(runtime, keys).seal_queued(await _held(runtime, "one")) == 30
+            await runtime.es.indices.refresh(index=names.integrity)
+            first = await read_feed(runtime, "feed", after=0, limit=10, tz=utc)
+            await runtime.es.delete(index=names.integrity, id="seg:feed:0", refresh=True)
+            second = await read_feed(runtime, "feed", after=10, limit=10, tz=utc)
+            third = await read_feed(runtime, "feed", after=20, limit=10, tz=utc)
+            other = Runtime(settings=alone, es=runtime.es, names=names)  # another process
+            with pytest.raises(ServiceError) as damaged:
+                await read_feed(other, "feed", after=10, limit=10, tz=utc)
+            positions = [e["position"] for page in (first, second, third) for e in page.entries]
+            ids = [e["id"] for page in (first, second, third) for e in page.entries]
+            assert ids == [f"p{i}" for i in range(30)]
+            return (
+                positions,
+                [third.next_after, third.head],
+                damaged.value.status,
+                len(runtime.segments.segments),
+            )
+        finally:
+            await runtime.es.close()
+
+    positions, (next_after, head), status, held = asyncio.run(scenario())
+    assert positions == list(range(1, 31))
+    assert next_after == head == 30
+    assert status == 503 and held == 1
