@@ -20,7 +20,7 @@ from service.actions.sealer import Sealer
 from service.actions.verify import verify_account
 from service.config import Settings
 from service.integrity.canonical import entry_digest
-from service.integrity.keys import create_keys, load_keys, public_pem
+from service.integrity.keys import IntegrityKeys, create_keys, load_keys, public_pem
 from service.runtime import Runtime
 from service.search.accounts import Account, AccountStore
 from service.search.client import make_client
@@ -209,16 +209,8 @@ def test_a_write_with_no_recorded_outcome_is_looked_up_after_its_deadline(
             await runtime.es.update(index=names.seal_queue, id=f"q:{record_id}", refresh=True,
                                     doc={"created_at": _now(-2), "write_by": past})  # fmt: skip
             sealed = await sealer.seal_queued(held)
-            await runtime.es.indices.refresh(index=names.seal_queue)
-            left = await runtime.es.count(
-                index=names.seal_queue, query={"term": {"kind": "queued"}}
-            )
             assert runtime.counters["seal_never_written"] == 1
-            return (
-                sealed,
-                int(left["count"]),
-                (await verify_account(runtime, keys, "cut")).to_dict(),
-            )
+            return (sealed, *await _left_and_verified(runtime, keys, "cut", names.seal_queue))
         finally:
             await runtime.es.close()
 
@@ -252,6 +244,15 @@ async def _stored(runtime: Runtime, entry_id: str) -> dict[str, Any]:
     query = {"term": {"id": entry_id}}
     resp = await runtime.es.search(index=runtime.names.entries_alias, query=query)
     return dict(resp["hits"]["hits"][0])
+
+
+async def _left_and_verified(
+    runtime: Runtime, keys: IntegrityKeys, account_id: str, queues: str
+) -> tuple[int, dict[str, Any]]:
+    """How many queue records are left in ``queues``, and the account's verify report."""
+    await runtime.es.indices.refresh(index=queues)
+    left = await runtime.es.count(index=queues, query={"term": {"kind": "queued"}})
+    return int(left["count"]), (await verify_account(runtime, keys, account_id)).to_dict()
 
 
 def _now(offset_s: float = 0) -> str:
@@ -382,14 +383,8 @@ def test_a_round_stopped_before_removing_its_records_seals_nothing_twice(
                 await runtime.es.index(index=names.integrity, id=doc["_id"],
                                        document=doc["_source"])  # fmt: skip
             again = await Sealer(runtime, keys).seal_queued(held)
-            await runtime.es.indices.refresh(index=f"{names.integrity},{names.seal_queue}")
-            left = await runtime.es.count(index=f"{names.integrity},{names.seal_queue}",
-                                          query={"term": {"kind": "queued"}})  # fmt: skip
-            return (
-                again,
-                int(left["count"]),
-                (await verify_account(runtime, keys, "again")).to_dict(),
-            )
+            queues = f"{names.integrity},{names.seal_queue}"
+            return (again, *await _left_and_verified(runtime, keys, "again", queues))
         finally:
             await runtime.es.close()
 
