@@ -40,8 +40,8 @@ class SegmentCache:
     not once a reader and a page. Bounded: :data:`CACHED_SEGMENTS` segments, about 2.5 MB
     each when full."""
 
-    def __init__(self, size: int = 0) -> None:
-        self.size = size or CACHED_SEGMENTS
+    def __init__(self, size: int = CACHED_SEGMENTS) -> None:
+        self.size = size
         self.segments: OrderedDict[tuple[str, int], list[dict[str, str]]] = OrderedDict()
 
     def covering(self, account_id: str, position: int) -> tuple[int, list[dict[str, str]]] | None:
@@ -220,7 +220,7 @@ class IntegrityLog:
             for offset, item in enumerate(hit["_source"]["leaves"]):
                 if start + len(leaves) == at + offset and at + offset < end:
                     leaves.append(item)
-            if cache is not None and at < end:  # it starts under the checkpoint: it is whole
+            if cache is not None:  # it starts before ``end``, under a checkpoint: it is whole
                 cache.keep(account_id, at, hit["_source"]["leaves"])
         if len(leaves) < end - start:  # a checkpoint covers positions no segment holds
             raise ServiceError(503, "log_damaged", f"the account's log has no leaf at position "
