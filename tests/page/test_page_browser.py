@@ -139,6 +139,7 @@ def test_search_finds_a_signal_and_a_row_shows_its_metadata(visit: Visit, seeded
     assert SIGNAL in row.locator("summary").inner_text()
     row.locator("summary").click()
     fields = visit.page.locator("tr.entry-expanded[data-for='real-signal-run'] dl.fields")
+    fields.wait_for(state="visible", timeout=10_000)  # the page's script opens it after the click
     assert fields.is_visible()
     text = fields.inner_text()
     assert "Signal name" in text.replace("SIGNAL NAME", "Signal name")
