@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
@@ -25,6 +26,8 @@ from service.search.setup import load_json_files
 
 _DURATION = re.compile(r"^(\d+)(d|h|m|s|ms)\Z")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds", "ms": "milliseconds"}
+ACCOUNTS_PAGE = 1000
+"""Accounts counted per request when a deleted index's entries are counted."""
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,22 @@ def expiring_families(settings: Settings) -> dict[str, timedelta]:
 
 
 async def _count_by_account(es: AsyncElasticsearch, index: str) -> dict[str, int]:
-    resp = await es.search(
-        index=index,
-        size=0,
-        aggs={"accounts": {"terms": {"field": "account_id", "size": 10000}}},
-    )
-    buckets = resp["aggregations"]["accounts"]["buckets"]
-    return {str(b["key"]): int(b["doc_count"]) for b in buckets}
+    """Entries of ``index`` by account, every account (a composite aggregation, paged)."""
+    await es.indices.refresh(index=index)  # every write acknowledged before the block counts
+    counts: dict[str, int] = {}
+    after: dict[str, Any] | None = None
+    while True:
+        source = {"account": {"terms": {"field": "account_id"}}}
+        composite: dict[str, Any] = {"size": ACCOUNTS_PAGE, "sources": [source]}
+        if after is not None:
+            composite["after"] = after
+        resp = await es.search(index=index, size=0, aggs={"accounts": {"composite": composite}})
+        found = resp["aggregations"]["accounts"]
+        for bucket in found["buckets"]:
+            counts[str(bucket["key"]["account"])] = int(bucket["doc_count"])
+        after = found.get("after_key")
+        if after is None or len(found["buckets"]) < ACCOUNTS_PAGE:
+            return counts
 
 
 @translated
@@ -87,12 +99,12 @@ async def sweep_expired(
 ) -> RetentionReport:
     """Delete every daily index whose date plus its policy's delete age has passed.
 
-    Before an index is deleted, its entry counts by account go to the retention journal (in
-    ``<prefix>-state``) and ``fence`` runs (the sweeper lease's renewal: it raises when another
-    instance took the lease over). The report's ``deleted`` lists every deletion not reported yet,
-    a stopped run's too, so a crash between deleting and reporting loses no report; reporting
-    each one (an audit entry per account, under an id of its own) and then
-    :func:`mark_reported` makes a repeat a no-op."""
+    Before an index is deleted, writes into it are blocked, ``fence`` runs (the sweeper lease's
+    renewal: it raises when another instance took the lease over) and its entry counts by
+    account go to the retention journal (in ``<prefix>-state``). The report's ``deleted`` lists
+    every deletion not reported yet, a stopped run's too, so a crash between deleting and
+    reporting loses no report; reporting each one (an audit entry per account, under an id of
+    its own) and then :func:`mark_reported` makes a repeat a no-op."""
     now = now or datetime.now(UTC)
     names = IndexNames(settings.index_prefix)
     report = RetentionReport()
@@ -108,6 +120,13 @@ async def sweep_expired(
             if origin + max_age > now:
                 report.kept.append(index)
                 continue
+            # no write lands between the count and the deletion: the report's count is exact
+            # (a write refused here is answered "failed", and its retry lands in a new index)
+            blocked = await es.options(ignore_status=404).indices.add_block(
+                index=index, block="write"
+            )
+            if blocked.meta.status == 404:
+                continue  # deleted meanwhile
             if fence is not None:
                 await fence()  # still the deployment's sweeper: nobody else deletes meanwhile
             counts = await _count_by_account(es, index)

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from elasticsearch import Elasticsearch
+from elasticsearch import AuthorizationException, Elasticsearch
 
 from ingest.pipeline import Item, ingest_items
 from service.actions.retention import run_retention
 from service.runtime import Runtime
+from service.search import retention
 from service.search.client import make_client
 from service.search.indices import IndexNames
 from service.search.leases import LeaseLost
@@ -190,3 +191,46 @@ async def _setup(settings: Any) -> None:
         await run_setup(client, settings)
     finally:
         await client.close()
+
+
+def test_no_write_lands_between_the_count_and_the_deletion(
+    engine_url: str, prefix: str, es: Elasticsearch
+) -> None:
+    settings = make_settings(engine_url, prefix)
+    asyncio.run(_setup(settings))
+    day = NOW - timedelta(days=40)
+    index = IndexNames(prefix).entry_index_for("integration", day)
+    doc = {**_entry("int-40d", "integration", timedelta(days=40)), "account_id": ACCOUNT}
+    es.index(index=index, id=f"{ACCOUNT}/int-40d", document=doc, refresh=True)
+    refused = []
+
+    async def late_write() -> None:  # a write arriving while the sweeper works on the index
+        try:
+            es.index(index=index, id=f"{ACCOUNT}/late", document={**doc, "id": "late"})
+        except AuthorizationException as e:
+            refused.append(e.message)
+
+    report = _retention(settings, fence=late_write)
+    assert refused == ["cluster_block_exception"]
+    assert [(d.index, d.entries_by_account) for d in report.deleted] == [(index, {ACCOUNT: 1})]
+    assert [a["metadata"]["deleted"] for a in _audits(es, prefix)] == [1]
+
+
+def test_every_account_of_a_deleted_index_is_counted(
+    engine_url: str, prefix: str, es: Elasticsearch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "ACCOUNTS_PAGE", 2)  # five accounts: three pages
+    settings = make_settings(engine_url, prefix)
+    asyncio.run(_setup(settings))
+    day = NOW - timedelta(days=40)
+    index = IndexNames(prefix).entry_index_for("integration", day)
+    accounts = {f"acct-{n}": n for n in range(1, 6)}
+    for account, count in accounts.items():
+        for k in range(count):
+            doc = {**_entry(f"e{k}", "integration", timedelta(days=40)), "account_id": account}
+            es.index(index=index, id=f"{account}/e{k}", document=doc)
+    es.indices.refresh(index=index)
+    report = _retention(settings)
+    assert [d.entries_by_account for d in report.deleted] == [accounts]
+    audits = {a["account_id"]: a["metadata"]["deleted"] for a in _audits(es, prefix)}
+    assert audits == accounts
