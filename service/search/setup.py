@@ -142,7 +142,7 @@ async def run_setup(client: AsyncElasticsearch, settings: Settings) -> SetupRepo
         except ApiError as e:
             if e.error != "resource_already_exists_exception":
                 raise
-            await _follow_refresh_interval(client, index, index_templates)
+            await _follow_settings(client, index, index_templates)
             await _follow_mappings(client, index, index_templates)
     await _add_new_entry_fields(client, names, components)
     return report
@@ -174,25 +174,44 @@ async def _follow_mappings(
             return
 
 
-async def _follow_refresh_interval(
+FOLLOWED_SETTINGS = (
+    "refresh_interval",
+    "merge.policy.segments_per_tier",
+    "merge.policy.max_merge_at_once",
+    "merge.policy.floor_segment",
+)
+"""The dynamic index settings an existing system index takes from its template at setup."""
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"merge": {"policy": {"x": 1}}}`` as ``{"merge.policy.x": "1"}``."""
+    flat: dict[str, str] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
+
+
+async def _follow_settings(
     client: AsyncElasticsearch, index: str, index_templates: dict[str, dict[str, Any]]
 ) -> None:
-    """Give an existing system index the refresh interval its template now names (a dynamic
-    setting; its mappings stay as they were created)."""
+    """Give an existing system index the dynamic settings its template now names
+    (:data:`FOLLOWED_SETTINGS`: how often it refreshes and merges); its mappings stay as they
+    were created."""
     for body in index_templates.values():
         if index in body.get("index_patterns", ()):
-            wanted = body["template"]["settings"]["index"].get("refresh_interval")
-            if wanted is None:
+            named = _flat(body["template"]["settings"]["index"])
+            wanted = {k: v for k, v in named.items() if k in FOLLOWED_SETTINGS}
+            if not wanted:
                 return
-            current = await client.indices.get_settings(index=index, name="index.refresh_interval")
-            # an index without the setting of its own is left out of the answer
-            have = (
-                current.get(index, {}).get("settings", {}).get("index", {}).get("refresh_interval")
-            )
-            if have != wanted:
-                await client.indices.put_settings(
-                    index=index, settings={"refresh_interval": wanted}
-                )
+            current = await client.indices.get_settings(index=index, flat_settings=True)
+            # a setting the index does not set itself is left out of the answer
+            have = current.get(index, {}).get("settings", {})
+            changed = {k: v for k, v in wanted.items() if have.get(f"index.{k}") != v}
+            if changed:
+                await client.indices.put_settings(index=index, settings=changed)
             return
 
 

@@ -134,6 +134,32 @@ def test_the_id_registry_is_never_refreshed_on_a_schedule_even_when_it_predates_
         assert _refresh_interval(es, registry) == "-1"
 
 
+@pytest.mark.slow
+def test_the_seal_queue_and_the_logs_merge_as_their_templates_say_even_when_made_before(
+    engine_url: str, own_prefix: str, es: Elasticsearch
+) -> None:
+    settings = make_settings(engine_url, own_prefix)
+    names = IndexNames(own_prefix)
+    setup_with(settings)
+    wanted = {names.seal_queue: {"index.merge.policy.segments_per_tier": "100",
+                                 "index.merge.policy.max_merge_at_once": "30",
+                                 "index.merge.policy.floor_segment": "100kb"},
+              names.integrity: {"index.merge.policy.segments_per_tier": "30",
+                                "index.merge.policy.floor_segment": "100kb"}}  # fmt: skip
+    for index, merge in wanted.items():
+        assert _merge_policy(es, index) == merge
+        es.indices.put_settings(index=index, settings=dict.fromkeys(merge))  # as made before
+        assert _merge_policy(es, index) == {}
+    setup_with(settings)
+    for index, merge in wanted.items():
+        assert _merge_policy(es, index) == merge
+
+
+def _merge_policy(es: Elasticsearch, index: str) -> dict[str, str]:
+    found = es.indices.get_settings(index=index, flat_settings=True)[index]["settings"]
+    return {k: v for k, v in found.items() if k.startswith("index.merge.")}
+
+
 def _refresh_interval(es: Elasticsearch, index: str) -> str | None:
     found = es.indices.get_settings(index=index, name="index.refresh_interval")
     return found.get(index, {}).get("settings", {}).get("index", {}).get("refresh_interval")
