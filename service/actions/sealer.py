@@ -12,7 +12,12 @@ former holder cannot fork the log. Positions follow the order the queue recorded
 (ingest order, not event time); a batch still being written when a later one is sealed comes after
 it, and an entry whose write had no known outcome comes when it is looked up. A restart resumes from
 the last checkpoint: a segment without its checkpoint is removed and sealed again; an entry already
-in the log is never appended twice.
+in the log is never appended twice. A holder checks every entry of its first round against the
+logs; once a round ended with each of its records removed, it is **settled**: an entry the engine
+created for a record made in the last 20 minutes that this sealer has not sealed from is new to
+the logs (a record is removed once sealed; one copied back into the queue is one it sealed from,
+or older), so only the other entries are checked, and a round of new writes neither searches the
+logs nor refreshes their index.
 
 **Genesis.** Entries stored before integrity existed carry no MAC. The first sealer of a
 deployment seals each account's such entries, in ingest order, into a checkpoint marked
@@ -47,7 +52,7 @@ from service.search.accounts import AccountStore
 from service.search.integrity_log import IntegrityLog, LogConflict
 from service.search.leases import HeldLease, LeaseLost, Leases, hold
 from service.search.log_entries import entries_without_mac, fetch_entries
-from service.search.seal_queue import Queued, QueuedEntry, SealQueue
+from service.search.seal_queue import WRITE_DEADLINE_S, Queued, QueuedEntry, SealQueue
 from service.search.shared_state import done_once, mark_done
 
 log = logging.getLogger("auditlog")
@@ -56,6 +61,12 @@ QUEUE_BATCH = 1000
 """Queue records read per round (records whose writes are still under way stay at the head)."""
 ROUND_MAX = 20_000
 """Entries sealed per round, at most (a round renews the lease before each append)."""
+REPLAY_WINDOW_S = 2 * WRITE_DEADLINE_S
+"""A record made longer ago than this has its entries checked against the logs (a record being
+written is sealed well within its write deadline)."""
+EARLIER_RECORDS_EVERY_S = 60.0
+"""How often a settled sealer also reads the queue records made before the queue had an index of
+its own (in the logs' index; an instance of an earlier version may still write them there)."""
 SEGMENT_MAX = 5000
 """Leaves per segment document, at most (about 1 MB)."""
 
@@ -85,6 +96,23 @@ def vouches(keys: IntegrityKeys, record: Queued) -> bool:
     return bool(record.mac) and hmac.compare_digest(keys.queue_mac(record.signed), record.mac)
 
 
+@dataclass
+class SealRound:
+    """What one round takes from the queue, and what becomes of each entry."""
+
+    taken: list[tuple[Queued, list[QueuedEntry]]] = field(default_factory=list)
+    """Records, each with the entries to look up later (the record is then deferred)."""
+    by_account: dict[str, list[QueuedEntry]] = field(default_factory=lambda: defaultdict(list))
+    lookups: list[QueuedEntry] = field(default_factory=list)
+    """Entries sealed only if the engine holds them as the service stored them."""
+    vouched: set[str] = field(default_factory=set)
+    """Created entries of records that carry the service's MAC (sealed from the record)."""
+    new: set[str] = field(default_factory=set)
+    """Of those, the entries new to the logs (:meth:`Sealer._new`)."""
+    refused: set[str] = field(default_factory=set)
+    """Entries of records that do not carry the service's MAC, though created."""
+
+
 class LogDamaged(Exception):
     """The account's stored log does not check out: it is not extended until it is repaired."""
 
@@ -95,6 +123,11 @@ class Sealer:
         self.log = IntegrityLog(runtime.es, runtime.names)
         self.queue = SealQueue(runtime.es, runtime.names)
         self.accounts: dict[str, AccountLog] = {}
+        self.settled = False
+        """Every record this sealer sealed from is removed (see the module)."""
+        self.sealed_from: dict[str, float] = {}
+        """Records sealed from in the last :data:`REPLAY_WINDOW_S`, by id (loop time, in order)."""
+        self.earlier_read_at = -EARLIER_RECORDS_EVERY_S
 
     async def _account(self, held: HeldLease, account_id: str) -> AccountLog:
         """The account's log as stored (read once per lease: another holder may have sealed),
@@ -151,47 +184,29 @@ class Sealer:
         leaf's MAC checked); an entry the engine may or may not have stored is looked up once
         the write deadline passed (until then its record is deferred, out of the queue's way).
         A record is removed only once each of its entries is sealed, refused or never written."""
-        records, dropped = await self.queue.oldest(QUEUE_BATCH, ROUND_MAX)
+        clock = asyncio.get_running_loop().time()
+        earlier = not self.settled or clock - self.earlier_read_at >= EARLIER_RECORDS_EVERY_S
+        if earlier:
+            self.earlier_read_at = clock
+        records, dropped = await self.queue.oldest(QUEUE_BATCH, ROUND_MAX, earlier=earlier)
         if dropped:
             self.runtime.counters["seal_queue_malformed"] += dropped
             log.error("sealer: %d malformed seal queue records removed", dropped)
         now = datetime.now(UTC)
-        plans = [plan for r in records if (plan := self._plan(r, now)) is not None]
-        by_account: dict[str, list[QueuedEntry]] = defaultdict(list)
-        lookups: list[QueuedEntry] = []
-        seen: set[str] = set()
-        taken: list[tuple[Queued, list[QueuedEntry]]] = []
-        vouched: set[str] = set()
-        refused: set[str] = set()
-        """Entries of records that do not carry the service's MAC, though created."""
-        for record, sealable, later in plans:
-            if len(seen) >= ROUND_MAX and taken:
-                break
-            taken.append((record, later))
-            created = set(record.created or ())
-            if created and record.signed and not vouches(self.keys, record):
-                self.runtime.counters["seal_record_refused"] += 1
-                log.error("sealer: queue record %s is not as the service wrote it; its entries "
-                          "are looked up", record.record_id)  # fmt: skip
-                refused |= created
-                created = set()
-            for e in sealable:
-                if e.doc_id not in seen:
-                    seen.add(e.doc_id)
-                    by_account[e.doc_id.split("/", 1)[0]].append(e)
-                    if e.doc_id not in created:
-                        lookups.append(e)
-                    elif record.signed:
-                        vouched.add(e.doc_id)
-        if not taken:
+        round_ = self._round([plan for r in records if (plan := self._plan(r, now)) is not None],
+                             now)  # fmt: skip
+        if not round_.taken:
+            self.settled = True
             return 0
+        self.settled = False  # until this round's records are removed
         # an index that does not exist holds no entry: its write never happened (or retention
         # deleted it), and either way there is nothing to seal; an error stays an error
+        lookups = round_.lookups
         found = await fetch_entries(self.runtime.es, [(e.index, e.doc_id) for e in lookups],
                                     gone=set())  # fmt: skip
         looked_up = {e.doc_id for e in lookups}
         sealed, damaged = 0, set()
-        for account_id, entries in by_account.items():
+        for account_id, entries in round_.by_account.items():
             try:
                 await self._account(held, account_id)  # removes an orphan segment first
             except LogDamaged as e:
@@ -199,20 +214,21 @@ class Sealer:
                 log.error("sealer: %s; not sealing it", e)
                 damaged.add(account_id)  # its records stay queued
                 continue
-            leaves = await self._leaves(account_id, entries, looked_up, found, vouched)
+            leaves = await self._leaves(account_id, entries, looked_up, found, round_)
             if leaves:
                 await self._append(held, account_id, leaves)
                 sealed += len(leaves)
-        done = []
-        for record, later in taken:
+        done, kept = [], False
+        for record, later in round_.taken:
             if any(e.doc_id.split("/", 1)[0] in damaged for e in record.entries):
+                kept = True  # read again: its entries of other accounts are in the logs now
                 continue
             if later:
                 await self.queue.defer(record, later)
             else:
                 done.append(record)
         absent = [e.doc_id for e in lookups if e.doc_id not in found]
-        gone = [doc_id for doc_id in absent if doc_id in refused]  # created, then not found
+        gone = [doc_id for doc_id in absent if doc_id in round_.refused]  # created, not found
         if gone:
             self.runtime.counters["seal_refused"] += len(gone)
             log.error("sealer: %d created entries of changed queue records are not in the "
@@ -222,7 +238,59 @@ class Sealer:
             log.warning("sealer: %d queued entries were never written; dropped",
                         len(absent) - len(gone))  # fmt: skip
         await self.queue.remove(done)
+        self._sealed_from([record for record, _ in round_.taken], clock)
+        self.settled = not kept
         return sealed
+
+    def _round(
+        self, plans: list[tuple[Queued, list[QueuedEntry], list[QueuedEntry]]], now: datetime
+    ) -> SealRound:
+        """The records a round takes, and what becomes of each of their entries."""
+        round_ = SealRound()
+        seen: set[str] = set()
+        for record, sealable, later in plans:
+            if len(seen) >= ROUND_MAX and round_.taken:
+                break
+            round_.taken.append((record, later))
+            created = set(record.created or ())
+            if created and record.signed and not vouches(self.keys, record):
+                self.runtime.counters["seal_record_refused"] += 1
+                log.error("sealer: queue record %s is not as the service wrote it; its entries "
+                          "are looked up", record.record_id)  # fmt: skip
+                round_.refused |= created
+                created = set()
+            new = self._new(record, now)
+            for e in sealable:
+                if e.doc_id not in seen:
+                    seen.add(e.doc_id)
+                    round_.by_account[e.doc_id.split("/", 1)[0]].append(e)
+                    if e.doc_id not in created:
+                        round_.lookups.append(e)
+                    elif record.signed:
+                        round_.vouched.add(e.doc_id)
+                        if new:
+                            round_.new.add(e.doc_id)
+        return round_
+
+    def _new(self, record: Queued, now: datetime) -> bool:
+        """Whether the entries the engine created for ``record`` are new to the logs: this
+        sealer is settled, has not sealed from the record, and the record was made within
+        :data:`REPLAY_WINDOW_S` (a record of the service copied back into the queue is one it
+        sealed from, or an old one: its entries are checked against the logs)."""
+        if not self.settled or record.record_id in self.sealed_from:
+            return False
+        made = datetime.fromisoformat(record.created_at.replace("Z", "+00:00"))
+        return made.tzinfo is not None and (now - made).total_seconds() < REPLAY_WINDOW_S
+
+    def _sealed_from(self, records: list[Queued], clock: float) -> None:
+        """Remember the records of this round for :data:`REPLAY_WINDOW_S`."""
+        for record in records:
+            self.sealed_from[record.record_id] = clock
+        while self.sealed_from:
+            record_id, at = next(iter(self.sealed_from.items()))
+            if clock - at < REPLAY_WINDOW_S:
+                break
+            del self.sealed_from[record_id]
 
     def _plan(
         self, record: Queued, now: datetime
@@ -249,19 +317,22 @@ class Sealer:
         entries: list[QueuedEntry],
         looked_up: set[str],
         found: dict[str, dict[str, Any]],
-        vouched: set[str],
+        round_: SealRound,
     ) -> list[dict[str, str]]:
-        """The leaves to append for ``entries``: not sealed already, and authentic (sealed from
-        its record: the record's MAC is the service's (``vouched``), or in a record of an
-        earlier version the leaf's own; looked up: the stored entry checks out)."""
-        already = await self.log.sealed_among(account_id, [e.leaf["id"] for e in entries])
+        """The leaves to append for ``entries``: not sealed already (an entry new to the logs is
+        not looked for there), and authentic (sealed from its record: the record's MAC is the
+        service's (``vouched``), or in a record of an earlier version the leaf's own; looked
+        up: the stored entry checks out)."""
+        ids = [e.leaf["id"] for e in entries if e.doc_id not in round_.new]
+        # a settled sealer's queue read did not refresh the logs (see SealQueue.oldest)
+        already = await self.log.sealed_among(account_id, ids, fresh=True) if ids else set()
         leaves = []
         for e in entries:
             if e.leaf["id"] in already:
                 continue
             item: dict[str, str] | None = e.leaf
             if e.doc_id not in looked_up:
-                authentic = e.doc_id in vouched or (
+                authentic = e.doc_id in round_.vouched or (
                     bool(e.mac) and self.keys.mac_matches(account_id, e.leaf, e.mac)
                 )
             elif (source := found.get(e.doc_id)) is None:

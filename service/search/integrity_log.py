@@ -228,8 +228,13 @@ class IntegrityLog:
         return leaves
 
     @translated
-    async def sealed_among(self, account_id: str, entry_ids: list[str]) -> set[str]:
-        """Those of ``entry_ids`` already in the account's log."""
+    async def sealed_among(
+        self, account_id: str, entry_ids: list[str], fresh: bool = False
+    ) -> set[str]:
+        """Those of ``entry_ids`` already in the account's log (with ``fresh``, after a refresh:
+        as of every segment stored so far)."""
+        if fresh:
+            await self.es.indices.refresh(index=self.index)
         found: set[str] = set()
         wanted = set(entry_ids)
         for start in range(0, len(entry_ids), 1000):

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 from elasticsearch import AsyncElasticsearch
 
+from service.errors import engine_unavailable
 from service.search.engine_errors import translated
 from service.search.indices import IndexNames
 from service.search.writer import CLAIM_LEASE_S
@@ -153,17 +154,21 @@ class SealQueue:
             await self.remove([record])
 
     @translated
-    async def oldest(self, limit: int, max_entries: int | None = None) -> tuple[list[Queued], int]:
+    async def oldest(
+        self, limit: int, max_entries: int | None = None, earlier: bool = True
+    ) -> tuple[list[Queued], int]:
         """The oldest records with their outcomes, oldest first (after a refresh: every record
         made so far), as many as ``limit`` and, past the first, ``max_entries`` entries allow;
         and how many malformed ones were found and removed (not written by this service).
         Records are listed by their counts first and read whole only once chosen, so a long
-        queue costs no more than the records taken."""
-        await self.es.indices.refresh(index=self.read_from)
+        queue costs no more than the records taken. ``earlier``: records made before the queue
+        had an index of its own are read too (the logs' index is then refreshed as well)."""
+        read_from = self.read_from if earlier else self.index
+        await self.es.indices.refresh(index=read_from)
         waiting = {"bool": {"filter": [{"term": {"deferred": True}},
                                        {"range": {"write_by": {"gt": "now"}}}]}}  # fmt: skip
         resp = await self.es.search(
-            index=self.read_from,
+            index=read_from,
             query={"bool": {"filter": [{"term": {"kind": "queued"}}], "must_not": [waiting]}},
             sort=[{"created_at": "asc"}],
             size=limit,
@@ -227,11 +232,15 @@ class SealQueue:
 
     @translated
     async def remove(self, records: list[Queued]) -> None:
-        """Delete the records (and their outcomes)."""
+        """Delete the records (and their outcomes); :class:`EngineUnavailable` unless each is
+        gone (a record left behind would be read again)."""
         if records:
             operations = [{"delete": {"_index": r.index, "_id": f"{kind}:{r.record_id}"}}
                           for r in records for kind in ("q", "w")]  # fmt: skip
-            await self.es.bulk(operations=operations)  # the next read refreshes
+            resp = await self.es.bulk(operations=operations)  # the next read refreshes
+            failed = [i["delete"] for i in resp["items"] if i["delete"]["status"] not in (200, 404)]
+            if failed:
+                raise engine_unavailable(detail=f"removing seal queue records: {failed[0]}")
 
 
 def _queued(hit: dict[str, Any]) -> Queued | None:

@@ -96,6 +96,7 @@ class ViewerStore:
         housekeeping round; the next takes the rest); how many."""
         query = {"bool": {"filter": [{"terms": {"kind": ["viewer_link", "viewer_session"]}},
                                      {"range": {"expires_at": {"lt": before}}}]}}  # fmt: skip
+        await self.es.indices.refresh(index=self.index)  # it is never refreshed on a schedule
         resp = await self.es.search(index=self.index, query=query, size=1000, source=False)
         hits = resp["hits"]["hits"]
         if hits:

@@ -393,6 +393,71 @@ def test_a_round_stopped_before_removing_its_records_seals_nothing_twice(
     assert report["ok"] and report["tree_size"] == report["entries_checked"] == 3
 
 
+def test_a_record_copied_back_into_the_queue_seals_nothing_twice_for_a_settled_sealer(
+    alone: Settings,
+) -> None:
+    """A settled sealer appends the entries the engine created without looking for them in the
+    logs, but not those of a record it sealed from: a copy of it put back into the queue (the
+    service's own MACs, so authentic) adds no position."""
+
+    async def scenario() -> tuple[list[int], int, dict[str, Any]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            held = await _held(runtime, "one")
+            sealer = Sealer(runtime, keys)
+            assert await sealer.seal_queued(held) == 0 and sealer.settled
+            await _ingest(runtime, "replayed", ["r1", "r2"])
+            await runtime.es.indices.refresh(index=names.seal_queue)
+            kept = (await runtime.es.search(index=names.seal_queue, size=100, query={
+                "terms": {"kind": ["queued", "written"]}}))["hits"]["hits"]  # fmt: skip
+            counts = [await sealer.seal_queued(held)]
+            for doc in kept:  # put back as they were
+                await runtime.es.index(index=names.seal_queue, id=doc["_id"],
+                                       document=doc["_source"])  # fmt: skip
+            await _ingest(runtime, "replayed", ["r3"])
+            counts.append(await sealer.seal_queued(held))
+            return (counts, *await _left_and_verified(runtime, keys, "replayed", names.seal_queue))
+        finally:
+            await runtime.es.close()
+
+    counts, left, report = asyncio.run(scenario())
+    assert counts == [2, 1] and left == 0
+    assert report["ok"] and report["tree_size"] == report["entries_checked"] == 3
+
+
+def test_a_settled_sealer_seals_new_writes_without_searching_the_logs(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        try:
+            held = await _held(runtime, "one")
+            sealer = Sealer(runtime, keys)
+            await _ingest(runtime, "quiet", ["q1"])
+            await _ingest(runtime, "loud", ["l1"])
+            assert await sealer.seal_queued(held) == 2  # the first round checks every entry
+            await _ingest(runtime, "quiet", ["q2", "q3"])
+            await _ingest(runtime, "loud", ["l2"])
+            before = _searches(es, runtime.names.integrity)
+            sealed = await sealer.seal_queued(held)
+            assert _searches(es, runtime.names.integrity) == before
+            return sealed, (await verify_account(runtime, keys, "quiet")).to_dict()
+        finally:
+            await runtime.es.close()
+
+    sealed, report = asyncio.run(scenario())
+    assert sealed == 3
+    assert report["ok"] and report["tree_size"] == report["entries_checked"] == 3
+
+
+def _searches(es: Elasticsearch, index: str) -> int:
+    stats = es.indices.stats(index=index, metric="search,refresh")["indices"][index]["total"]
+    return int(stats["search"]["query_total"]) + int(stats["refresh"]["external_total"])
+
+
 def test_a_queue_record_changed_in_the_engine_is_looked_up_and_an_earlier_one_still_seals(
     alone: Settings,
 ) -> None:
