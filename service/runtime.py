@@ -25,6 +25,7 @@ from service.search.accounts import Account
 from service.search.client import Engine
 from service.search.indices import IndexNames
 from service.search.integrity_log import SegmentCache
+from service.search.log_entries import EntryCache
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Runtime:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     segments: SegmentCache = field(default_factory=SegmentCache)
     """The log segments the feed read last (for every reader of this process)."""
+    feed_entries: EntryCache = field(default_factory=EntryCache)
+    """The entries the feed read last (for every reader of this process)."""
     delivering: dict[str, str] = field(default_factory=dict)
     """The destinations this process delivers to now (it holds their leases): id to account."""
     ingest: IngestContext = field(init=False)

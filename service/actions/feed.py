@@ -96,7 +96,7 @@ async def read_feed(
         for leaf in leaves
     ]  # fmt: skip
     gone: set[str] = set()
-    found = await fetch_entries(runtime.es, docs, gone)
+    found = await fetch_entries(runtime.es, docs, gone, runtime.feed_entries)
     entries = []
     for offset, (leaf, (_, doc_id)) in enumerate(zip(leaves, docs, strict=True)):
         position = after + 1 + offset

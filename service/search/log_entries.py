@@ -1,11 +1,13 @@
-"""Reading entries for the account logs: the sealer's real-time fetches, the genesis scan of
-entries stored before integrity existed, and verification's scan of everything an account holds.
+"""Reading entries for the account logs: the sealer's and the feed's real-time fetches, the
+genesis scan of entries stored before integrity existed, and verification's scan of everything an
+account holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,15 +19,54 @@ from service.search.indices import IndexNames
 
 PAGE = 2000
 KEEP_ALIVE = "2m"
+CACHED_ENTRIES = 5000
+"""Entries the feed keeps in memory (:class:`EntryCache`), a few kB each."""
+
+
+class EntryCache:
+    """The entries the feed read last, by document id. An account's destinations read the same
+    positions one after the other: each entry is fetched and decoded once, not once a
+    destination. Only entries found are kept (one not there is asked for again), and only
+    :data:`CACHED_ENTRIES`, the oldest read first out."""
+
+    def __init__(self, size: int = CACHED_ENTRIES) -> None:
+        self.size = size
+        self.entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def take(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Those of ``doc_ids`` held, by document id."""
+        held = {}
+        for doc_id in doc_ids:
+            source = self.entries.get(doc_id)
+            if source is not None:
+                held[doc_id] = source
+                self.entries.move_to_end(doc_id)
+        return held
+
+    def keep(self, found: dict[str, dict[str, Any]]) -> None:
+        self.entries.update(found)
+        for doc_id in found:
+            self.entries.move_to_end(doc_id)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
 
 
 @translated
 async def fetch_entries(
-    es: AsyncElasticsearch, docs: list[tuple[str, str]], gone: set[str] | None = None
+    es: AsyncElasticsearch,
+    docs: list[tuple[str, str]],
+    gone: set[str] | None = None,
+    cache: EntryCache | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``(index, document id)`` → the stored source, of those that exist (real-time gets).
     With ``gone``, a document whose index no longer exists (retention deletes whole indices) is
-    added to it; without, that is an error (unknown, so nothing may be given up on)."""
+    added to it; without, that is an error (unknown, so nothing may be given up on). With
+    ``cache``, those it holds are not fetched, and those fetched are kept there."""
+    if cache is not None:
+        held = cache.take([doc_id for _, doc_id in docs])
+        fetched = await fetch_entries(es, [d for d in docs if d[1] not in held], gone)
+        cache.keep(fetched)
+        return held | fetched
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(docs), PAGE):
         body = [{"_index": index, "_id": doc_id} for index, doc_id in docs[start : start + PAGE]]

@@ -656,3 +656,42 @@ def test_the_feed_reads_a_sealed_segment_from_the_engine_once_for_every_reader(
     assert positions == list(range(1, 31))
     assert next_after == head == 30
     assert status == 503 and held == 1
+
+
+def test_the_feed_fetches_an_entry_from_the_engine_once_for_every_reader(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """An account's destinations read the same positions one after the other: the second reads
+    each entry from the first's fetch (the engine's get count does not move), and a process that
+    never read them fetches them."""
+    from service.actions.feed import read_feed
+
+    async def scenario() -> tuple[list[int], list[str], list[str]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        utc = zone("UTC", "tz")
+        try:
+            await _ingest(runtime, "shared", [f"s{i}" for i in range(12)])
+            assert await Sealer(runtime, keys).seal_queued(await _held(runtime, "one")) == 12
+            await runtime.es.indices.refresh(index=names.integrity)
+            gets = [_gets(es, names.entries_alias)]
+            first = await read_feed(runtime, "shared", after=0, limit=12, tz=utc)
+            gets.append(_gets(es, names.entries_alias))
+            second = await read_feed(runtime, "shared", after=4, limit=8, tz=utc)
+            gets.append(_gets(es, names.entries_alias))
+            other = Runtime(settings=alone, es=runtime.es, names=names)  # another process
+            await read_feed(other, "shared", after=0, limit=12, tz=utc)
+            gets.append(_gets(es, names.entries_alias))
+            return ([b - a for a, b in zip(gets, gets[1:], strict=False)],
+                    [e["id"] for e in first.entries], [e["id"] for e in second.entries])  # fmt: skip
+        finally:
+            await runtime.es.close()
+
+    fetched, first, second = asyncio.run(scenario())
+    assert first == [f"s{i}" for i in range(12)] and second == first[4:]
+    assert fetched == [12, 0, 12]
+
+
+def _gets(es: Elasticsearch, index: str) -> int:
+    return int(es.indices.stats(index=index, metric="get")["_all"]["total"]["get"]["total"])
