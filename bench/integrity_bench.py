@@ -129,7 +129,8 @@ def _round(es_url: str, prefix: str, workdir: Path, data: Any, engine_pid: int, 
             raise RuntimeError("sealing did not catch up in 10 minutes")
         time.sleep(0.2)
     wall = time.time() - time.monotonic()  # acknowledgements are timed on the monotonic clock
-    samples = sealed_over_time(Elasticsearch(es_url, request_timeout=300), prefix)
+    with Elasticsearch(es_url, request_timeout=300) as es:
+        samples = sealed_over_time(es, prefix)
     lags = seal_lags([(at + wall, created) for at, created in acks], samples, audit)
     done = next(at for at, sealed in samples if sealed >= audit + total)
     figures["seal_catch_up_s"] = round(max(done - (last_ack + wall), 0.0), 2)

@@ -151,8 +151,10 @@ async def _record_outcome(
     never lost, so the entries stay acknowledged."""
     pairs = list(zip(batch, outcomes, strict=True))
     created = [e.doc_id for e, o in pairs if o.status == "created"]
-    # a duplicate may be this request's own write, retried after a timeout: look it up
-    unsure = [e.doc_id for e, o in pairs if o.status in ("failed", "duplicate")]
+    # a duplicate may be this request's own write, retried after a timeout: look it up; one
+    # created under an earlier claim may have been stored (and sealed) before: sealed from the
+    # record, but checked against the log (created and unsure)
+    unsure = [e.doc_id for e, o in pairs if o.status in ("failed", "duplicate") or o.reclaimed]
     assert ctx.keys is not None
     mac = ctx.keys.outcome_mac(record_id, created, unsure)
     try:

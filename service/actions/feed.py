@@ -96,7 +96,9 @@ async def read_feed(
         for leaf in leaves
     ]  # fmt: skip
     gone: set[str] = set()
-    found = await fetch_entries(runtime.es, docs, gone, runtime.feed_entries)
+    # an account with several destinations here: each entry is fetched once for all of them
+    shared = sum(1 for account in runtime.delivering.values() if account == account_id) > 1
+    found = await fetch_entries(runtime.es, docs, gone, runtime.feed_entries if shared else None)
     entries = []
     for offset, (leaf, (_, doc_id)) in enumerate(zip(leaves, docs, strict=True)):
         position = after + 1 + offset

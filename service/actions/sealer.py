@@ -14,10 +14,11 @@ it, and an entry whose write had no known outcome comes when it is looked up. A 
 the last checkpoint: a segment without its checkpoint is removed and sealed again; an entry already
 in the log is never appended twice. A holder checks every entry of its first round against the
 logs; once a round ended with each of its records removed, it is **settled**: an entry the engine
-created for a record made in the last 20 minutes that this sealer has not sealed from is new to
-the logs (a record is removed once sealed; one copied back into the queue is one it sealed from,
-or older), so only the other entries are checked, and a round of new writes neither searches the
-logs nor refreshes their index.
+created under a claim of its own, for a record made after this sealer started and in the last 20
+minutes (its MAC covers when) that it has not sealed from, is new to the logs (a record is
+removed once sealed; one copied back into the queue is one it sealed from, or older), so only the
+other entries are checked, and a round of new writes neither searches the logs nor refreshes
+their index.
 
 **Genesis.** Entries stored before integrity existed carry no MAC. The first sealer of a
 deployment seals each account's such entries, in ingest order, into a checkpoint marked
@@ -32,7 +33,7 @@ import hmac
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.errors import EngineUnavailable, ServiceError
@@ -52,7 +53,7 @@ from service.search.accounts import AccountStore
 from service.search.integrity_log import IntegrityLog, LogConflict
 from service.search.leases import HeldLease, LeaseLost, Leases, hold
 from service.search.log_entries import entries_without_mac, fetch_entries
-from service.search.seal_queue import WRITE_DEADLINE_S, Queued, QueuedEntry, SealQueue
+from service.search.seal_queue import FORMAT, WRITE_DEADLINE_S, Queued, QueuedEntry, SealQueue
 from service.search.shared_state import done_once, mark_done
 
 log = logging.getLogger("auditlog")
@@ -64,6 +65,8 @@ ROUND_MAX = 20_000
 REPLAY_WINDOW_S = 2 * WRITE_DEADLINE_S
 """A record made longer ago than this has its entries checked against the logs (a record being
 written is sealed well within its write deadline)."""
+CLOCKS_DIFFER_S = 30.0
+"""How far apart the instances' clocks may be, at most (they are kept by NTP)."""
 EARLIER_RECORDS_EVERY_S = 60.0
 """How often a settled sealer also reads the queue records made before the queue had an index of
 its own (in the logs' index; an instance of an earlier version may still write them there)."""
@@ -128,6 +131,7 @@ class Sealer:
         self.sealed_from: dict[str, float] = {}
         """Records sealed from in the last :data:`REPLAY_WINDOW_S`, by id (loop time, in order)."""
         self.earlier_read_at = -EARLIER_RECORDS_EVERY_S
+        self.started = datetime.now(UTC)
 
     async def _account(self, held: HeldLease, account_id: str) -> AccountLog:
         """The account's log as stored (read once per lease: another holder may have sealed),
@@ -260,6 +264,7 @@ class Sealer:
                 round_.refused |= created
                 created = set()
             new = self._new(record, now)
+            unsure = set(record.unsure)
             for e in sealable:
                 if e.doc_id not in seen:
                     seen.add(e.doc_id)
@@ -268,19 +273,23 @@ class Sealer:
                         round_.lookups.append(e)
                     elif record.signed:
                         round_.vouched.add(e.doc_id)
-                        if new:
+                        if new and e.doc_id not in unsure:
                             round_.new.add(e.doc_id)
         return round_
 
     def _new(self, record: Queued, now: datetime) -> bool:
-        """Whether the entries the engine created for ``record`` are new to the logs: this
-        sealer is settled, has not sealed from the record, and the record was made within
-        :data:`REPLAY_WINDOW_S` (a record of the service copied back into the queue is one it
-        sealed from, or an old one: its entries are checked against the logs)."""
-        if not self.settled or record.record_id in self.sealed_from:
+        """Whether the entries the engine created for ``record`` under claims of their own are
+        new to the logs: this sealer is settled and has not sealed from the record, which was
+        made (its MAC covers when) after this sealer started, by more than the instances'
+        clocks may differ (a former holder may have sealed from an earlier one without removing
+        it), and within :data:`REPLAY_WINDOW_S` (a record of the service copied back into the
+        queue is one this sealer sealed from, or older)."""
+        if not self.settled or record.format != FORMAT or record.record_id in self.sealed_from:
             return False
         made = datetime.fromisoformat(record.created_at.replace("Z", "+00:00"))
-        return made.tzinfo is not None and (now - made).total_seconds() < REPLAY_WINDOW_S
+        if made.tzinfo is None or made < self.started + timedelta(seconds=CLOCKS_DIFFER_S):
+            return False
+        return (now - made).total_seconds() < REPLAY_WINDOW_S
 
     def _sealed_from(self, records: list[Queued], clock: float) -> None:
         """Remember the records of this round for :data:`REPLAY_WINDOW_S`."""

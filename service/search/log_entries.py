@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from elasticsearch import AsyncElasticsearch
 
 from service.errors import EngineUnavailable, engine_unavailable
@@ -19,36 +21,45 @@ from service.search.indices import IndexNames
 
 PAGE = 2000
 KEEP_ALIVE = "2m"
-CACHED_ENTRIES = 5000
-"""Entries the feed keeps in memory (:class:`EntryCache`), a few kB each."""
+CACHED_BYTES = 32 * 2**20
+"""What the feed keeps in memory at most (:class:`EntryCache`): entries' JSON sizes summed."""
+CACHED_FOR_S = 60.0
+"""How long the feed serves an entry it read from memory, at most."""
 
 
 class EntryCache:
     """The entries the feed read last, by document id. An account's destinations read the same
     positions one after the other: each entry is fetched and decoded once, not once a
-    destination. Only entries found are kept (one not there is asked for again), and only
-    :data:`CACHED_ENTRIES`, the oldest read first out."""
+    destination. Only entries found are kept (one not there is asked for again), for
+    :data:`CACHED_FOR_S` at most (an entry removed since is soon read as gone), and only up to
+    :data:`CACHED_BYTES`, the oldest read first out."""
 
-    def __init__(self, size: int = CACHED_ENTRIES) -> None:
-        self.size = size
-        self.entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    def __init__(self, max_bytes: int = CACHED_BYTES, ttl_s: float = CACHED_FOR_S) -> None:
+        self.max_bytes, self.ttl_s, self.bytes = max_bytes, ttl_s, 0
+        self.entries: OrderedDict[str, tuple[dict[str, Any], int, float]] = OrderedDict()
 
     def take(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Those of ``doc_ids`` held, by document id."""
+        fresh_after = time.monotonic() - self.ttl_s
         held = {}
         for doc_id in doc_ids:
-            source = self.entries.get(doc_id)
-            if source is not None:
-                held[doc_id] = source
-                self.entries.move_to_end(doc_id)
+            kept = self.entries.get(doc_id)
+            if kept is not None and kept[2] > fresh_after:
+                held[doc_id] = kept[0]
         return held
 
     def keep(self, found: dict[str, dict[str, Any]]) -> None:
-        self.entries.update(found)
-        for doc_id in found:
-            self.entries.move_to_end(doc_id)
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
+        now = time.monotonic()
+        for doc_id, source in found.items():
+            size = len(orjson.dumps(source))
+            if size > self.max_bytes // 4:
+                continue
+            old = self.entries.pop(doc_id, None)
+            self.bytes += size - (old[1] if old else 0)
+            self.entries[doc_id] = (source, size, now)
+        while self.bytes > self.max_bytes:
+            _, (_, size, _) = self.entries.popitem(last=False)
+            self.bytes -= size
 
 
 @translated

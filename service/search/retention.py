@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from service.config import Settings
 from service.search.engine_errors import translated
@@ -99,9 +99,11 @@ async def sweep_expired(
 ) -> RetentionReport:
     """Delete every daily index whose date plus its policy's delete age has passed.
 
-    Before an index is deleted, writes into it are blocked, ``fence`` runs (the sweeper lease's
-    renewal: it raises when another instance took the lease over) and its entry counts by
-    account go to the retention journal (in ``<prefix>-state``). The report's ``deleted`` lists
+    Before an index is deleted, ``fence`` runs (the sweeper lease's renewal: it raises when
+    another instance took the lease over), writes into the index are blocked and its entry
+    counts by account go to the retention journal (in ``<prefix>-state``); ``fence`` runs again
+    right before the deletion. A block a stopped sweep left on an index that is no longer
+    expired (its policy was lengthened) is lifted. The report's ``deleted`` lists
     every deletion not reported yet, a stopped run's too, so a crash between deleting and
     reporting loses no report; reporting each one (an audit entry per account, under an id of
     its own) and then :func:`mark_reported` makes a repeat a no-op."""
@@ -119,37 +121,85 @@ async def sweep_expired(
             origin = datetime(day.year, day.month, day.day, tzinfo=UTC)
             if origin + max_age > now:
                 report.kept.append(index)
+                if _write_blocked(found.body[index]):
+                    await _unblock_if_ours(es, names, index, fence)
                 continue
-            # no write lands between the count and the deletion: the report's count is exact
-            # (a write refused here is answered "failed", and its retry lands in a new index)
-            blocked = await es.options(ignore_status=404).indices.add_block(
-                index=index, block="write"
-            )
-            if blocked.meta.status == 404:
-                continue  # deleted meanwhile
-            if fence is not None:
-                await fence()  # still the deployment's sweeper: nobody else deletes meanwhile
-            counts = await _count_by_account(es, index)
-            journal = {
-                "deletion": uuid.uuid4().hex[:12],
-                "kind": "retention",
-                "state": "deleting",
-                "index": index,
-                "day": day.isoformat(),
-                "entries_by_account": counts,
-            }
-            await es.index(index=names.state, id=_journal_id(index), document=journal, refresh=True)
-            await es.options(ignore_status=404).indices.delete(index=index)
-            await es.update(
-                index=names.state, id=_journal_id(index), doc={"state": "deleted"}, refresh=True
-            )
-            report.deleted_now += 1
+            if await _delete(es, names, index, day, fence):
+                report.deleted_now += 1
     report.deleted = await _unreported(es, names)
     return report
 
 
 def _journal_id(index: str) -> str:
     return f"retention:{index}"
+
+
+async def _delete(
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    index: str,
+    day: date,
+    fence: Callable[[], Awaitable[None]] | None,
+) -> bool:
+    """Block writes into ``index``, count its entries by account into the journal and delete
+    it; whether it was deleted (not when an earlier deletion of the same name still waits for
+    its report, when the block did not take, or when the index went meanwhile: a later run
+    tries again)."""
+    journal_id = _journal_id(index)
+    earlier = await es.options(ignore_status=404).get(index=names.state, id=journal_id)
+    if earlier.meta.status == 200 and earlier["_source"].get("state") == "deleted":
+        return False  # reported at the end of this run, before the journal is written again
+    if fence is not None:
+        await fence()  # still the deployment's sweeper: nobody else blocks or deletes meanwhile
+    begun = {"kind": "retention", "state": "blocking", "index": index, "day": day.isoformat()}
+    await es.index(index=names.state, id=journal_id, document=begun, refresh=True)
+    # no write lands between the count and the deletion: the report's count is exact (a write
+    # refused here is answered "failed", and its retry lands in a new index)
+    blocked = await es.options(ignore_status=404).indices.add_block(index=index, block="write")
+    if blocked.meta.status == 404 or not _took(blocked.body):
+        return False
+    try:
+        counts = await _count_by_account(es, index)
+    except NotFoundError:
+        return False  # deleted meanwhile
+    journal = {**begun, "deletion": uuid.uuid4().hex[:12], "state": "deleting",
+               "entries_by_account": counts}  # fmt: skip
+    await es.index(index=names.state, id=journal_id, document=journal, refresh=True)
+    if fence is not None:
+        await fence()
+    await es.options(ignore_status=404).indices.delete(index=index)
+    await es.update(index=names.state, id=journal_id, doc={"state": "deleted"}, refresh=True)
+    return True
+
+
+def _took(answer: dict[str, Any]) -> bool:
+    """The write block is on every shard of the index."""
+    indices = answer.get("indices") or []
+    return bool(answer.get("acknowledged") and answer.get("shards_acknowledged") and indices
+                and all(i.get("blocked") for i in indices))  # fmt: skip
+
+
+def _write_blocked(info: dict[str, Any]) -> bool:
+    blocks = info.get("settings", {}).get("index", {}).get("blocks", {})
+    return str(blocks.get("write")).lower() == "true"
+
+
+async def _unblock_if_ours(
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    index: str,
+    fence: Callable[[], Awaitable[None]] | None,
+) -> None:
+    """Lift the write block a sweep left on an index that is no longer expired (its policy was
+    lengthened since): the journal says the sweep blocked it and did not delete it."""
+    journal = await es.options(ignore_status=404).get(index=names.state, id=_journal_id(index))
+    state = journal["_source"].get("state") if journal.meta.status == 200 else None
+    if state not in ("blocking", "deleting"):
+        return  # blocked by someone else: left as it is
+    if fence is not None:
+        await fence()
+    await es.indices.put_settings(index=index, settings={"index.blocks.write": False})
+    await es.delete(index=names.state, id=_journal_id(index), refresh=True)
 
 
 async def _unreported(es: AsyncElasticsearch, names: IndexNames) -> list[DeletedIndex]:

@@ -10,9 +10,10 @@ entry, and every entry of a record with no outcome (the process stopped in betwe
 in the engine once the write deadline passed, and sealed only if it is there and authentic.
 
 A record's rows are ``[index number, account/id, category, timestamp, digest]``, the numbers
-pointing into the record's list of index names, under one MAC for the whole record (the leaves
-and the record's id). Records of earlier versions (``format`` absent) name the index in each row
-and carry a MAC per row; they are still read.
+pointing into the record's list of index names, under one MAC for the whole record (the leaves,
+the record's id and its creation time). Records of earlier versions are still read: format 2
+leaves the time out of the MAC; the earliest (``format`` absent) name the index in each row and
+carry a MAC per row.
 
 Records are documents ``kind: queued`` (``q:<uuid>``) and outcomes ``kind: written``
 (``w:<uuid>``, the same uuid) in ``<prefix>-seal-queue``; the sealer reads records in the order
@@ -39,8 +40,9 @@ from service.search.indices import IndexNames
 from service.search.writer import CLAIM_LEASE_S
 
 PAGE = 200
-FORMAT = 2
-"""Rows of index numbers under one MAC per record (see the module)."""
+FORMAT = 3
+"""Rows of index numbers under one MAC per record, over its creation time too (see the module);
+format 2 records, whose MAC leaves the time out, are still read."""
 ALL = "all"
 """An outcome's ``created`` when the engine created every entry of the record."""
 WRITE_DEADLINE_S = CLAIM_LEASE_S
@@ -84,14 +86,21 @@ class Queued:
     none)."""
     signed: bytes = b""
     """What the record's MAC covers (:func:`signed_part`), as read back."""
+    format: int = 0
+    """The record's format: :data:`FORMAT`, 2, or 0 for the earliest (a MAC per row)."""
     mac: str = ""
     """The record's MAC over :attr:`signed` (empty in a record of an earlier version and in a
     deferred one, whose entries are looked up)."""
 
 
-def signed_part(record_id: str, indices: list[str], rows: list[list[Any]]) -> bytes:
-    """The bytes a record's MAC covers: JSON ``["queued", record id, index names, rows]``."""
-    return orjson.dumps(["queued", record_id, indices, rows])
+def signed_part(
+    record_id: str, indices: list[str], rows: list[list[Any]], created_at: str | None = None
+) -> bytes:
+    """The bytes a record's MAC covers: JSON ``["queued", record id, creation time, index
+    names, rows]`` (a format 2 record's leave the time out)."""
+    if created_at is None:
+        return orjson.dumps(["queued", record_id, indices, rows])
+    return orjson.dumps(["queued", record_id, created_at, indices, rows])
 
 
 def _rows(entries: list[QueuedEntry]) -> tuple[list[str], list[list[Any]]]:
@@ -118,10 +127,11 @@ class SealQueue:
         now = datetime.now(UTC)
         token = uuid.uuid4().hex
         indices, rows = _rows(entries)
-        record = {"kind": "queued", "format": FORMAT, "created_at": _stamp(now),
+        created_at = _stamp(now)
+        record = {"kind": "queued", "format": FORMAT, "created_at": created_at,
                   "write_by": _stamp(now + timedelta(seconds=WRITE_DEADLINE_S)),
                   "count": len(rows), "indices": indices, "entries": rows,
-                  "mac": mac(signed_part(token, indices, rows))}  # fmt: skip
+                  "mac": mac(signed_part(token, indices, rows, created_at))}  # fmt: skip
         await self.es.index(index=self.index, id=f"q:{token}", document=record)
         return token
 
@@ -254,21 +264,25 @@ def _queued(hit: dict[str, Any]) -> Queued | None:
         write_by = datetime.fromisoformat(str(source["write_by"]).replace("Z", "+00:00"))
         if created.tzinfo is None or write_by.tzinfo is None:
             return None  # compared with the sealer's aware clock
-        if source.get("format") == FORMAT:
-            entries, signed, mac = _current_rows(hit["_id"][2:], source)
+        form = source.get("format")
+        if form in (2, FORMAT):
+            entries, signed, mac = _current_rows(hit["_id"][2:], source, form == FORMAT)
         else:
-            entries, signed, mac = _earlier_rows(source), b"", ""
+            entries, signed, mac, form = _earlier_rows(source), b"", "", 0
     except (KeyError, TypeError, ValueError, IndexError):
         return None
     if write_by - created > timedelta(seconds=WRITE_DEADLINE_S + 1):
         return None
     return Queued(hit["_id"][2:], hit["_index"], entries, str(source["created_at"]), write_by,
-                  signed=signed, mac=mac)  # fmt: skip
+                  signed=signed, mac=mac, format=form)  # fmt: skip
 
 
-def _current_rows(record_id: str, source: dict[str, Any]) -> tuple[list[QueuedEntry], bytes, str]:
-    """The entries of a record of this version, the bytes its MAC covers and the MAC (an empty
-    one for a deferred record); ``ValueError`` when malformed."""
+def _current_rows(
+    record_id: str, source: dict[str, Any], timed: bool
+) -> tuple[list[QueuedEntry], bytes, str]:
+    """The entries of a record of this version (or of format 2: not ``timed``), the bytes its
+    MAC covers and the MAC (an empty one for a deferred record); ``ValueError`` when
+    malformed."""
     indices, rows, mac = source["indices"], source["entries"], source.get("mac", "")
     if not isinstance(indices, list) or not all(type(i) is str for i in indices):
         raise ValueError("index names")
@@ -281,7 +295,8 @@ def _current_rows(record_id: str, source: dict[str, Any]) -> tuple[list[QueuedEn
         if not type(doc_id) is type(category) is type(timestamp) is type(digest) is str:
             raise ValueError("row")
         entries.append(_entry(indices[number], doc_id, category, timestamp, digest, ""))
-    return entries, signed_part(record_id, indices, rows), mac
+    created_at = str(source["created_at"]) if timed else None
+    return entries, signed_part(record_id, indices, rows, created_at), mac
 
 
 def _earlier_rows(source: dict[str, Any]) -> list[QueuedEntry]:

@@ -78,9 +78,13 @@ class PreparedEntry:
 class Outcome:
     status: str = "failed"
     message: str = "not acknowledged by the engine"
+    reclaimed: bool = False
+    """Created under a claim that existed before this attempt (a retry's, or one taken over):
+    the id may have been stored before, and removed since."""
 
 
 CREATED = Outcome("created", "")
+RECLAIMED = Outcome("created", "", reclaimed=True)
 DUPLICATE = Outcome("duplicate", "")
 NOT_ACKNOWLEDGED = Outcome()
 _UNSENT: dict[str, Any] = {"status": 503}
@@ -297,8 +301,10 @@ async def _store_unique(
             conflicts.append(i)
         else:
             outcomes[i] = Outcome("failed", _reason(result))
+    reclaimed: set[int] = set()
     if conflicts:
-        to_write += await _resolve_conflicts(es, names, entries, conflicts, outcomes, now)
+        reclaimed = set(await _resolve_conflicts(es, names, entries, conflicts, outcomes, now))
+        to_write += reclaimed
     to_write.sort()
     written = await _bulk_create(es, [entry_ops[i] for i in to_write], start_by=write_by)
     for i, result in zip(to_write, written, strict=True):
@@ -307,7 +313,7 @@ async def _store_unique(
             continue
         status = int(result.get("status", 500))
         if status in (200, 201):
-            outcomes[i] = CREATED
+            outcomes[i] = RECLAIMED if i in reclaimed else CREATED
         elif status == 409:
             outcomes[i] = DUPLICATE if entries[i].claim else CREATED
         elif status == 400:

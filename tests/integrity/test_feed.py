@@ -159,3 +159,21 @@ def test_a_reader_resuming_every_100ms_sees_every_entry_once_in_order(
     positions = [e["position"] for e in seen]
     assert positions == list(range(1, total + 1))  # no gap, no repeat, in order
     assert sorted(e["id"] for e in seen[2:]) == sorted(written)
+
+
+def test_the_feeds_entry_cache_is_bounded_by_bytes_and_time() -> None:
+    from service.search.log_entries import EntryCache
+
+    def entry(n: int, size: int) -> dict[str, Any]:
+        return {"id": f"e{n}", "message": "x" * size}
+
+    cache = EntryCache(max_bytes=10_000, ttl_s=60)
+    cache.keep({f"a/e{n}": entry(n, 1000) for n in range(12)})  # about 1 kB each
+    held = cache.take([f"a/e{n}" for n in range(12)])
+    assert 0 < len(held) < 12 and "a/e11" in held and "a/e0" not in held  # the oldest went
+    assert cache.bytes <= 10_000
+    cache.keep({"a/big": entry(99, 5000)})  # more than a quarter of the cache: not kept
+    assert cache.take(["a/big"]) == {}
+    stale = EntryCache(max_bytes=10_000, ttl_s=0)
+    stale.keep({"a/e1": entry(1, 10)})
+    assert stale.take(["a/e1"]) == {}  # older than its time: read again

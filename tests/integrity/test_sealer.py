@@ -4,6 +4,7 @@ position twice, and entries stored before integrity existed are sealed once into
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import uuid
@@ -28,6 +29,7 @@ from service.search.indices import IndexNames
 from service.search.integrity_log import IntegrityLog, LogConflict
 from service.search.leases import HeldLease, Leases
 from service.search.setup import run_setup
+from service.search.writer import CLAIM_LEASE_S
 from service.zones import zone
 from tests.helpers import delete_prefixed, entry, make_settings
 
@@ -398,7 +400,7 @@ def test_a_record_copied_back_into_the_queue_seals_nothing_twice_for_a_settled_s
 ) -> None:
     """A settled sealer appends the entries the engine created without looking for them in the
     logs, but not those of a record it sealed from: a copy of it put back into the queue (the
-    service's own MACs, so authentic) adds no position."""
+    service's own MACs, so authentic) adds no position, nor does one dated anew."""
 
     async def scenario() -> tuple[list[int], int, dict[str, Any]]:
         runtime = await _runtime(alone)
@@ -407,6 +409,7 @@ def test_a_record_copied_back_into_the_queue_seals_nothing_twice_for_a_settled_s
         try:
             held = await _held(runtime, "one")
             sealer = Sealer(runtime, keys)
+            sealer.started -= timedelta(minutes=1)  # running for a while
             assert await sealer.seal_queued(held) == 0 and sealer.settled
             await _ingest(runtime, "replayed", ["r1", "r2"])
             await runtime.es.indices.refresh(index=names.seal_queue)
@@ -418,12 +421,17 @@ def test_a_record_copied_back_into_the_queue_seals_nothing_twice_for_a_settled_s
                                        document=doc["_source"])  # fmt: skip
             await _ingest(runtime, "replayed", ["r3"])
             counts.append(await sealer.seal_queued(held))
+            sealer.sealed_from.clear()  # as 20 minutes later: the record is old...
+            for doc in kept:  # ...and put back as if made just now (its MAC covers when)
+                dated = {**doc["_source"], "created_at": _now()}
+                await runtime.es.index(index=names.seal_queue, id=doc["_id"], document=dated)
+            counts.append(await sealer.seal_queued(held))
             return (counts, *await _left_and_verified(runtime, keys, "replayed", names.seal_queue))
         finally:
             await runtime.es.close()
 
     counts, left, report = asyncio.run(scenario())
-    assert counts == [2, 1] and left == 0
+    assert counts == [2, 1, 0] and left == 0
     assert report["ok"] and report["tree_size"] == report["entries_checked"] == 3
 
 
@@ -436,6 +444,7 @@ def test_a_settled_sealer_seals_new_writes_without_searching_the_logs(
         try:
             held = await _held(runtime, "one")
             sealer = Sealer(runtime, keys)
+            sealer.started -= timedelta(minutes=1)  # running for a while
             await _ingest(runtime, "quiet", ["q1"])
             await _ingest(runtime, "loud", ["l1"])
             assert await sealer.seal_queued(held) == 2  # the first round checks every entry
@@ -454,8 +463,42 @@ def test_a_settled_sealer_seals_new_writes_without_searching_the_logs(
 
 
 def _searches(es: Elasticsearch, index: str) -> int:
-    stats = es.indices.stats(index=index, metric="search,refresh")["indices"][index]["total"]
-    return int(stats["search"]["query_total"]) + int(stats["refresh"]["external_total"])
+    stats = es.indices.stats(index=index, metric="search")["indices"][index]["total"]
+    return int(stats["search"]["query_total"])
+
+
+def test_an_entry_stored_again_under_its_old_claim_is_checked_against_the_log(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """An entry sealed, then removed from the engine with its index (as retention removes a
+    day), and sent again once its id's claim lapsed, is created again: a settled sealer checks it
+    against the log, where it is already (one position, the stored entry matching it)."""
+
+    async def scenario() -> tuple[list[int], dict[str, Any]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            held = await _held(runtime, "one")
+            sealer = Sealer(runtime, keys)
+            sealer.started -= timedelta(minutes=1)  # running for a while
+            await _ingest(runtime, "again", ["x1"])
+            counts = [await sealer.seal_queued(held)]
+            stored = await _stored(runtime, "x1")
+            await runtime.es.indices.delete(index=stored["_index"])
+            claim = await runtime.es.get(index=names.entry_ids, id="again/x1")
+            lapsed = datetime.now(UTC) - timedelta(seconds=CLAIM_LEASE_S + 60)
+            old_claim = {**claim["_source"], "claimed_at": lapsed.isoformat()}
+            await runtime.es.index(index=names.entry_ids, id="again/x1", document=old_claim)
+            await _ingest(runtime, "again", ["x1"])  # created again
+            counts.append(await sealer.seal_queued(held))
+            return counts, (await verify_account(runtime, keys, "again")).to_dict()
+        finally:
+            await runtime.es.close()
+
+    counts, report = asyncio.run(scenario())
+    assert counts == [1, 0]
+    assert report["ok"] and report["tree_size"] == report["entries_checked"] == 1
 
 
 def test_a_queue_record_changed_in_the_engine_is_looked_up_and_an_earlier_one_still_seals(
@@ -476,7 +519,7 @@ def test_a_queue_record_changed_in_the_engine_is_looked_up_and_an_earlier_one_st
             [record] = (await runtime.es.search(index=names.seal_queue, query={
                 "term": {"kind": "queued"}}))["hits"]["hits"]  # fmt: skip
             source = record["_source"]
-            assert source["format"] == 2 and "mac" in source and len(source["entries"][0]) == 5
+            assert source["format"] == 3 and "mac" in source and len(source["entries"][0]) == 5
             source["entries"][1][4] = "0" * 64  # r2's digest
             await runtime.es.index(index=names.seal_queue, id=record["_id"], document=source)
             stored = (await runtime.es.get(index=source["indices"][0], id="rec/r1"))["_source"]
@@ -662,8 +705,9 @@ def test_the_feed_fetches_an_entry_from_the_engine_once_for_every_reader(
     alone: Settings, es: Elasticsearch
 ) -> None:
     """An account's destinations read the same positions one after the other: the second reads
-    each entry from the first's fetch (the engine's get count does not move), and a process that
-    never read them fetches them."""
+    each entry from the first's fetch (the engine's get count does not move); a process that
+    never read them fetches them, and one delivering to a single destination of the account
+    keeps nothing."""
     from service.actions.feed import read_feed
 
     async def scenario() -> tuple[list[int], list[str], list[str]]:
@@ -675,6 +719,7 @@ def test_the_feed_fetches_an_entry_from_the_engine_once_for_every_reader(
             await _ingest(runtime, "shared", [f"s{i}" for i in range(12)])
             assert await Sealer(runtime, keys).seal_queued(await _held(runtime, "one")) == 12
             await runtime.es.indices.refresh(index=names.integrity)
+            runtime.delivering = {"webhook": "shared", "syslog": "shared", "other": "o"}
             gets = [_gets(es, names.entries_alias)]
             first = await read_feed(runtime, "shared", after=0, limit=12, tz=utc)
             gets.append(_gets(es, names.entries_alias))
@@ -683,14 +728,18 @@ def test_the_feed_fetches_an_entry_from_the_engine_once_for_every_reader(
             other = Runtime(settings=alone, es=runtime.es, names=names)  # another process
             await read_feed(other, "shared", after=0, limit=12, tz=utc)
             gets.append(_gets(es, names.entries_alias))
-            return ([b - a for a, b in zip(gets, gets[1:], strict=False)],
-                    [e["id"] for e in first.entries], [e["id"] for e in second.entries])  # fmt: skip
+            other.delivering = {"webhook": "shared"}  # one destination: nothing to share
+            await read_feed(other, "shared", after=0, limit=12, tz=utc)
+            await read_feed(other, "shared", after=0, limit=12, tz=utc)
+            gets.append(_gets(es, names.entries_alias))
+            fetched = [b - a for a, b in itertools.pairwise(gets)]
+            return fetched, [e["id"] for e in first.entries], [e["id"] for e in second.entries]
         finally:
             await runtime.es.close()
 
     fetched, first, second = asyncio.run(scenario())
     assert first == [f"s{i}" for i in range(12)] and second == first[4:]
-    assert fetched == [12, 0, 12]
+    assert fetched == [12, 0, 12, 24]
 
 
 def _gets(es: Elasticsearch, index: str) -> int:

@@ -179,10 +179,41 @@ def test_a_sweeper_that_lost_its_lease_deletes_nothing_more(
 
     with pytest.raises(LeaseLost):
         _retention(settings, fence=lost)
-    assert es.indices.exists(index=index)  # the fence runs before the deletion
+    assert es.indices.exists(index=index)  # the fence runs before the deletion...
+    es.index(index=index, id=f"{ACCOUNT}/late", document={**doc, "id": "late"}, refresh=True)
+    # ...and before the write block: the index still takes writes
     assert [d.index for d in _retention(settings).deleted] == [index]  # the next holder's run
     assert not es.indices.exists(index=index)
-    assert [a["metadata"]["target_name"] for a in _audits(es, prefix)] == [index]
+    assert [(a["metadata"]["target_name"], a["metadata"]["deleted"]) for a in _audits(
+        es, prefix)] == [(index, 2)]  # fmt: skip
+
+
+def test_a_block_left_on_an_index_no_longer_expired_is_lifted(
+    engine_url: str, prefix: str, es: Elasticsearch
+) -> None:
+    """A sweep stopped after blocking an index; the policy was lengthened since, so the index is
+    kept: the next run lifts the block (a block the sweeper did not set stays)."""
+    settings = make_settings(engine_url, prefix)
+    names = IndexNames(prefix)
+    asyncio.run(_setup(settings))
+    ours, theirs = (names.entry_index_for("integration", NOW - timedelta(days=d)) for d in (2, 3))
+    for index in (ours, theirs):
+        es.indices.create(index=index)
+        es.indices.add_block(index=index, block="write")
+    journal = {"kind": "retention", "state": "blocking", "index": ours,
+               "day": (NOW - timedelta(days=2)).date().isoformat()}  # fmt: skip
+    es.index(index=names.state, id=f"retention:{ours}", document=journal, refresh=True)
+    report = _retention(settings)
+    assert report.deleted == [] and {ours, theirs} <= set(report.kept)
+    assert [_write_block(es, i) for i in (ours, theirs)] == ["false", "true"]
+    es.index(index=ours, id=f"{ACCOUNT}/after", document=_entry("after", "integration",
+             timedelta(days=2)) | {"account_id": ACCOUNT})  # fmt: skip
+    assert not es.exists(index=names.state, id=f"retention:{ours}")
+
+
+def _write_block(es: Elasticsearch, index: str) -> str | None:
+    found = es.indices.get_settings(index=index, name="index.blocks.write", flat_settings=True)
+    return found[index]["settings"].get("index.blocks.write")
 
 
 async def _setup(settings: Any) -> None:
@@ -202,18 +233,20 @@ def test_no_write_lands_between_the_count_and_the_deletion(
     index = IndexNames(prefix).entry_index_for("integration", day)
     doc = {**_entry("int-40d", "integration", timedelta(days=40)), "account_id": ACCOUNT}
     es.index(index=index, id=f"{ACCOUNT}/int-40d", document=doc, refresh=True)
-    refused = []
+    written, refused = [], []
 
     async def late_write() -> None:  # a write arriving while the sweeper works on the index
+        late = f"late{len(written) + len(refused)}"
         try:
-            es.index(index=index, id=f"{ACCOUNT}/late", document={**doc, "id": "late"})
+            es.index(index=index, id=f"{ACCOUNT}/{late}", document={**doc, "id": late})
+            written.append(late)
         except AuthorizationException as e:
             refused.append(e.message)
 
-    report = _retention(settings, fence=late_write)
-    assert refused == ["cluster_block_exception"]
-    assert [(d.index, d.entries_by_account) for d in report.deleted] == [(index, {ACCOUNT: 1})]
-    assert [a["metadata"]["deleted"] for a in _audits(es, prefix)] == [1]
+    report = _retention(settings, fence=late_write)  # it runs before the block and the deletion
+    assert written == ["late0"] and refused == ["cluster_block_exception"]
+    assert [(d.index, d.entries_by_account) for d in report.deleted] == [(index, {ACCOUNT: 2})]
+    assert [a["metadata"]["deleted"] for a in _audits(es, prefix)] == [2]
 
 
 def test_every_account_of_a_deleted_index_is_counted(
