@@ -65,8 +65,9 @@ ROUND_MAX = 20_000
 REPLAY_WINDOW_S = 2 * WRITE_DEADLINE_S
 """A record made longer ago than this has its entries checked against the logs (a record being
 written is sealed well within its write deadline)."""
-CLOCKS_DIFFER_S = 30.0
-"""How far apart the instances' clocks may be, at most (they are kept by NTP)."""
+CLOCKS_DIFFER_S = 5.0
+"""How far apart the instances' clocks may be, at most (NTP keeps them within milliseconds; the
+leases assume a small fraction of their lifetime)."""
 EARLIER_RECORDS_EVERY_S = 60.0
 """How often a settled sealer also reads the queue records made before the queue had an index of
 its own (in the logs' index; an instance of an earlier version may still write them there)."""
