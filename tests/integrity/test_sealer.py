@@ -657,6 +657,13 @@ def test_records_with_a_mac_or_times_no_service_writes_are_dropped_and_sealing_g
     assert asyncio.run(scenario()) == (1, 2)  # o2 sealed; both records dropped
 
 
+async def _sealed(runtime: Runtime, keys: IntegrityKeys, account_id: str, ids: list[str]) -> None:
+    """Store and seal ``ids``, the log's index refreshed for the feed."""
+    await _ingest(runtime, account_id, ids)
+    assert await Sealer(runtime, keys).seal_queued(await _held(runtime, "one")) == len(ids)
+    await runtime.es.indices.refresh(index=runtime.names.integrity)
+
+
 def test_the_feed_reads_a_sealed_segment_from_the_engine_once_for_every_reader(
     alone: Settings,
 ) -> None:
@@ -673,9 +680,7 @@ def test_the_feed_reads_a_sealed_segment_from_the_engine_once_for_every_reader(
         names = runtime.names
         utc = zone("UTC", "tz")
         try:
-            await _ingest(runtime, "feed", [f"p{i}" for i in range(30)])
-            assert await Sealer(runtime, keys).seal_queued(await _held(runtime, "one")) == 30
-            await runtime.es.indices.refresh(index=names.integrity)
+            await _sealed(runtime, keys, "feed", [f"p{i}" for i in range(30)])
             first = await read_feed(runtime, "feed", after=0, limit=10, tz=utc)
             await runtime.es.delete(index=names.integrity, id="seg:feed:0", refresh=True)
             second = await read_feed(runtime, "feed", after=10, limit=10, tz=utc)
@@ -716,9 +721,7 @@ def test_the_feed_fetches_an_entry_from_the_engine_once_for_every_reader(
         names = runtime.names
         utc = zone("UTC", "tz")
         try:
-            await _ingest(runtime, "shared", [f"s{i}" for i in range(12)])
-            assert await Sealer(runtime, keys).seal_queued(await _held(runtime, "one")) == 12
-            await runtime.es.indices.refresh(index=names.integrity)
+            await _sealed(runtime, keys, "shared", [f"s{i}" for i in range(12)])
             runtime.delivering = {"webhook": "shared", "syslog": "shared", "other": "o"}
             gets = [_gets(es, names.entries_alias)]
             first = await read_feed(runtime, "shared", after=0, limit=12, tz=utc)
