@@ -395,6 +395,13 @@ def test_a_round_stopped_before_removing_its_records_seals_nothing_twice(
     assert report["ok"] and report["tree_size"] == report["entries_checked"] == 3
 
 
+def _running_sealer(runtime: Runtime, keys: IntegrityKeys) -> Sealer:
+    """A sealer started a minute ago: the records made from now on are new to it."""
+    sealer = Sealer(runtime, keys)
+    sealer.started -= timedelta(minutes=1)
+    return sealer
+
+
 def test_a_record_copied_back_into_the_queue_seals_nothing_twice_for_a_settled_sealer(
     alone: Settings,
 ) -> None:
@@ -408,8 +415,7 @@ def test_a_record_copied_back_into_the_queue_seals_nothing_twice_for_a_settled_s
         names = runtime.names
         try:
             held = await _held(runtime, "one")
-            sealer = Sealer(runtime, keys)
-            sealer.started -= timedelta(minutes=1)  # running for a while
+            sealer = _running_sealer(runtime, keys)
             assert await sealer.seal_queued(held) == 0 and sealer.settled
             await _ingest(runtime, "replayed", ["r1", "r2"])
             await runtime.es.indices.refresh(index=names.seal_queue)
@@ -443,8 +449,7 @@ def test_a_settled_sealer_seals_new_writes_without_searching_the_logs(
         keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
         try:
             held = await _held(runtime, "one")
-            sealer = Sealer(runtime, keys)
-            sealer.started -= timedelta(minutes=1)  # running for a while
+            sealer = _running_sealer(runtime, keys)
             await _ingest(runtime, "quiet", ["q1"])
             await _ingest(runtime, "loud", ["l1"])
             assert await sealer.seal_queued(held) == 2  # the first round checks every entry
@@ -480,8 +485,7 @@ def test_an_entry_stored_again_under_its_old_claim_is_checked_against_the_log(
         names = runtime.names
         try:
             held = await _held(runtime, "one")
-            sealer = Sealer(runtime, keys)
-            sealer.started -= timedelta(minutes=1)  # running for a while
+            sealer = _running_sealer(runtime, keys)
             await _ingest(runtime, "again", ["x1"])
             counts = [await sealer.seal_queued(held)]
             stored = await _stored(runtime, "x1")
