@@ -55,10 +55,16 @@ class FeedPage:
                 "more": self.more}  # fmt: skip
 
 
+def _local_time(stamp: str, tz: ZoneInfo) -> str:
+    if tz.key == "UTC" and len(stamp) == 24 and stamp[-1] == "Z":  # the stored form, in UTC
+        return stamp[:-1] + "+00:00"
+    instant = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return instant.astimezone(tz).isoformat(timespec="milliseconds")
+
+
 def _shown(source: dict[str, Any], position: int, digest: str, tz: ZoneInfo) -> dict[str, Any]:
     entry = {"position": position, **{k: v for k, v in source.items() if k not in HIDDEN_FIELDS}}
-    instant = datetime.fromisoformat(str(source["timestamp"]).replace("Z", "+00:00"))
-    entry["local_time"] = instant.astimezone(tz).isoformat(timespec="milliseconds")
+    entry["local_time"] = _local_time(str(source["timestamp"]), tz)
     entry["entry_digest"] = digest
     return entry
 
@@ -66,7 +72,6 @@ def _shown(source: dict[str, Any], position: int, digest: str, tz: ZoneInfo) -> 
 def _missing(account_id: str, leaf: dict[str, str], position: int, tz: ZoneInfo) -> dict[str, Any]:
     """What the log knows of an entry the engine no longer holds, as an entry a reader can
     show: an error, saying so."""
-    instant = datetime.fromisoformat(leaf["timestamp"].replace("Z", "+00:00"))
     return {
         "position": position, "id": leaf["id"], "account_id": account_id,
         "timestamp": leaf["timestamp"], "category": leaf["category"], "type": "error",
@@ -75,7 +80,7 @@ def _missing(account_id: str, leaf: dict[str, str], position: int, tz: ZoneInfo)
         "message": f"The entry {leaf['id']} is in the account's log but no longer stored: it "
                    "was deleted or altered outside the service",
         "metadata": {}, "missing": True, "entry_digest": leaf["digest"],
-        "local_time": instant.astimezone(tz).isoformat(timespec="milliseconds"),
+        "local_time": _local_time(leaf["timestamp"], tz),
     }  # fmt: skip
 
 

@@ -123,6 +123,34 @@ class Delivery:
         self.store = DestinationStore(runtime.es, runtime.names)
         self.sender: Sender | None = None
         self.target: Target | None = None
+        self.written: tuple[dict[str, Any], Version] | None = None
+        """The destination as this delivery last wrote it (see :meth:`_read`)."""
+
+    async def _read(self) -> tuple[dict[str, Any], Version] | None:
+        """The destination as it is now. Every write but this delivery's position refreshes
+        the index at once, and nobody else writes a position while the lease holds (renewed in
+        place: lost, the delivery ends); so what the index shows is current unless it is older
+        than this delivery's own last write, which is then the current one. Read that way, a
+        round makes the engine refresh nothing (a real-time get of the position written in the
+        last round would)."""
+        if self.written is None:
+            return await self.store.get_versioned(self.id)
+        seen = await self.store.get_versioned(self.id, realtime=False)
+        if seen is None:
+            return None  # deleted (a deletion is refreshed at once)
+        (seq_no, term), (own_seq_no, own_term) = seen[1], self.written[1]
+        if term != own_term:  # another primary since: read as written
+            return await self.store.get_versioned(self.id)
+        return seen if seq_no >= own_seq_no else self.written
+
+    async def _update(
+        self, destination: dict[str, Any], version: Version, changes: dict[str, Any],
+        refresh: bool = True,
+    ) -> bool:  # fmt: skip
+        """Write ``changes`` if the destination is still as read (False: read it again)."""
+        written = await self.store.update_if(self.id, changes, version, refresh=refresh)
+        self.written = None if written is None else ({**destination, **changes}, written)
+        return written is not None
 
     async def _sender(self, destination: dict[str, Any]) -> Sender:
         try:
@@ -160,7 +188,7 @@ class Delivery:
     async def round(self) -> float | None:
         """Deliver what is there; the seconds to wait before the next round, ``None`` when the
         destination is no longer to be delivered to."""
-        read = await self.store.get_versioned(self.id)
+        read = await self._read()
         if read is None or read[0]["status"] not in ("active", "failing"):
             return None
         destination, version = read
@@ -201,7 +229,7 @@ class Delivery:
         await self.held.renew()  # the fence: only the holder moves the position
         # read back by id (the next round's get sees it at once): no refresh of the index per
         # round; listings show the position a refresh interval later
-        if not await self.store.update_if(self.id, changes, version, refresh=False):
+        if not await self._update(destination, version, changes, refresh=False):
             return 0.0  # a person paused, rewound or changed it meanwhile: read it again
         return 0.0 if page.more else self.runtime.settings.delivery_interval_s
 
@@ -267,7 +295,7 @@ class Delivery:
         if pausing:
             why = error.message if not error.retry else f"failing since {since}: {error.message}"
             changes.update(status="paused", status_reason=why, paused_at=now_text())
-        if not await self.store.update_if(self.id, changes, version):
+        if not await self._update(destination, version, changes):
             return 0.0  # a person changed it meanwhile: their change wins, read it again
         if pausing:
             await audit(self.runtime, SYSTEM_ACTOR, destination["account_id"],

@@ -43,30 +43,38 @@ class DestinationStore:
         return dict(resp["_source"])
 
     @translated
-    async def get_versioned(self, destination_id: str) -> tuple[dict[str, Any], Version] | None:
-        """The destination and the version it was read at (for :meth:`update_if`)."""
+    async def get_versioned(
+        self, destination_id: str, realtime: bool = True
+    ) -> tuple[dict[str, Any], Version] | None:
+        """The destination and the version it was read at (for :meth:`update_if`). Not
+        ``realtime``: as of the index's last refresh (every write but a delivery's position
+        refreshes it at once), without making the engine refresh it for a write not visible
+        yet."""
         try:
-            resp = await self.es.get(index=self.index, id=destination_id)
+            resp = await self.es.get(index=self.index, id=destination_id, realtime=realtime)
         except NotFoundError:
             return None
         return dict(resp["_source"]), (int(resp["_seq_no"]), int(resp["_primary_term"]))
 
     @translated
     async def update_if(self, destination_id: str, changes: dict[str, Any],
-                        version: Version, refresh: bool = True) -> bool:  # fmt: skip
-        """Apply ``changes`` if the destination is still as read at ``version``: False when a
-        person changed it meanwhile (or deleted it): their change wins. Without ``refresh``,
-        listings show the change within the index's refresh interval (a get at once)."""
+                        version: Version, refresh: bool = True) -> Version | None:  # fmt: skip
+        """Apply ``changes`` if the destination is still as read at ``version``; the version
+        written, or ``None`` when a person changed it meanwhile (or deleted it): their change
+        wins. Without ``refresh`` (a delivery's position, written every round), listings show
+        the change after the index's next refresh (:meth:`of_account` makes one)."""
         try:
-            await self.es.update(index=self.index, id=destination_id, doc=changes,
-                                 refresh=refresh, if_seq_no=version[0],
-                                 if_primary_term=version[1])  # fmt: skip
+            resp = await self.es.update(index=self.index, id=destination_id, doc=changes,
+                                        refresh=refresh, if_seq_no=version[0],
+                                        if_primary_term=version[1])  # fmt: skip
         except (ConflictError, NotFoundError):
-            return False
-        return True
+            return None
+        return int(resp["_seq_no"]), int(resp["_primary_term"])
 
     @translated
     async def of_account(self, account_id: str) -> list[dict[str, Any]]:
+        """The account's destinations, their positions as the deliveries last wrote them."""
+        await self.es.indices.refresh(index=self.index)
         resp = await self.es.search(
             index=self.index, size=MAX_PER_ACCOUNT, sort=[{"created_at": "asc"}],
             query={"term": {"account_id": account_id}},
@@ -75,8 +83,8 @@ class DestinationStore:
 
     @translated
     async def delivering(self) -> list[str]:
-        """Ids of the destinations of every account that are to be delivered to."""
-        await self.es.indices.refresh(index=self.index)
+        """Ids of the destinations of every account that are to be delivered to. A status is
+        written with a refresh (a delivery's position is not): no refresh is needed here."""
         ids: list[str] = []
         after: list[Any] | None = None
         while True:

@@ -269,3 +269,40 @@ def test_after_the_secrets_key_changes_the_secrets_are_given_again(
         until(lambda: len(receiver.events()) >= 2, "delivered with the secrets given again")
     finally:
         rekeyed.__exit__(None, None, None)
+
+
+def test_following_the_log_makes_the_engine_refresh_no_destination(
+    deployment: Settings, receiver: Receiver, es: Elasticsearch
+) -> None:
+    """A delivery stores its position every round without a refresh and reads it back without
+    forcing one (the index shows a person's change at once: those writes refresh it), so
+    delivering round after round refreshes the destinations' index at most on its 30 s
+    schedule."""
+    client = start_service(deployment)
+    try:
+        _, headers = new_account(client, scopes=SCOPES)
+        _create(client, headers, receiver.url, start=0)
+        index = f"{deployment.index_prefix}-destinations"
+
+        def refreshes() -> int:
+            stats = es.indices.stats(index=index, metric="refresh")
+            return int(stats["indices"][index]["total"]["refresh"]["total"])
+
+        def delivered() -> set[str]:
+            return {e["entry"]["id"] for e in receiver.events()}
+
+        until(lambda: len(delivered()) >= 2, "the destination's own audit entries")
+        before = refreshes()
+        for _ in range(4):  # a round each: sealed, delivered, the position stored
+            wanted = set(ingest_some(client, headers, 5))
+            until(lambda: delivered() >= wanted, "delivery")  # noqa: B023 (called right here)
+        assert refreshes() - before <= 1
+        last = max(e["position"] for e in receiver.events())
+
+        def listed() -> int:  # a listing shows the positions as written
+            return int(client.get("/v1/destinations", headers=headers).json()
+                       ["destinations"][0]["position"])  # fmt: skip
+
+        until(lambda: listed() == last, "the listing")
+    finally:
+        client.__exit__(None, None, None)
