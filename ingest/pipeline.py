@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +74,12 @@ class IngestContext:
     restoring: bool = False
     """An import: ids the service generated earlier (an export's) are kept (see
     :func:`_stored_elsewhere`)."""
+    streamed: Callable[[], Collection[str]] | None = None
+    """The accounts whose entries this process streams now: each entry created for one of them
+    is handed to :attr:`written`."""
+    written: Callable[[dict[str, bytes]], None] | None = None
+    """Takes entries just created, document id → the document as stored (the feed serves them
+    from memory)."""
 
     @classmethod
     def for_settings(
@@ -96,7 +103,12 @@ async def _store(ctx: IngestContext, prepared: list[PreparedEntry]) -> list[Outc
     record_id = None
     if ctx.keys is not None:
         record_id = await _authenticate(ctx, ctx.keys, prepared)
-    outcomes = await store_entries(ctx.es, ctx.names, prepared)
+    streamed = ctx.streamed() if ctx.streamed is not None else ()
+    wanted = {e.doc_id for e in prepared if e.source["account_id"] in streamed} if streamed else ()
+    created: dict[str, bytes] | None = {} if wanted and ctx.written is not None else None
+    outcomes = await store_entries(ctx.es, ctx.names, prepared, created)
+    if created and ctx.written is not None:
+        ctx.written({doc_id: doc for doc_id, doc in created.items() if doc_id in wanted})
     if record_id is not None:
         await _record_outcome(ctx, record_id, prepared, outcomes)
     return outcomes

@@ -12,7 +12,7 @@ import secrets
 import socket
 from collections import Counter
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.requests import Request
@@ -42,7 +42,8 @@ class Runtime:
     segments: SegmentCache = field(default_factory=SegmentCache)
     """The log segments the feed read last (for every reader of this process)."""
     feed_entries: EntryCache = field(default_factory=EntryCache)
-    """The entries the feed read last (for every reader of this process)."""
+    """The entries the feed read last, and those just written for the accounts it delivers
+    (for every reader of this process)."""
     delivering: dict[str, str] = field(default_factory=dict)
     """The destinations this process delivers to now (it holds their leases): id to account."""
     ingest: IngestContext = field(init=False)
@@ -55,7 +56,10 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.key_cache = KeyCache(self.settings.key_cache_s)
-        self.ingest = IngestContext.for_settings(self.es, self.settings, self.counters)
+        self.ingest = replace(
+            IngestContext.for_settings(self.es, self.settings, self.counters),
+            streamed=lambda: set(self.delivering.values()), written=self.feed_entries.keep_written,
+        )  # fmt: skip
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         if self.settings.cursor_secret is not None:
             self.cursor_secret = str(self.settings.cursor_secret).encode()

@@ -101,9 +101,12 @@ async def read_feed(
         for leaf in leaves
     ]  # fmt: skip
     gone: set[str] = set()
-    # an account with several destinations here: each entry is fetched once for all of them
-    shared = sum(1 for account in runtime.delivering.values() if account == account_id) > 1
-    found = await fetch_entries(runtime.es, docs, gone, runtime.feed_entries if shared else None)
+    # an account delivered here: entries this process wrote for it are in memory; with several
+    # destinations, each entry fetched is kept for the others
+    delivered = sum(1 for account in runtime.delivering.values() if account == account_id)
+    found = await fetch_entries(runtime.es, docs, gone,
+                                runtime.feed_entries if delivered else None,
+                                keep=delivered > 1)  # fmt: skip
     entries = []
     for offset, (leaf, (_, doc_id)) in enumerate(zip(leaves, docs, strict=True)):
         position = after + 1 + offset

@@ -21,22 +21,24 @@ from service.search.indices import IndexNames
 
 PAGE = 2000
 KEEP_ALIVE = "2m"
-CACHED_BYTES = 32 * 2**20
+CACHED_BYTES = 64 * 2**20
 """What the feed keeps in memory at most (:class:`EntryCache`): entries' JSON sizes summed."""
 CACHED_FOR_S = 60.0
-"""How long the feed serves an entry it read from memory, at most."""
+"""How long the feed serves an entry from memory, at most."""
 
 
 class EntryCache:
-    """The entries the feed read last, by document id. An account's destinations read the same
-    positions one after the other: each entry is fetched and decoded once, not once a
-    destination. Only entries found are kept (one not there is asked for again), for
-    :data:`CACHED_FOR_S` at most (an entry removed since is soon read as gone), and only up to
-    :data:`CACHED_BYTES`, the oldest read first out."""
+    """Entries the feed may serve without asking the engine, by document id: those its readers
+    fetched last (an account's destinations read the same positions one after the other: each
+    entry is fetched and decoded once, not once a destination), and those this process just
+    wrote for an account it delivers (kept as the JSON it sent, read a few seconds later:
+    never fetched at all). Only entries found or created are kept (one not there is asked for
+    again), for :data:`CACHED_FOR_S` at most (an entry removed since is soon read as gone), and
+    only up to :data:`CACHED_BYTES` of JSON, the oldest kept first out."""
 
     def __init__(self, max_bytes: int = CACHED_BYTES, ttl_s: float = CACHED_FOR_S) -> None:
         self.max_bytes, self.ttl_s, self.bytes = max_bytes, ttl_s, 0
-        self.entries: OrderedDict[str, tuple[dict[str, Any], int, float]] = OrderedDict()
+        self.entries: OrderedDict[str, tuple[dict[str, Any] | bytes, int, float]] = OrderedDict()
 
     def take(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Those of ``doc_ids`` held, by document id."""
@@ -45,13 +47,23 @@ class EntryCache:
         for doc_id in doc_ids:
             kept = self.entries.get(doc_id)
             if kept is not None and kept[2] > fresh_after:
-                held[doc_id] = kept[0]
+                source = kept[0]
+                held[doc_id] = orjson.loads(source) if isinstance(source, bytes) else source
         return held
 
     def keep(self, found: dict[str, dict[str, Any]]) -> None:
+        """Keep entries the feed fetched."""
+        self._keep(
+            {doc_id: (source, len(orjson.dumps(source))) for doc_id, source in found.items()}
+        )
+
+    def keep_written(self, written: dict[str, bytes]) -> None:
+        """Keep entries as this process wrote them."""
+        self._keep({doc_id: (document, len(document)) for doc_id, document in written.items()})
+
+    def _keep(self, sized: dict[str, tuple[dict[str, Any] | bytes, int]]) -> None:
         now = time.monotonic()
-        for doc_id, source in found.items():
-            size = len(orjson.dumps(source))
+        for doc_id, (source, size) in sized.items():
             if size > self.max_bytes // 4:
                 continue
             old = self.entries.pop(doc_id, None)
@@ -68,15 +80,19 @@ async def fetch_entries(
     docs: list[tuple[str, str]],
     gone: set[str] | None = None,
     cache: EntryCache | None = None,
+    keep: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """``(index, document id)`` → the stored source, of those that exist (real-time gets).
     With ``gone``, a document whose index no longer exists (retention deletes whole indices) is
     added to it; without, that is an error (unknown, so nothing may be given up on). With
-    ``cache``, those it holds are not fetched, and those fetched are kept there."""
+    ``cache``, those it holds are not fetched, and those fetched are kept there if ``keep``."""
     if cache is not None:
         held = cache.take([doc_id for _, doc_id in docs])
+        if len(held) == len(docs):
+            return held
         fetched = await fetch_entries(es, [d for d in docs if d[1] not in held], gone)
-        cache.keep(fetched)
+        if keep:
+            cache.keep(fetched)
         return held | fetched
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(docs), PAGE):

@@ -236,19 +236,23 @@ async def _stored(es: AsyncElasticsearch, docs: list[tuple[str, str]]) -> tuple[
 
 
 async def store_entries(
-    es: AsyncElasticsearch, names: IndexNames, entries: list[PreparedEntry]
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    entries: list[PreparedEntry],
+    created: dict[str, bytes] | None = None,
 ) -> list[Outcome]:
     """Store ``entries``; one outcome per entry, in order. A repeated id is a duplicate.
     :class:`EngineUnavailable` when the engine could not be asked or refused the whole request
-    (429, 5xx, unreachable) before anything of it was acknowledged."""
+    (429, 5xx, unreachable) before anything of it was acknowledged. With ``created``, each entry
+    this call made the engine create is added to it: document id → the document as stored."""
     first: dict[str, int] = {}
     for i, entry in enumerate(entries):
         first.setdefault(entry.doc_id, i)
     unique_at = sorted(first.values())
     try:
         if len(unique_at) == len(entries):  # no id twice (the usual case)
-            return await _store_unique(es, names, entries)
-        outcomes_unique = await _store_unique(es, names, [entries[i] for i in unique_at])
+            return await _store_unique(es, names, entries, created)
+        outcomes_unique = await _store_unique(es, names, [entries[i] for i in unique_at], created)
     except ApiError as e:
         if _overloaded(e):
             raise engine_unavailable(detail=str(e)) from e
@@ -269,20 +273,27 @@ async def store_entries(
 
 
 async def _store_unique(
-    es: AsyncElasticsearch, names: IndexNames, entries: list[PreparedEntry]
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    entries: list[PreparedEntry],
+    created: dict[str, bytes] | None,
 ) -> list[Outcome]:
     outcomes = [NOT_ACKNOWLEDGED] * len(entries)
     now = datetime.now(UTC)
     write_by = time.monotonic() + CLAIM_LEASE_S - WRITER_TIMEOUT_S  # see CLAIM_LEASE_S
     entry_ops: dict[int, bytes] = {}
+    documents: dict[int, bytes] = {}
     claim_ops = []
     claim_sources: dict[str, bytes] = {}  # the same for every entry of an index
     for i, e in enumerate(entries):
         try:
-            entry_ops[i] = create_op(e.index, e.doc_id, e.source)
+            document = orjson.dumps(e.source)
         except TypeError as error:  # a value JSON cannot carry: refused before anything is written
             outcomes[i] = Outcome("rejected", f"cannot be stored: {error}")
             continue
+        entry_ops[i] = b"%b\n%b\n" % (_action(e.index, e.doc_id), document)
+        if created is not None:
+            documents[i] = document
         if not e.claim:
             continue
         claim = claim_sources.get(e.index)
@@ -314,6 +325,8 @@ async def _store_unique(
         status = int(result.get("status", 500))
         if status in (200, 201):
             outcomes[i] = RECLAIMED if i in reclaimed else CREATED
+            if created is not None:
+                created[entries[i].doc_id] = documents[i]
         elif status == 409:
             outcomes[i] = DUPLICATE if entries[i].claim else CREATED
         elif status == 400:

@@ -749,5 +749,42 @@ def test_the_feed_fetches_an_entry_from_the_engine_once_for_every_reader(
     assert fetched == [12, 0, 12, 24]
 
 
+def test_the_feed_serves_what_this_process_wrote_for_an_account_it_delivers_from_memory(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """Entries a process creates for an account it delivers are read by its feed without an
+    engine get, and read exactly as another process reads them from the engine; those of an
+    account delivered elsewhere, or written before the delivery began, are fetched."""
+    from service.actions.feed import read_feed
+
+    async def scenario() -> tuple[list[int], list[dict[str, Any]], list[dict[str, Any]]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        utc = zone("UTC", "tz")
+        try:
+            await _sealed(runtime, keys, "here", ["h0", "h1"])  # before the delivery began
+            runtime.delivering = {"webhook": "here"}
+            await _sealed(runtime, keys, "here", [f"h{i}" for i in range(2, 10)])
+            await _sealed(runtime, keys, "there", [f"t{i}" for i in range(4)])
+            gets = [_gets(es, names.entries_alias)]
+            mine = await read_feed(runtime, "here", after=2, limit=8, tz=utc)
+            gets.append(_gets(es, names.entries_alias))
+            await read_feed(runtime, "here", after=0, limit=2, tz=utc)
+            await read_feed(runtime, "there", after=0, limit=4, tz=utc)
+            gets.append(_gets(es, names.entries_alias))
+            other = Runtime(settings=alone, es=runtime.es, names=names)  # another process
+            theirs = await read_feed(other, "here", after=2, limit=8, tz=utc)
+            fetched = [b - a for a, b in itertools.pairwise(gets)]
+            return fetched, mine.entries, theirs.entries
+        finally:
+            await runtime.es.close()
+
+    fetched, mine, theirs = asyncio.run(scenario())
+    assert fetched == [0, 6]
+    assert [e["id"] for e in mine] == [f"h{i}" for i in range(2, 10)]
+    assert mine == theirs
+
+
 def _gets(es: Elasticsearch, index: str) -> int:
     return int(es.indices.stats(index=index, metric="get")["_all"]["total"]["get"]["total"])
