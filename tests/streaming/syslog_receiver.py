@@ -82,7 +82,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config(directory: Path, tls: TlsFiles, ports: tuple[int, int, int]) -> str:
+def _config(directory: Path, tls: TlsFiles, ports: tuple[int, int, int], output: Path) -> str:
     tcp, good, wrong = ports
     tls_input = 'streamDriver.name="ossl" streamDriver.mode="1" streamDriver.authMode="anon"'
     return f"""
@@ -93,7 +93,7 @@ global(maxMessageSize="256k" workDirectory="{directory / "work"}"
 module(load="imtcp")
 template(name="raw" type="string" string="%rawmsg%\\n")
 ruleset(name="received") {{
-  action(type="omfile" file="{directory / "received.log"}" template="raw")
+  action(type="omfile" file="{output}" template="raw")
 }}
 input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="received")
 input(type="imtcp" address="127.0.0.1" port="{good}" ruleset="received" {tls_input})
@@ -103,15 +103,16 @@ input(type="imtcp" address="127.0.0.1" port="{wrong}" ruleset="received" {tls_in
 
 
 class Rsyslog:
-    """One ``rsyslogd -n`` with its own configuration, work directory, pid file and output."""
+    """One ``rsyslogd -n`` with its own configuration, work directory, pid file and output
+    (``received.log`` in its directory, or ``output``: the benchmark's is ``/dev/null``)."""
 
-    def __init__(self, directory: Path, tls: TlsFiles) -> None:
+    def __init__(self, directory: Path, tls: TlsFiles, output: Path | None = None) -> None:
         self.directory, self.tls = directory, tls
         self.tcp_port, self.tls_port, self.wrong_tls_port = free_port(), free_port(), free_port()
         (directory / "work").mkdir(parents=True, exist_ok=True)
         self.conf = directory / "rsyslog.conf"
-        self.conf.write_text(_config(directory, tls, self.ports))
-        self.output = directory / "received.log"
+        self.output = output or directory / "received.log"
+        self.conf.write_text(_config(directory, tls, self.ports, self.output))
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
