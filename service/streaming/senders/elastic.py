@@ -23,7 +23,7 @@ import orjson
 
 from service.streaming.guard import AddressGuard
 from service.streaming.senders.base import DeliveryError, Event, Target
-from service.streaming.senders.event_fields import document_id, epoch_ms, rfc3339_ms
+from service.streaming.senders.event_fields import document_id, utc_text
 from service.streaming.senders.guarded_http import Answer, GuardedHttp, status_error
 
 BULK_FILTER = "errors,items.*._id,items.*.status,items.*.error"
@@ -44,9 +44,9 @@ def bulk_body(events: list[Event], index: str) -> bytes:
     lines: list[bytes] = []
     for event in events:
         source = event
-        ms = epoch_ms(event)
-        if "@timestamp" not in event and ms is not None:
-            source = {"@timestamp": rfc3339_ms(ms), **event}
+        stamp = utc_text(event)
+        if "@timestamp" not in event and stamp is not None:
+            source = {"@timestamp": stamp, **event}
         action = {"create": {"_index": index, "_id": document_id(event)}}
         lines += [orjson.dumps(action), orjson.dumps(source)]
     return b"\n".join(lines) + b"\n"

@@ -13,6 +13,7 @@ the service's own document id; account ids never contain ``/``.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -92,6 +93,20 @@ def epoch_ms(event: Event) -> int | None:
         return _parse_ms(entry.get("timestamp"))
     ocsf_time = event.get("time")
     return ocsf_time if isinstance(ocsf_time, int) and not isinstance(ocsf_time, bool) else None
+
+
+_STORED_FORM = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def utc_text(event: Event) -> str | None:
+    """When the event happened as ``2025-11-26T10:15:00.120Z`` (:func:`rfc3339_ms`); ``None``
+    when it does not say. An entry's timestamp is stored in that form: it is taken as it is."""
+    entry = _entry(event)
+    stamp = entry.get("timestamp") if entry is not None else None
+    if isinstance(stamp, str) and _STORED_FORM.fullmatch(stamp):
+        return stamp
+    ms = epoch_ms(event)
+    return rfc3339_ms(ms) if ms is not None else None
 
 
 def seconds_text(ms: int) -> str:

@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 
 from service.streaming.senders.base import Event
-from service.streaming.senders.event_fields import entry_id, epoch_ms, is_checkpoint, rfc3339_ms
+from service.streaming.senders.event_fields import entry_id, is_checkpoint, utc_text
 
 SD_ID = "auditlog@32473"
 BOM = b"\xef\xbb\xbf"
@@ -84,8 +84,7 @@ def describe(event: Event) -> Described:
     mapped to OCSF (which has only its id and time to tell: see :mod:`.event_fields`).
     :class:`DeliveryError` (not retried) for an event without an id."""
     key = entry_id(event)
-    ms = epoch_ms(event)
-    timestamp = rfc3339_ms(ms) if ms is not None else "-"
+    timestamp = utc_text(event) or "-"
     if is_checkpoint(event):
         signed = event["checkpoint"]
         params = {"id": key, "position": event.get("position"),
