@@ -77,9 +77,9 @@ class IngestContext:
     streamed: Callable[[], Collection[str]] | None = None
     """The accounts whose entries this process streams now: each entry created for one of them
     is handed to :attr:`written`."""
-    written: Callable[[dict[str, bytes]], None] | None = None
-    """Takes entries just created, document id → the document as stored (the feed serves them
-    from memory)."""
+    written: Callable[[dict[str, tuple[dict[str, Any], int]]], None] | None = None
+    """Takes entries just created: document id → the document as stored and its size in bytes
+    of JSON (the feed serves them from memory)."""
 
     @classmethod
     def for_settings(
@@ -104,11 +104,16 @@ async def _store(ctx: IngestContext, prepared: list[PreparedEntry]) -> list[Outc
     if ctx.keys is not None:
         record_id = await _authenticate(ctx, ctx.keys, prepared)
     streamed = ctx.streamed() if ctx.streamed is not None else ()
-    wanted = {e.doc_id for e in prepared if e.source["account_id"] in streamed} if streamed else ()
-    created: dict[str, bytes] | None = {} if wanted and ctx.written is not None else None
+    wanted = (
+        {e.doc_id: e.source for e in prepared if e.source["account_id"] in streamed}
+        if streamed
+        else {}
+    )
+    created: dict[str, int] | None = {} if wanted and ctx.written is not None else None
     outcomes = await store_entries(ctx.es, ctx.names, prepared, created)
     if created and ctx.written is not None:
-        ctx.written({doc_id: doc for doc_id, doc in created.items() if doc_id in wanted})
+        ctx.written({doc_id: (wanted[doc_id], size) for doc_id, size in created.items()
+                     if doc_id in wanted})  # fmt: skip
     if record_id is not None:
         await _record_outcome(ctx, record_id, prepared, outcomes)
     return outcomes

@@ -21,8 +21,9 @@ from service.search.indices import IndexNames
 
 PAGE = 2000
 KEEP_ALIVE = "2m"
-CACHED_BYTES = 64 * 2**20
-"""What the feed keeps in memory at most (:class:`EntryCache`): entries' JSON sizes summed."""
+CACHED_BYTES = 48 * 2**20
+"""What the feed keeps in memory at most (:class:`EntryCache`): entries' JSON sizes summed
+(as objects, they take about three times that)."""
 CACHED_FOR_S = 60.0
 """How long the feed serves an entry from memory, at most."""
 
@@ -31,14 +32,14 @@ class EntryCache:
     """Entries the feed may serve without asking the engine, by document id: those its readers
     fetched last (an account's destinations read the same positions one after the other: each
     entry is fetched and decoded once, not once a destination), and those this process just
-    wrote for an account it delivers (kept as the JSON it sent, read a few seconds later:
-    never fetched at all). Only entries found or created are kept (one not there is asked for
+    wrote for an account it delivers (read a few seconds later: never fetched or decoded at
+    all). Only entries found or created are kept (one not there is asked for
     again), for :data:`CACHED_FOR_S` at most (an entry removed since is soon read as gone), and
     only up to :data:`CACHED_BYTES` of JSON, the oldest kept first out."""
 
     def __init__(self, max_bytes: int = CACHED_BYTES, ttl_s: float = CACHED_FOR_S) -> None:
         self.max_bytes, self.ttl_s, self.bytes = max_bytes, ttl_s, 0
-        self.entries: OrderedDict[str, tuple[dict[str, Any] | bytes, int, float]] = OrderedDict()
+        self.entries: OrderedDict[str, tuple[dict[str, Any], int, float]] = OrderedDict()
 
     def take(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Those of ``doc_ids`` held, by document id."""
@@ -47,8 +48,7 @@ class EntryCache:
         for doc_id in doc_ids:
             kept = self.entries.get(doc_id)
             if kept is not None and kept[2] > fresh_after:
-                source = kept[0]
-                held[doc_id] = orjson.loads(source) if isinstance(source, bytes) else source
+                held[doc_id] = kept[0]
         return held
 
     def keep(self, found: dict[str, dict[str, Any]]) -> None:
@@ -57,11 +57,11 @@ class EntryCache:
             {doc_id: (source, len(orjson.dumps(source))) for doc_id, source in found.items()}
         )
 
-    def keep_written(self, written: dict[str, bytes]) -> None:
-        """Keep entries as this process wrote them."""
-        self._keep({doc_id: (document, len(document)) for doc_id, document in written.items()})
+    def keep_written(self, written: dict[str, tuple[dict[str, Any], int]]) -> None:
+        """Keep entries as this process wrote them, with their sizes as JSON."""
+        self._keep(written)
 
-    def _keep(self, sized: dict[str, tuple[dict[str, Any] | bytes, int]]) -> None:
+    def _keep(self, sized: dict[str, tuple[dict[str, Any], int]]) -> None:
         now = time.monotonic()
         for doc_id, (source, size) in sized.items():
             if size > self.max_bytes // 4:

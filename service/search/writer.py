@@ -239,12 +239,13 @@ async def store_entries(
     es: AsyncElasticsearch,
     names: IndexNames,
     entries: list[PreparedEntry],
-    created: dict[str, bytes] | None = None,
+    created: dict[str, int] | None = None,
 ) -> list[Outcome]:
     """Store ``entries``; one outcome per entry, in order. A repeated id is a duplicate.
     :class:`EngineUnavailable` when the engine could not be asked or refused the whole request
     (429, 5xx, unreachable) before anything of it was acknowledged. With ``created``, each entry
-    this call made the engine create is added to it: document id → the document as stored."""
+    this call made the engine create is added to it: document id → its size as stored (bytes of
+    JSON)."""
     first: dict[str, int] = {}
     for i, entry in enumerate(entries):
         first.setdefault(entry.doc_id, i)
@@ -276,13 +277,13 @@ async def _store_unique(
     es: AsyncElasticsearch,
     names: IndexNames,
     entries: list[PreparedEntry],
-    created: dict[str, bytes] | None,
+    created: dict[str, int] | None,
 ) -> list[Outcome]:
     outcomes = [NOT_ACKNOWLEDGED] * len(entries)
     now = datetime.now(UTC)
     write_by = time.monotonic() + CLAIM_LEASE_S - WRITER_TIMEOUT_S  # see CLAIM_LEASE_S
     entry_ops: dict[int, bytes] = {}
-    documents: dict[int, bytes] = {}
+    sizes: dict[int, int] = {}
     claim_ops = []
     claim_sources: dict[str, bytes] = {}  # the same for every entry of an index
     for i, e in enumerate(entries):
@@ -292,8 +293,7 @@ async def _store_unique(
             outcomes[i] = Outcome("rejected", f"cannot be stored: {error}")
             continue
         entry_ops[i] = b"%b\n%b\n" % (_action(e.index, e.doc_id), document)
-        if created is not None:
-            documents[i] = document
+        sizes[i] = len(document)
         if not e.claim:
             continue
         claim = claim_sources.get(e.index)
@@ -326,7 +326,7 @@ async def _store_unique(
         if status in (200, 201):
             outcomes[i] = RECLAIMED if i in reclaimed else CREATED
             if created is not None:
-                created[entries[i].doc_id] = documents[i]
+                created[entries[i].doc_id] = sizes[i]
         elif status == 409:
             outcomes[i] = DUPLICATE if entries[i].claim else CREATED
         elif status == 400:

@@ -178,7 +178,8 @@ def test_the_feeds_entry_cache_is_bounded_by_bytes_and_time() -> None:
     stale = EntryCache(max_bytes=10_000, ttl_s=0)
     stale.keep({"a/e1": entry(1, 10)})
     assert stale.take(["a/e1"]) == {}  # older than its time: read again
-    written = EntryCache(max_bytes=10_000, ttl_s=60)  # kept as written: JSON, its size exact
-    written.keep_written({f"a/w{n}": orjson.dumps(entry(n, 1000)) for n in range(12)})
+    written = EntryCache(max_bytes=10_000, ttl_s=60)  # kept as written, with its JSON size
+    written.keep_written({f"a/w{n}": (entry(n, 1000), len(orjson.dumps(entry(n, 1000))))
+                          for n in range(12)})  # fmt: skip
     assert written.bytes <= 10_000 and written.take(["a/w11"]) == {"a/w11": entry(11, 1000)}
     assert written.take(["a/w0"]) == {}
