@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,8 +98,11 @@ class IngestContext:
         )
 
 
-async def _store(ctx: IngestContext, prepared: list[PreparedEntry]) -> list[Outcome]:
-    """Authenticate (and queue for sealing) and write one batch; its outcomes, in order."""
+async def _store(
+    ctx: IngestContext, prepared: list[PreparedEntry], later: list[Coroutine[Any, Any, None]] | None
+) -> list[Outcome]:
+    """Authenticate (and queue for sealing) and write one batch; its outcomes, in order (their
+    record for the sealer left in ``later``, if given)."""
     record_id = None
     if ctx.keys is not None:
         record_id = await _authenticate(ctx, ctx.keys, prepared)
@@ -115,7 +118,11 @@ async def _store(ctx: IngestContext, prepared: list[PreparedEntry]) -> list[Outc
         ctx.written({doc_id: (wanted[doc_id], size) for doc_id, size in created.items()
                      if doc_id in wanted})  # fmt: skip
     if record_id is not None:
-        await _record_outcome(ctx, record_id, prepared, outcomes)
+        recording = _record_outcome(ctx, record_id, prepared, outcomes)
+        if later is None:
+            await recording
+        else:
+            later.append(recording)
     return outcomes
 
 
@@ -235,9 +242,16 @@ def validate_items(
 
 
 async def ingest_items(
-    ctx: IngestContext, items: list[Item], account_of: dict[int, str | Rejected]
+    ctx: IngestContext,
+    items: list[Item],
+    account_of: dict[int, str | Rejected],
+    later: list[Coroutine[Any, Any, None]] | None = None,
 ) -> list[EntryResult]:
-    """Validate and store ``items``; one result per item, in order."""
+    """Validate and store ``items``; one result per item, in order. With ``later``, the
+    batches' outcomes for the sealer are recorded by the coroutines left there, for the caller
+    to run once it has answered: they only let the sealer seal sooner (an outcome never recorded
+    has the sealer look the batch's entries up after the write deadline), so a client need not
+    wait for them."""
     results, valid = validate_items(ctx, items, account_of)
     index_for = ctx.names.entry_index_for_stamp
     for start in range(0, len(valid), ctx.batch_size):
@@ -259,7 +273,7 @@ async def ingest_items(
                         results[i].status = "duplicate"
                 kept = [k for k, entry in enumerate(prepared) if entry.doc_id not in elsewhere]
                 batch, prepared = [batch[k] for k in kept], [prepared[k] for k in kept]
-            outcomes = await _store(ctx, prepared) if prepared else []
+            outcomes = await _store(ctx, prepared, later) if prepared else []
         except EngineUnavailable:
             if start == 0:
                 raise  # nothing stored: the whole request is unavailable

@@ -7,9 +7,11 @@ with one result per entry, in order.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any
 
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -75,11 +77,27 @@ async def _ingest(request: Request, principal: Principal, items: list[Item]) -> 
             413, "too_many_entries", f"at most {runtime.settings.max_entries} entries per request"
         )
     account_of = await _accounts_for(request, principal, items)
-    results = await ingest_items(runtime.ingest, items, account_of)  # 503 when nothing stored
+    later: list[Coroutine[Any, Any, None]] = []  # the sealer's outcome records: once answered
+    try:
+        # a 503 when nothing was stored
+        results = await ingest_items(runtime.ingest, items, account_of, later)
+    except BaseException:
+        for recording in later:
+            recording.close()
+        raise
     summary = summarize(results)
     for status in ("created", "duplicates", "rejected", "failed"):
         runtime.counters[f"ingest_{status}"] += summary[status]
-    return ResultsResponse(summary)
+    return ResultsResponse(summary, background=BackgroundTask(_run_all, later))
+
+
+async def _run_all(work: list[Coroutine[Any, Any, None]]) -> None:
+    try:
+        for coroutine in work:
+            await coroutine
+    finally:
+        for coroutine in work:  # those not run (closing one that ran does nothing)
+            coroutine.close()
 
 
 async def post_entries(request: Request) -> Response:

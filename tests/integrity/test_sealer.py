@@ -8,7 +8,7 @@ import itertools
 import json
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,6 +61,34 @@ async def _ingest(runtime: Runtime, account_id: str, ids: list[str]) -> None:
     items = [Item(entry(id=i)) for i in ids]
     results = await ingest_items(runtime.ingest, items, dict.fromkeys(range(len(ids)), account_id))
     assert [r.status for r in results] == ["created"] * len(ids)
+
+
+def test_an_answer_need_not_wait_for_the_outcome_the_sealer_seals_from(alone: Settings) -> None:
+    """With ``later``, ingest returns once the engine stored the batch, the outcome for the
+    sealer left to run afterwards (an HTTP answer is sent first): until it runs, the batch is in
+    flight and nothing is sealed; once it ran, the batch is sealed straight from its record."""
+    from ingest.pipeline import Item, ingest_items
+
+    async def scenario() -> tuple[list[str], int, int, int]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        try:
+            later: list[Coroutine[Any, Any, None]] = []
+            items = [Item(entry(id=f"l{i}")) for i in range(3)]
+            results = await ingest_items(runtime.ingest, items, dict.fromkeys(range(3), "acct"),
+                                         later)  # fmt: skip
+            held = await _held(runtime, "one")
+            sealer = Sealer(runtime, keys)
+            before = await sealer.seal_queued(held)
+            for recording in later:
+                await recording
+            return [r.status for r in results], len(later), before, await sealer.seal_queued(held)
+        finally:
+            await runtime.es.close()
+
+    statuses, pending, before, after = asyncio.run(scenario())
+    assert statuses == ["created"] * 3 and pending == 1
+    assert before == 0 and after == 3
 
 
 def test_a_paused_former_sealer_cannot_fork_the_log(alone: Settings) -> None:
