@@ -107,11 +107,10 @@ async def _store(
     if ctx.keys is not None:
         record_id = await _authenticate(ctx, ctx.keys, prepared)
     streamed = ctx.streamed() if ctx.streamed is not None else ()
-    wanted = (
-        {e.doc_id: e.source for e in prepared if e.source["account_id"] in streamed}
-        if streamed
-        else {}
-    )
+    wanted: dict[str, dict[str, Any]] = {}
+    for e in prepared if streamed else ():
+        if e.source["account_id"] in streamed:
+            wanted.setdefault(e.doc_id, e.source)  # an id sent twice: the first is stored
     created: dict[str, int] | None = {} if wanted and ctx.written is not None else None
     outcomes = await store_entries(ctx.es, ctx.names, prepared, created)
     if created and ctx.written is not None:

@@ -26,7 +26,7 @@ from service.api.routes import routes as api_routes
 from service.config import Settings, load_settings
 from service.errors import EXCEPTION_HANDLERS, EngineUnavailable
 from service.integrity.keys import load_keys
-from service.runtime import Runtime
+from service.runtime import FINISH_S, Runtime
 from service.search.accounts import AccountStore
 from service.search.client import make_client
 from service.search.indices import IndexNames
@@ -116,9 +116,12 @@ def _lifespan(settings: Settings) -> Any:
             with collector_tuned():
                 yield {"runtime": runtime}
         finally:
-            for task in [*tasks, *runtime.tasks]:
+            if runtime.finishing:  # e.g. the outcomes of batches just answered
+                await asyncio.wait(runtime.finishing, timeout=FINISH_S)
+            for task in [*tasks, *runtime.tasks, *runtime.finishing]:
                 task.cancel()
-            await asyncio.gather(*tasks, *runtime.tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *runtime.tasks, *runtime.finishing,
+                                 return_exceptions=True)  # fmt: skip
             await es.close()
 
     return lifespan

@@ -27,6 +27,9 @@ from service.search.indices import IndexNames
 from service.search.integrity_log import SegmentCache
 from service.search.log_entries import EntryCache
 
+FINISH_S = 10.0
+"""How long a shutdown waits for the background work it lets end (:attr:`Runtime.finishing`)."""
+
 
 @dataclass
 class Runtime:
@@ -39,6 +42,8 @@ class Runtime:
     key_cache: KeyCache = field(init=False)
     account_cache: dict[str, tuple[Account | None, float]] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    finishing: set[asyncio.Task[None]] = field(default_factory=set)
+    """Background work a shutdown lets end first (:meth:`spawn` with ``finish``)."""
     segments: SegmentCache = field(default_factory=SegmentCache)
     """The log segments the feed read last (for every reader of this process)."""
     feed_entries: EntryCache = field(default_factory=EntryCache)
@@ -64,11 +69,13 @@ class Runtime:
         if self.settings.cursor_secret is not None:
             self.cursor_secret = str(self.settings.cursor_secret).encode()
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` in the background, kept until it ends (cancelled at shutdown)."""
+    def spawn(self, work: Coroutine[Any, Any, None], finish: bool = False) -> None:
+        """Run ``work`` in the background, kept until it ends (cancelled at shutdown; with
+        ``finish``, given :data:`FINISH_S` to end first)."""
         task = asyncio.create_task(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        kept = self.finishing if finish else self.tasks
+        kept.add(task)
+        task.add_done_callback(kept.discard)
 
     def cursor_key(self) -> bytes:
         if self.cursor_secret is None:

@@ -227,8 +227,8 @@ class Delivery:
         changes = {"position": page.next_after, "health": health, "status": "active",
                    "status_reason": None}  # fmt: skip
         await self.held.renew()  # the fence: only the holder moves the position
-        # read back by id (the next round's get sees it at once): no refresh of the index per
-        # round; listings show the position a refresh interval later
+        # no refresh of the index per round: the next round takes this write as the current
+        # one (see _read), and listings refresh first
         if not await self._update(destination, version, changes, refresh=False):
             return 0.0  # a person paused, rewound or changed it meanwhile: read it again
         return 0.0 if page.more else self.runtime.settings.delivery_interval_s

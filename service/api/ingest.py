@@ -7,11 +7,11 @@ with one result per entry, in order.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Coroutine
 from typing import Any
 
 import orjson
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -25,6 +25,8 @@ from service.web.auth import require
 from service.web.bodies import parse_json, read_body
 
 JSON_TYPES = ("application/json",)
+
+log = logging.getLogger("auditlog")
 
 
 class ResultsResponse(JSONResponse):
@@ -77,26 +79,30 @@ async def _ingest(request: Request, principal: Principal, items: list[Item]) -> 
             413, "too_many_entries", f"at most {runtime.settings.max_entries} entries per request"
         )
     account_of = await _accounts_for(request, principal, items)
-    later: list[Coroutine[Any, Any, None]] = []  # the sealer's outcome records: once answered
+    # the sealer's outcome records of the batches stored, run once answered (not in the
+    # request: its answer and its in-flight slot do not wait for them), whatever happens next
+    later: list[Coroutine[Any, Any, None]] = []
     try:
         # a 503 when nothing was stored
         results = await ingest_items(runtime.ingest, items, account_of, later)
-    except BaseException:
-        for recording in later:
-            recording.close()
-        raise
+    finally:
+        if later:
+            runtime.spawn(_run_all(later), finish=True)
     summary = summarize(results)
     for status in ("created", "duplicates", "rejected", "failed"):
         runtime.counters[f"ingest_{status}"] += summary[status]
-    return ResultsResponse(summary, background=BackgroundTask(_run_all, later))
+    return ResultsResponse(summary)
 
 
 async def _run_all(work: list[Coroutine[Any, Any, None]]) -> None:
     try:
         for coroutine in work:
-            await coroutine
-    finally:
-        for coroutine in work:  # those not run (closing one that ran does nothing)
+            try:
+                await coroutine
+            except Exception:  # a bug: the sealer looks the batch up after its write deadline
+                log.exception("recording a batch's outcome for the sealer failed")
+    finally:  # cancelled at shutdown: those not run are closed (closing one that ran does nothing)
+        for coroutine in work:
             coroutine.close()
 
 

@@ -814,5 +814,36 @@ def test_the_feed_serves_what_this_process_wrote_for_an_account_it_delivers_from
     assert mine == theirs
 
 
+def test_an_id_sent_twice_in_a_batch_is_served_from_memory_as_stored(
+    alone: Settings,
+) -> None:
+    """The engine stores the first of two entries sent with one id in a request: the feed of
+    the process that wrote it serves that one from memory, as another process reads it."""
+    from ingest.pipeline import Item, ingest_items
+    from service.actions.feed import read_feed
+
+    async def scenario() -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        utc = zone("UTC", "tz")
+        try:
+            runtime.delivering = {"webhook": "twice"}
+            items = [Item(entry(id="d1", message="first")),
+                     Item(entry(id="d1", message="second", category="audit"))]  # fmt: skip
+            results = await ingest_items(runtime.ingest, items, {0: "twice", 1: "twice"})
+            assert await Sealer(runtime, keys).seal_queued(await _held(runtime, "one")) == 1
+            await runtime.es.indices.refresh(index=runtime.names.integrity)
+            mine = await read_feed(runtime, "twice", after=0, limit=5, tz=utc)
+            other = Runtime(settings=alone, es=runtime.es, names=runtime.names)
+            theirs = await read_feed(other, "twice", after=0, limit=5, tz=utc)
+            return [r.status for r in results], mine.entries, theirs.entries
+        finally:
+            await runtime.es.close()
+
+    statuses, mine, theirs = asyncio.run(scenario())
+    assert statuses == ["created", "duplicate"]
+    assert [e["message"] for e in mine] == ["first"] and mine == theirs
+
+
 def _gets(es: Elasticsearch, index: str) -> int:
     return int(es.indices.stats(index=index, metric="get")["_all"]["total"]["get"]["total"])
