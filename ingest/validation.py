@@ -25,7 +25,7 @@ from typing import Any
 
 from ingest.schema import INT_BOUNDS, KEYWORD_MAX, FieldRule, metadata_rules
 from service.search.identifiers import STORED_ID
-from service.vocabulary import ACTOR_TYPES, CATEGORIES, EXPIRING_CATEGORIES, TYPES
+from service.vocabulary import ACTOR_TYPES, CATEGORIES, EXPIRING_CATEGORIES, STORED_TIMESTAMP, TYPES
 
 ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 GENERATED_MARK = "~"
@@ -106,13 +106,7 @@ def format_utc(moment: datetime) -> str:
 
 def _stored_form(sent: object, timestamp: datetime) -> str:
     """``format_utc(timestamp)``; the text as sent when it is already in that form (most are)."""
-    if (
-        isinstance(sent, str)
-        and len(sent) == 24
-        and sent[23] == "Z"
-        and sent[19] == "."
-        and sent[10] == "T"
-    ):
+    if isinstance(sent, str) and STORED_TIMESTAMP.fullmatch(sent):
         return sent
     return format_utc(timestamp)
 

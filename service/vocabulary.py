@@ -6,6 +6,12 @@ truth for mappings) and are read from there; this module holds only the closed l
 
 from __future__ import annotations
 
+import re
+
+STORED_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+"""The form of every timestamp the service stores: ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC, with
+milliseconds)."""
+
 CATEGORIES: tuple[str, ...] = (
     "audit",
     "credits",

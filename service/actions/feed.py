@@ -30,7 +30,7 @@ from service.runtime import Runtime
 from service.search.entries import HIDDEN_FIELDS
 from service.search.integrity_log import IntegrityLog
 from service.search.log_entries import fetch_entries
-from service.vocabulary import EXPIRING_CATEGORIES
+from service.vocabulary import EXPIRING_CATEGORIES, STORED_TIMESTAMP
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -56,7 +56,7 @@ class FeedPage:
 
 
 def _local_time(stamp: str, tz: ZoneInfo) -> str:
-    if tz.key == "UTC" and len(stamp) == 24 and stamp[-1] == "Z":  # the stored form, in UTC
+    if tz.key == "UTC" and STORED_TIMESTAMP.fullmatch(stamp):
         return stamp[:-1] + "+00:00"
     instant = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     return instant.astimezone(tz).isoformat(timespec="milliseconds")

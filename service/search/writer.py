@@ -112,7 +112,11 @@ def _action(index: str, doc_id: str) -> bytes:
 def create_op(index: str, doc_id: str, doc: dict[str, Any]) -> bytes:
     """The two NDJSON lines of one bulk ``create``, serialised once (retries reuse them);
     ``TypeError`` for a value JSON cannot carry (an integer outside 64 bits)."""
-    return b"%b\n%b\n" % (_action(index, doc_id), orjson.dumps(doc))
+    return _create_lines(index, doc_id, orjson.dumps(doc))
+
+
+def _create_lines(index: str, doc_id: str, document: bytes) -> bytes:
+    return b"%b\n%b\n" % (_action(index, doc_id), document)
 
 
 def _groups(ops: list[bytes], max_bytes: int) -> list[list[int]]:
@@ -292,7 +296,7 @@ async def _store_unique(
         except TypeError as error:  # a value JSON cannot carry: refused before anything is written
             outcomes[i] = Outcome("rejected", f"cannot be stored: {error}")
             continue
-        entry_ops[i] = b"%b\n%b\n" % (_action(e.index, e.doc_id), document)
+        entry_ops[i] = _create_lines(e.index, e.doc_id, document)
         sizes[i] = len(document)
         if not e.claim:
             continue

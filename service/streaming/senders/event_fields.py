@@ -13,11 +13,11 @@ the service's own document id; account ids never contain ``/``.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.streaming.senders.base import DeliveryError, Event
+from service.vocabulary import STORED_TIMESTAMP
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
@@ -95,15 +95,12 @@ def epoch_ms(event: Event) -> int | None:
     return ocsf_time if isinstance(ocsf_time, int) and not isinstance(ocsf_time, bool) else None
 
 
-_STORED_FORM = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
 def utc_text(event: Event) -> str | None:
     """When the event happened as ``2025-11-26T10:15:00.120Z`` (:func:`rfc3339_ms`); ``None``
     when it does not say. An entry's timestamp is stored in that form: it is taken as it is."""
     entry = _entry(event)
     stamp = entry.get("timestamp") if entry is not None else None
-    if isinstance(stamp, str) and _STORED_FORM.fullmatch(stamp):
+    if isinstance(stamp, str) and STORED_TIMESTAMP.fullmatch(stamp):
         return stamp
     ms = epoch_ms(event)
     return rfc3339_ms(ms) if ms is not None else None
