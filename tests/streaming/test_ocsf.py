@@ -255,12 +255,14 @@ def test_an_ocsf_event_is_one_document_per_account_in_a_shared_index() -> None:
 
 
 def _demo_for_ingest() -> list[dict[str, Any]]:
-    """Recent demo entries, a few of each category and type, with ids of their own."""
+    """Recent demo entries, a few of each category, type and family of actions (``auth``,
+    ``members``...: each OCSF class is there whatever the time of day), with ids of their
+    own."""
     recent = generate_demo_entries(now=datetime.now(UTC), days=3, seed=5)
-    taken: dict[tuple[str, str], int] = {}
+    taken: dict[tuple[str, str, str], int] = {}
     out = []
     for one in recent:
-        key = (one["category"], one["type"])
+        key = (one["category"], one["type"], one["action"].split(".", 1)[0])
         if taken.get(key, 0) < 2:
             taken[key] = taken.get(key, 0) + 1
             body = {k: v for k, v in one.items() if k != "account_id"}
