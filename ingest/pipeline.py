@@ -23,7 +23,7 @@ from service.integrity.keys import IntegrityKeys, KeysError, load_keys
 from service.search.client import Engine
 from service.search.engine_errors import engine_failures
 from service.search.indices import IndexNames
-from service.search.seal_queue import QueuedEntry, SealQueue
+from service.search.seal_queue import KeptRecords, QueuedEntry, SealQueue
 from service.search.writer import Outcome, PreparedEntry, doc_id_for, store_entries
 
 log = logging.getLogger("auditlog")
@@ -80,6 +80,8 @@ class IngestContext:
     written: Callable[[dict[str, tuple[dict[str, Any], int]]], None] | None = None
     """Takes entries just created: document id → the document as stored and its size in bytes
     of JSON (the feed serves them from memory)."""
+    kept_records: KeptRecords | None = None
+    """The queue records this process's sealer takes from memory (see :class:`KeptRecords`)."""
 
     @classmethod
     def for_settings(
@@ -161,7 +163,7 @@ async def _authenticate(
         source["integrity"] = {"digest": digest, "mac": mac}
         queued.append(QueuedEntry(entry.index, entry.doc_id, leaf))
     if ctx.sealing:
-        return await SealQueue(ctx.es, ctx.names).add(queued, keys.queue_mac)
+        return await SealQueue(ctx.es, ctx.names, ctx.kept_records).add(queued, keys.queue_mac)
     return None
 
 
@@ -181,7 +183,7 @@ async def _record_outcome(
     assert ctx.keys is not None
     mac = ctx.keys.outcome_mac(record_id, created, unsure)
     try:
-        await SealQueue(ctx.es, ctx.names).written(
+        await SealQueue(ctx.es, ctx.names, ctx.kept_records).written(
             record_id, created, unsure, mac, everything=len(created) == len(batch)
         )
     except EngineUnavailable as e:

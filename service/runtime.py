@@ -26,6 +26,7 @@ from service.search.client import Engine
 from service.search.indices import IndexNames
 from service.search.integrity_log import SegmentCache
 from service.search.log_entries import EntryCache
+from service.search.seal_queue import KeptRecords
 
 FINISH_S = 10.0
 """How long a shutdown waits for the background work it lets end (:attr:`Runtime.finishing`)."""
@@ -49,6 +50,8 @@ class Runtime:
     feed_entries: EntryCache = field(default_factory=EntryCache)
     """The entries the feed read last, and those just written for the accounts it delivers
     (for every reader of this process)."""
+    sealing_here: KeptRecords = field(default_factory=KeptRecords)
+    """The seal queue records this process wrote, kept for its sealer while it holds the lease."""
     delivering: dict[str, str] = field(default_factory=dict)
     """The destinations this process delivers to now (it holds their leases): id to account."""
     ingest: IngestContext = field(init=False)
@@ -64,6 +67,7 @@ class Runtime:
         self.ingest = replace(
             IngestContext.for_settings(self.es, self.settings, self.counters),
             streamed=lambda: set(self.delivering.values()), written=self.feed_entries.keep_written,
+            kept_records=self.sealing_here,
         )  # fmt: skip
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         if self.settings.cursor_secret is not None:

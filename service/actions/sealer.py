@@ -125,7 +125,7 @@ class Sealer:
     def __init__(self, runtime: Runtime, keys: IntegrityKeys) -> None:
         self.runtime, self.keys = runtime, keys
         self.log = IntegrityLog(runtime.es, runtime.names)
-        self.queue = SealQueue(runtime.es, runtime.names)
+        self.queue = SealQueue(runtime.es, runtime.names, runtime.sealing_here)
         self.accounts: dict[str, AccountLog] = {}
         self.settled = False
         """Every record this sealer sealed from is removed (see the module)."""
@@ -409,10 +409,11 @@ async def sealer_loop(runtime: Runtime, keys: IntegrityKeys) -> None:
                 try:
                     taken = held is None
                     held = await hold(leases, LEASE, held)
-                    if held is not None and taken:
-                        sealer = Sealer(
-                            runtime, keys
-                        )  # read the logs afresh: a former holder sealed
+                    if held is None:
+                        runtime.sealing_here.stop()
+                    elif taken:
+                        sealer = Sealer(runtime, keys)  # read the logs afresh: a former holder
+                        runtime.sealing_here.start()  # sealed; the records written from now on
                     if held is not None:
                         await sealer.genesis(held)  # until it is done once
                         while await sealer.seal_queued(held):
@@ -420,6 +421,7 @@ async def sealer_loop(runtime: Runtime, keys: IntegrityKeys) -> None:
                 except (LeaseLost, LogConflict):
                     log.warning("sealer: another process seals now")
                     held = None
+                    runtime.sealing_here.stop()
                 except ServiceError as e:
                     log.warning("sealing failed: %s", e)
                     sealer = Sealer(runtime, keys)  # read the logs again: a write may have landed
@@ -428,6 +430,7 @@ async def sealer_loop(runtime: Runtime, keys: IntegrityKeys) -> None:
                     sealer = Sealer(runtime, keys)
             await asyncio.sleep(settings.seal_interval_s)
     finally:
+        runtime.sealing_here.stop()
         if held is not None:
             with contextlib.suppress(EngineUnavailable):
                 await asyncio.shield(held.release())

@@ -15,6 +15,10 @@ the record's id and its creation time). Records of earlier versions are still re
 leaves the time out of the MAC; the earliest (``format`` absent) name the index in each row and
 carry a MAC per row.
 
+A process that holds the sealer's lease also keeps the records it writes, and their outcomes,
+in memory (:class:`KeptRecords`): its sealer lists the queue in the engine as any sealer does,
+but reads and decodes only the records other processes wrote.
+
 Records are documents ``kind: queued`` (``q:<uuid>``) and outcomes ``kind: written``
 (``w:<uuid>``, the same uuid) in ``<prefix>-seal-queue``; the sealer reads records in the order
 they were made and deletes both once every entry of the record is sealed or given up. The queue
@@ -54,6 +58,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _stamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _instant(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +122,62 @@ def _rows(entries: list[QueuedEntry]) -> tuple[list[str], list[list[Any]]]:
     return list(numbers), rows
 
 
+KEPT_MAX_ENTRIES = 100_000
+"""Entries of the records a process keeps in memory for its sealer, at most (about 60 MB; a
+record past it is read back from the engine)."""
+
+
+class KeptRecords:
+    """The records this process wrote to the queue, with their outcomes, while its sealer holds
+    the lease: the sealer takes each from here once it lists it in the engine, instead of
+    reading it back. A record is dropped once removed or deferred, and all are when the lease
+    is lost (another process seals, from the engine)."""
+
+    def __init__(self, max_entries: int = KEPT_MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self.active = False
+        self._records: dict[str, Queued] = {}
+        self._entries = 0
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def start(self) -> None:
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+        self._records.clear()
+        self._entries = 0
+
+    def keep(self, record: Queued) -> None:
+        if self.active and self._entries + len(record.entries) <= self.max_entries:
+            self._records[record.record_id] = record
+            self._entries += len(record.entries)
+
+    def outcome(self, record_id: str, created: list[str], unsure: list[str], mac: str) -> None:
+        record = self._records.get(record_id)
+        if record is not None:
+            self._records[record_id] = replace(
+                record, created=created, unsure=unsure, outcome_mac=mac
+            )
+
+    def get(self, record_id: str) -> Queued | None:
+        return self._records.get(record_id)
+
+    def drop(self, record_ids: list[str]) -> None:
+        for record_id in record_ids:
+            record = self._records.pop(record_id, None)
+            if record is not None:
+                self._entries -= len(record.entries)
+
+
 class SealQueue:
-    def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
+    def __init__(
+        self, es: AsyncElasticsearch, names: IndexNames, kept: KeptRecords | None = None
+    ) -> None:
         self.es, self.index = es, names.seal_queue
+        self.kept = kept
         self.read_from = f"{names.seal_queue},{names.integrity}"
         """Records made before the queue had an index of its own are in the log's."""
 
@@ -128,11 +189,16 @@ class SealQueue:
         token = uuid.uuid4().hex
         indices, rows = _rows(entries)
         created_at = _stamp(now)
+        write_by = _stamp(now + timedelta(seconds=WRITE_DEADLINE_S))
+        signed = signed_part(token, indices, rows, created_at)
+        record_mac = mac(signed)
         record = {"kind": "queued", "format": FORMAT, "created_at": created_at,
-                  "write_by": _stamp(now + timedelta(seconds=WRITE_DEADLINE_S)),
-                  "count": len(rows), "indices": indices, "entries": rows,
-                  "mac": mac(signed_part(token, indices, rows, created_at))}  # fmt: skip
+                  "write_by": write_by, "count": len(rows), "indices": indices, "entries": rows,
+                  "mac": record_mac}  # fmt: skip
         await self.es.index(index=self.index, id=f"q:{token}", document=record)
+        if self.kept is not None:  # as the sealer would read it back
+            self.kept.keep(Queued(token, self.index, entries, created_at, _instant(write_by),
+                                  signed=signed, mac=record_mac, format=FORMAT))  # fmt: skip
         return token
 
     @translated
@@ -144,12 +210,16 @@ class SealQueue:
         outcome = {"kind": "written", "created_at": _stamp(datetime.now(UTC)),
                    "created": ALL if everything and not unsure else created, "unsure": unsure,
                    "mac": mac}  # fmt: skip
+        if self.kept is not None:  # true whether or not the engine stores it
+            self.kept.outcome(record_id, created, unsure, mac)
         await self.es.index(index=self.index, id=f"w:{record_id}", document=outcome)
 
     @translated
     async def defer(self, record: Queued, entries: list[QueuedEntry]) -> None:
         """Keep only ``entries`` of the record (those to look up), out of the way until its
         write deadline: the queue's head moves on meanwhile."""
+        if self.kept is not None:
+            self.kept.drop([record.record_id])
         indices, rows = _rows(entries)  # no MAC: the sealer looks each of them up
         document = {"kind": "queued", "format": FORMAT, "created_at": record.created_at,
                     "write_by": _stamp(record.write_by), "count": len(rows), "deferred": True,
@@ -182,9 +252,10 @@ class SealQueue:
             query={"bool": {"filter": [{"term": {"kind": "queued"}}], "must_not": [waiting]}},
             sort=[{"created_at": "asc"}],
             size=limit,
-            source_includes=["count"],
+            source_includes=["count", "deferred"],
         )
         chosen: list[tuple[str, str]] = []
+        kept: dict[str, Queued] = {}
         total = 0
         for hit in resp["hits"]["hits"]:
             count = hit["_source"].get("count")
@@ -193,13 +264,26 @@ class SealQueue:
                 break
             chosen.append((hit["_index"], hit["_id"]))
             total += size
+            if (record := self._kept(hit)) is not None:
+                kept[hit["_id"]] = record
         if not chosen:
             return [], 0
-        wanted = [*chosen, *((index, f"w:{c[2:]}") for index, c in chosen)]
-        docs = (await self.es.mget(docs=[{"_index": i, "_id": d} for i, d in wanted]))["docs"]
+        read = [c for c in chosen if c[1] not in kept]
+        wanted = [*read, *((index, f"w:{c[2:]}") for index, c in read)]
+        docs = (
+            (await self.es.mget(docs=[{"_index": i, "_id": d} for i, d in wanted]))["docs"]
+            if wanted
+            else []
+        )
+        pairs = zip(docs[: len(read)], docs[len(read) :], strict=True)
+        fetched = dict(zip((c[1] for c in read), pairs, strict=True))
         records: list[Queued] = []
         malformed: list[Queued] = []
-        for doc, outcome in zip(docs[: len(chosen)], docs[len(chosen) :], strict=True):
+        for _, doc_id in chosen:
+            if doc_id in kept:
+                records.append(kept[doc_id])
+                continue
+            doc, outcome = fetched[doc_id]
             if not doc.get("found"):
                 continue  # removed meanwhile (another sealer finished it)
             record = _queued(doc)
@@ -209,6 +293,13 @@ class SealQueue:
                 records.append(_with_outcome(record, outcome))
         await self.remove(malformed)
         return records, len(malformed)
+
+    def _kept(self, hit: dict[str, Any]) -> Queued | None:
+        """The record of ``hit`` as this process wrote it, when it keeps it: a record the queue
+        lists as it was written (not deferred since)."""
+        if self.kept is None or hit["_index"] != self.index or hit["_source"].get("deferred"):
+            return None
+        return self.kept.get(hit["_id"][2:])
 
     @translated
     async def pending_ids(self) -> set[str]:
@@ -244,6 +335,8 @@ class SealQueue:
     async def remove(self, records: list[Queued]) -> None:
         """Delete the records (and their outcomes); :class:`EngineUnavailable` unless each is
         gone (a record left behind would be read again)."""
+        if self.kept is not None:
+            self.kept.drop([r.record_id for r in records])
         if records:
             operations = [{"delete": {"_index": r.index, "_id": f"{kind}:{r.record_id}"}}
                           for r in records for kind in ("q", "w")]  # fmt: skip
@@ -260,8 +353,7 @@ def _queued(hit: dict[str, Any]) -> Queued | None:
         if not hit["_id"].startswith("q:"):
             return None
         source = hit["_source"]
-        created = datetime.fromisoformat(str(source["created_at"]).replace("Z", "+00:00"))
-        write_by = datetime.fromisoformat(str(source["write_by"]).replace("Z", "+00:00"))
+        created, write_by = _instant(str(source["created_at"])), _instant(str(source["write_by"]))
         if created.tzinfo is None or write_by.tzinfo is None:
             return None  # compared with the sealer's aware clock
         form = source.get("format")

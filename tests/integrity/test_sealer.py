@@ -586,6 +586,52 @@ def test_a_queue_record_changed_in_the_engine_is_looked_up_and_an_earlier_one_st
     assert report["ok"] and report["tree_size"] == 3
 
 
+def test_the_lease_holder_seals_the_records_it_wrote_without_reading_them_back(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """While its sealer holds the lease, a process seals the queue records it wrote from memory:
+    only another process's record is read from the engine, a copy changed in the engine seals
+    what the service wrote, and nothing is kept once sealed or while the lease is not held."""
+
+    async def scenario() -> tuple[int, int, list[int], list[dict[str, str]], dict[str, Any]]:
+        runtime, other = await _runtime(alone), await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            await _ingest(runtime, "mem", ["before"])  # the lease not held yet: not kept
+            kept = [len(runtime.sealing_here)]
+            runtime.sealing_here.start()  # as the sealer's loop does once it holds the lease
+            await _ingest(runtime, "mem", ["m1", "m2"])
+            await _ingest(other, "mem", ["o1"])
+            kept.append(len(runtime.sealing_here))
+            await runtime.es.indices.refresh(index=names.seal_queue)
+            records = (await runtime.es.search(index=names.seal_queue, size=10, query={
+                "term": {"kind": "queued"}}))["hits"]["hits"]  # fmt: skip
+            [mine] = [r for r in records if len(r["_source"]["entries"]) == 2]
+            source = mine["_source"]
+            source["entries"][0][4] = "0" * 64  # m1's digest, in the engine's copy only
+            await runtime.es.index(index=names.seal_queue, id=mine["_id"], document=source)
+            gets = _gets(es, names.seal_queue)
+            sealed = await Sealer(runtime, keys).seal_queued(await _held(runtime, "one"))
+            read = _gets(es, names.seal_queue) - gets
+            kept.append(len(runtime.sealing_here))
+            await runtime.es.indices.refresh(index=names.integrity)
+            leaves = await IntegrityLog(runtime.es, names).leaves_between("mem", 0, 4)
+            report = (await verify_account(runtime, keys, "mem")).to_dict()
+            assert runtime.counters["seal_record_refused"] == 0
+            return sealed, read, kept, leaves, report
+        finally:
+            await runtime.es.close()
+            await other.es.close()
+
+    sealed, read, kept, leaves, report = asyncio.run(scenario())
+    assert sealed == 4 and read == 4  # the two records not kept, and their outcomes
+    assert kept == [0, 1, 0]
+    assert sorted(leaf["id"] for leaf in leaves) == ["before", "m1", "m2", "o1"]
+    assert "0" * 64 not in {leaf["digest"] for leaf in leaves}
+    assert report["ok"] and report["tree_size"] == report["entries_checked"] == 4
+
+
 def test_segments_written_before_leaf_ids_were_indexed_are_still_found_by_id(
     alone: Settings, es: Elasticsearch
 ) -> None:
