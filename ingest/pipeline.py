@@ -23,7 +23,7 @@ from service.integrity.keys import IntegrityKeys, KeysError, load_keys
 from service.search.client import Engine
 from service.search.engine_errors import engine_failures
 from service.search.indices import IndexNames
-from service.search.seal_queue import KeptRecords, QueuedEntry, SealQueue
+from service.search.seal_queue import KeptRecords, QueuedEntry, Recording, SealQueue
 from service.search.writer import Outcome, PreparedEntry, doc_id_for, store_entries
 
 log = logging.getLogger("auditlog")
@@ -105,26 +105,30 @@ async def _store(
 ) -> list[Outcome]:
     """Authenticate (and queue for sealing) and write one batch; its outcomes, in order (their
     record for the sealer left in ``later``, if given)."""
-    record_id = None
-    if ctx.keys is not None:
-        record_id = await _authenticate(ctx, ctx.keys, prepared)
+    recording = _authenticate(ctx, ctx.keys, prepared) if ctx.keys is not None else None
     streamed = ctx.streamed() if ctx.streamed is not None else ()
     wanted: dict[str, dict[str, Any]] = {}
     for e in prepared if streamed else ():
         if e.source["account_id"] in streamed:
             wanted.setdefault(e.doc_id, e.source)  # an id sent twice: the first is stored
     created: dict[str, int] | None = {} if wanted and ctx.written is not None else None
-    outcomes = await store_entries(ctx.es, ctx.names, prepared, created)
+    first = recording.stored if recording is not None else None
+    outcomes = await store_entries(ctx.es, ctx.names, prepared, created, first)
     if created and ctx.written is not None:
         ctx.written({doc_id: (wanted[doc_id], size) for doc_id, size in created.items()
                      if doc_id in wanted})  # fmt: skip
-    if record_id is not None:
-        recording = _record_outcome(ctx, record_id, prepared, outcomes)
+    if recording is not None and recording.stored.created:
+        _queue(ctx).recorded(recording)
+        outcome = _record_outcome(ctx, recording.record_id, prepared, outcomes)
         if later is None:
-            await recording
+            await outcome
         else:
-            later.append(recording)
+            later.append(outcome)
     return outcomes
+
+
+def _queue(ctx: IngestContext) -> SealQueue:
+    return SealQueue(ctx.es, ctx.names, ctx.kept_records)
 
 
 async def _stored_elsewhere(ctx: IngestContext, batch: list[PreparedEntry]) -> set[str]:
@@ -147,12 +151,12 @@ async def _stored_elsewhere(ctx: IngestContext, batch: list[PreparedEntry]) -> s
     return {doc_id_for(h["_source"]["account_id"], h["_source"]["id"]) for h in hits}
 
 
-async def _authenticate(
+def _authenticate(
     ctx: IngestContext, keys: IntegrityKeys, batch: list[PreparedEntry]
-) -> str | None:
-    """Give each entry its digest and MAC, and, before any is written, queue the batch's leaves
-    for the sealer (an entry written without its queue record would never be sealed); the
-    record's id when sealing is on."""
+) -> Recording | None:
+    """Give each entry its digest and MAC; when sealing is on, the batch's record for the
+    sealer's queue, which the writer creates before any entry (an entry written without it
+    would never be sealed)."""
     queued = []
     for entry in batch:
         source = entry.source
@@ -162,9 +166,7 @@ async def _authenticate(
         mac = keys.mac(source["account_id"], leaf)
         source["integrity"] = {"digest": digest, "mac": mac}
         queued.append(QueuedEntry(entry.index, entry.doc_id, leaf))
-    if ctx.sealing:
-        return await SealQueue(ctx.es, ctx.names, ctx.kept_records).add(queued, keys.queue_mac)
-    return None
+    return _queue(ctx).record(queued, keys.queue_mac) if ctx.sealing else None
 
 
 async def _record_outcome(
@@ -183,7 +185,7 @@ async def _record_outcome(
     assert ctx.keys is not None
     mac = ctx.keys.outcome_mac(record_id, created, unsure)
     try:
-        await SealQueue(ctx.es, ctx.names, ctx.kept_records).written(
+        await _queue(ctx).written(
             record_id, created, unsure, mac, everything=len(created) == len(batch)
         )
     except EngineUnavailable as e:

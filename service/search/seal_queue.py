@@ -3,8 +3,10 @@ batch's outcome, recorded after.
 
 Before it writes a batch, the ingest path records every entry's ``(index, document id)`` and its
 leaf (id, category, timestamp, digest) with the leaf's MAC, so an entry can never be stored without
-the sealer learning of it. Once the engine answered, it records the outcome: which entries it
-**created**, and which it is **unsure** of (the engine failed them, they may have been written).
+the sealer learning of it: the record is created in the request that claims the entries' ids,
+and no entry is written unless the engine created it. Once the engine answered, it records the
+outcome: which entries it **created**, and which it is **unsure** of (the engine failed them,
+they may have been written).
 The sealer seals a created entry straight from its record: it reads no entry back. An unsure
 entry, and every entry of a record with no outcome (the process stopped in between), is looked up
 in the engine once the write deadline passed, and sealed only if it is there and authentic.
@@ -41,7 +43,7 @@ from elasticsearch import AsyncElasticsearch
 from service.errors import engine_unavailable
 from service.search.engine_errors import translated
 from service.search.indices import IndexNames
-from service.search.writer import CLAIM_LEASE_S
+from service.search.writer import CLAIM_LEASE_S, Preceding, create_op
 
 PAGE = 200
 FORMAT = 3
@@ -99,6 +101,18 @@ class Queued:
     mac: str = ""
     """The record's MAC over :attr:`signed` (empty in a record of an earlier version and in a
     deferred one, whose entries are looked up)."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A batch's record, as the writer sends it and as the sealer reads it."""
+
+    queued: Queued
+    stored: Preceding
+
+    @property
+    def record_id(self) -> str:
+        return self.queued.record_id
 
 
 def signed_part(
@@ -181,10 +195,9 @@ class SealQueue:
         self.read_from = f"{names.seal_queue},{names.integrity}"
         """Records made before the queue had an index of its own are in the log's."""
 
-    @translated
-    async def add(self, entries: list[QueuedEntry], mac: Callable[[bytes], str]) -> str:
-        """Record a batch about to be written, under ``mac`` of its :func:`signed_part`; the
-        record's id (for :meth:`written`)."""
+    def record(self, entries: list[QueuedEntry], mac: Callable[[bytes], str]) -> Recording:
+        """The record of a batch about to be written, under ``mac`` of its :func:`signed_part`:
+        the writer creates it before any entry (see :class:`Preceding`)."""
         now = datetime.now(UTC)
         token = uuid.uuid4().hex
         indices, rows = _rows(entries)
@@ -195,11 +208,22 @@ class SealQueue:
         record = {"kind": "queued", "format": FORMAT, "created_at": created_at,
                   "write_by": write_by, "count": len(rows), "indices": indices, "entries": rows,
                   "mac": record_mac}  # fmt: skip
-        await self.es.index(index=self.index, id=f"q:{token}", document=record)
-        if self.kept is not None:  # as the sealer would read it back
-            self.kept.keep(Queued(token, self.index, entries, created_at, _instant(write_by),
-                                  signed=signed, mac=record_mac, format=FORMAT))  # fmt: skip
-        return token
+        queued = Queued(
+            token,
+            self.index,
+            entries,
+            created_at,
+            _instant(write_by),
+            signed=signed,
+            mac=record_mac,
+            format=FORMAT,
+        )  # as read back; fmt: skip
+        return Recording(queued, Preceding(create_op(self.index, f"q:{token}", record)))
+
+    def recorded(self, recording: Recording) -> None:
+        """The engine created the record: this process's sealer may take it from memory."""
+        if self.kept is not None and recording.stored.created:
+            self.kept.keep(recording.queued)
 
     @translated
     async def written(self, record_id: str, created: list[str], unsure: list[str],

@@ -22,6 +22,10 @@ A claim that exists already is resolved without a second copy, whatever the timi
 No attempt that can still complete loses its claim (see :data:`CLAIM_LEASE_S`). The usual paths
 write nothing more than the claim and the entry; a resend writes nothing.
 
+A batch may carry a document the engine must create before any of its entries (the sealer's
+queue record, :class:`Preceding`): it is sent first in the claims' request, and unless it is
+created no entry is written.
+
 An id the service generated (``PreparedEntry.claim`` false) lives in a namespace no client can
 send and is never resent, so its entry is written without a claim; a ``409`` for it can only be
 this attempt's own earlier write of it, acknowledged late, so it is ``created``.
@@ -63,6 +67,7 @@ IN_FLIGHT = (
     "entry (answered duplicate once stored), or after 10 minutes with another timestamp or category"
 )
 TOO_LATE = "not written: the batch took too long to reach its write; retry with the same id"
+UNRECORDED = "not written: the batch could not be recorded for sealing; retry with the same id"
 
 
 @dataclass(slots=True)
@@ -72,6 +77,18 @@ class PreparedEntry:
     source: dict[str, Any]
     claim: bool = True
     """False for an id the service generated: no client can send it, so it needs no claim."""
+
+
+@dataclass(slots=True)
+class Preceding:
+    """A document the engine must create before any entry of the batch is written (the
+    sealer's queue record): sent in the claims' request, so it costs no round trip of its own.
+    Unless the engine created it, no entry is written (each is ``failed``: retry)."""
+
+    op: bytes
+    """Its bulk ``create`` lines (:func:`create_op`)."""
+    created: bool = False
+    """Set once the engine created it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,20 +261,23 @@ async def store_entries(
     names: IndexNames,
     entries: list[PreparedEntry],
     created: dict[str, int] | None = None,
+    first: Preceding | None = None,
 ) -> list[Outcome]:
     """Store ``entries``; one outcome per entry, in order. A repeated id is a duplicate.
     :class:`EngineUnavailable` when the engine could not be asked or refused the whole request
     (429, 5xx, unreachable) before anything of it was acknowledged. With ``created``, each entry
     this call made the engine create is added to it: document id → its size as stored (bytes of
-    JSON)."""
-    first: dict[str, int] = {}
+    JSON). With ``first``, no entry is written unless the engine creates it first."""
+    at: dict[str, int] = {}
     for i, entry in enumerate(entries):
-        first.setdefault(entry.doc_id, i)
-    unique_at = sorted(first.values())
+        at.setdefault(entry.doc_id, i)
+    unique_at = sorted(at.values())
     try:
         if len(unique_at) == len(entries):  # no id twice (the usual case)
-            return await _store_unique(es, names, entries, created)
-        outcomes_unique = await _store_unique(es, names, [entries[i] for i in unique_at], created)
+            return await _store_unique(es, names, entries, created, first)
+        outcomes_unique = await _store_unique(
+            es, names, [entries[i] for i in unique_at], created, first
+        )
     except ApiError as e:
         if _overloaded(e):
             raise engine_unavailable(detail=str(e)) from e
@@ -267,8 +287,8 @@ async def store_entries(
     stored = dict(zip(unique_at, outcomes_unique, strict=True))
     outcomes = []
     for i, entry in enumerate(entries):
-        original = stored[first[entry.doc_id]]
-        if i == first[entry.doc_id]:
+        original = stored[at[entry.doc_id]]
+        if i == at[entry.doc_id]:
             outcomes.append(original)
         elif original.status in ("created", "duplicate"):
             outcomes.append(DUPLICATE)
@@ -282,6 +302,7 @@ async def _store_unique(
     names: IndexNames,
     entries: list[PreparedEntry],
     created: dict[str, int] | None,
+    first: Preceding | None,
 ) -> list[Outcome]:
     outcomes = [NOT_ACKNOWLEDGED] * len(entries)
     now = datetime.now(UTC)
@@ -305,7 +326,15 @@ async def _store_unique(
             claim = claim_sources[e.index] = _claim_source(e.index, now)
         claim_ops.append(b"%b\n%b\n" % (_action(names.entry_ids, e.doc_id), claim))
     claimed = [i for i in entry_ops if entries[i].claim]
-    claims = await _bulk_create(es, claim_ops) if claim_ops else []
+    head = [first.op] if first is not None and entry_ops else []
+    sent = await _bulk_create(es, [*head, *claim_ops]) if head or claim_ops else []
+    claims = sent[len(head) :]
+    if head and first is not None:
+        first.created = int(sent[0].get("status", 500)) == 201
+        if not first.created:  # its claims stay: a retry of the same entries goes on with them
+            for i in entry_ops:
+                outcomes[i] = Outcome("failed", f"{UNRECORDED} ({_reason(sent[0])})")
+            return outcomes
     to_write = [i for i in entry_ops if not entries[i].claim]
     conflicts: list[int] = []
     for i, result in zip(claimed, claims, strict=True):

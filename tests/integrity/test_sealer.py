@@ -229,9 +229,11 @@ def test_a_write_with_no_recorded_outcome_is_looked_up_after_its_deadline(
             prepared = [PreparedEntry(doc_id_for("cut", str(s["id"])),
                                       names.entry_index_for_stamp("webhook", str(s["timestamp"])),
                                       s) for s in sources]  # fmt: skip
-            record_id = await _authenticate(runtime.ingest, keys, prepared)
-            assert record_id is not None
-            await store_entries(runtime.es, names, prepared[:2])  # then the process stops
+            recording = _authenticate(runtime.ingest, keys, prepared)
+            assert recording is not None
+            record_id = recording.record_id
+            # then the process stops
+            await store_entries(runtime.es, names, prepared[:2], first=recording.stored)
             sealer = Sealer(runtime, keys)
             held = await _held(runtime, "one")
             assert await sealer.seal_queued(held) == 0  # in flight: the deadline is ahead
@@ -307,8 +309,10 @@ def test_a_forged_outcome_or_a_planted_record_neither_seals_nor_stops_sealing(
             source = {**entry(id="f1"), "account_id": "forge", "ingested_at": _now()}
             index = names.entry_index_for_stamp("webhook", str(source["timestamp"]))
             prepared = [PreparedEntry(doc_id_for("forge", "f1"), index, source)]
-            record_id = await _authenticate(runtime.ingest, keys, prepared)
-            await store_entries(runtime.es, names, prepared)
+            recording = _authenticate(runtime.ingest, keys, prepared)
+            assert recording is not None
+            record_id = recording.record_id
+            await store_entries(runtime.es, names, prepared, first=recording.stored)
             outcome = {"kind": "written", "created": ["forge/f1"], "unsure": [], "mac": "0" * 64}
             await runtime.es.index(index=names.seal_queue, id=f"w:{record_id}", document=outcome)
             held = await _held(runtime, "one")
@@ -584,6 +588,43 @@ def test_a_queue_record_changed_in_the_engine_is_looked_up_and_an_earlier_one_st
     assert [leaf["id"] for leaf in leaves] == ["r1", "r2", "e1"]
     assert "0" * 64 not in {leaf["digest"] for leaf in leaves}
     assert report["ok"] and report["tree_size"] == 3
+
+
+def test_a_batch_whose_queue_record_the_engine_refuses_writes_no_entry(alone: Settings) -> None:
+    """The queue record goes to the engine in the claims' request: unless it is created, no
+    entry of the batch is written (each is failed, to retry), and the retry is stored and
+    sealed."""
+    from ingest.pipeline import Item, ingest_items
+
+    async def scenario() -> tuple[list[tuple[str, str]], int, list[str], int, dict[str, Any]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        accounts = dict.fromkeys(range(2), "unrecorded")
+        try:
+            await runtime.es.indices.close(index=names.seal_queue)
+            refused = await ingest_items(runtime.ingest, [Item(entry(id=i)) for i in "ab"],
+                                         accounts)  # fmt: skip
+            present = {"index": names.entries_alias, "ignore_unavailable": True}
+            await runtime.es.indices.refresh(**present)
+            stored = (await runtime.es.count(**present))["count"]
+            await runtime.es.indices.open(index=names.seal_queue)
+            await runtime.es.cluster.health(index=names.seal_queue, wait_for_status="yellow")
+            again = await ingest_items(runtime.ingest, [Item(entry(id=i)) for i in "ab"],
+                                       accounts)  # fmt: skip
+            sealed = await Sealer(runtime, keys).seal_queued(await _held(runtime, "one"))
+            report = (await verify_account(runtime, keys, "unrecorded")).to_dict()
+            return ([(r.status, r.message) for r in refused], stored,
+                    [r.status for r in again], sealed, report)  # fmt: skip
+        finally:
+            await runtime.es.close()
+
+    refused, stored, again, sealed, report = asyncio.run(scenario())
+    assert [status for status, _ in refused] == ["failed", "failed"]
+    assert all("could not be recorded for sealing" in message for _, message in refused)
+    assert stored == 0
+    assert again == ["created", "created"] and sealed == 2
+    assert report["ok"] and report["tree_size"] == report["entries_checked"] == 2
 
 
 def test_the_lease_holder_seals_the_records_it_wrote_without_reading_them_back(
