@@ -165,7 +165,14 @@ class KeptRecords:
         self._entries = 0
 
     def keep(self, record: Queued) -> None:
-        if self.active and self._entries + len(record.entries) <= self.max_entries:
+        if not self.active:
+            return
+        # a record still kept past its write deadline was removed some other way (by a sealer
+        # of this process that had lost the lease, say): were it still queued, it is read back
+        now = datetime.now(UTC)
+        while self._records and (oldest := next(iter(self._records.values()))).write_by < now:
+            self.drop([oldest.record_id])
+        if self._entries + len(record.entries) <= self.max_entries:
             self._records[record.record_id] = record
             self._entries += len(record.entries)
 
@@ -234,9 +241,9 @@ class SealQueue:
         outcome = {"kind": "written", "created_at": _stamp(datetime.now(UTC)),
                    "created": ALL if everything and not unsure else created, "unsure": unsure,
                    "mac": mac}  # fmt: skip
-        if self.kept is not None:  # true whether or not the engine stores it
-            self.kept.outcome(record_id, created, unsure, mac)
         await self.es.index(index=self.index, id=f"w:{record_id}", document=outcome)
+        if self.kept is not None:  # once stored: the sealer then removes both
+            self.kept.outcome(record_id, created, unsure, mac)
 
     @translated
     async def defer(self, record: Queued, entries: list[QueuedEntry]) -> None:
@@ -279,7 +286,7 @@ class SealQueue:
             source_includes=["count", "deferred"],
         )
         chosen: list[tuple[str, str]] = []
-        kept: dict[str, Queued] = {}
+        kept: dict[tuple[str, str], Queued] = {}
         total = 0
         for hit in resp["hits"]["hits"]:
             count = hit["_source"].get("count")
@@ -289,10 +296,10 @@ class SealQueue:
             chosen.append((hit["_index"], hit["_id"]))
             total += size
             if (record := self._kept(hit)) is not None:
-                kept[hit["_id"]] = record
+                kept[chosen[-1]] = record
         if not chosen:
             return [], 0
-        read = [c for c in chosen if c[1] not in kept]
+        read = [c for c in chosen if c not in kept]
         wanted = [*read, *((index, f"w:{c[2:]}") for index, c in read)]
         docs = (
             (await self.es.mget(docs=[{"_index": i, "_id": d} for i, d in wanted]))["docs"]
@@ -300,14 +307,14 @@ class SealQueue:
             else []
         )
         pairs = zip(docs[: len(read)], docs[len(read) :], strict=True)
-        fetched = dict(zip((c[1] for c in read), pairs, strict=True))
+        fetched = dict(zip(read, pairs, strict=True))
         records: list[Queued] = []
         malformed: list[Queued] = []
-        for _, doc_id in chosen:
-            if doc_id in kept:
-                records.append(kept[doc_id])
+        for listed in chosen:
+            if listed in kept:
+                records.append(kept[listed])
                 continue
-            doc, outcome = fetched[doc_id]
+            doc, outcome = fetched[listed]
             if not doc.get("found"):
                 continue  # removed meanwhile (another sealer finished it)
             record = _queued(doc)

@@ -24,7 +24,8 @@ write nothing more than the claim and the entry; a resend writes nothing.
 
 A batch may carry a document the engine must create before any of its entries (the sealer's
 queue record, :class:`Preceding`): it is sent first in the claims' request, and unless it is
-created no entry is written.
+created no entry is written (the engine overloaded: the batch is unavailable; refused: each entry
+is ``failed``).
 
 An id the service generated (``PreparedEntry.claim`` false) lives in a namespace no client can
 send and is never resent, so its entry is written without a claim; a ``409`` for it can only be
@@ -330,8 +331,12 @@ async def _store_unique(
     sent = await _bulk_create(es, [*head, *claim_ops]) if head or claim_ops else []
     claims = sent[len(head) :]
     if head and first is not None:
-        first.created = int(sent[0].get("status", 500)) == 201
+        # a 409 is this attempt's own create, answered late and sent again: the document's id
+        # is drawn afresh for each batch
+        first.created = int(sent[0].get("status", 500)) in (201, 409)
         if not first.created:  # its claims stay: a retry of the same entries goes on with them
+            if _retryable(sent[0]):  # overloaded: the batch is unavailable, as a whole
+                raise engine_unavailable(detail=f"{UNRECORDED}: {_reason(sent[0])}")
             for i in entry_ops:
                 outcomes[i] = Outcome("failed", f"{UNRECORDED} ({_reason(sent[0])})")
             return outcomes

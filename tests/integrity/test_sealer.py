@@ -627,6 +627,57 @@ def test_a_batch_whose_queue_record_the_engine_refuses_writes_no_entry(alone: Se
     assert report["ok"] and report["tree_size"] == report["entries_checked"] == 2
 
 
+def test_a_queue_record_the_engine_created_for_a_resent_request_counts_as_created(
+    alone: Settings,
+) -> None:
+    """The claims' request is sent again after the engine applied it (its answer lost): the
+    record answers 409, which can only be this batch's own (its id is drawn for each batch), so
+    the entries are written. An outcome the engine did not store is not kept in memory either:
+    the sealer never holds an outcome the queue lacks."""
+    from ingest.pipeline import _authenticate
+    from service.search.seal_queue import SealQueue
+    from service.search.writer import PreparedEntry, doc_id_for, store_entries
+
+    async def scenario() -> tuple[list[str], bool, bool, bool]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            runtime.sealing_here.start()
+            sources = [{**entry(id=i), "account_id": "resent", "ingested_at": _now()}
+                       for i in ("s1", "s2")]  # fmt: skip
+            prepared = [PreparedEntry(doc_id_for("resent", str(s["id"])),
+                                      names.entry_index_for_stamp("webhook", str(s["timestamp"])),
+                                      s) for s in sources]  # fmt: skip
+            recording = _authenticate(runtime.ingest, keys, prepared)
+            assert recording is not None
+            record = json.loads(recording.stored.op.split(b"\n")[1])
+            await runtime.es.index(index=names.seal_queue, id=f"q:{recording.record_id}",
+                                   document=record)  # the first sending, applied  # fmt: skip
+            outcomes = await store_entries(runtime.es, names, prepared, first=recording.stored)
+            queue = SealQueue(runtime.es, names, runtime.sealing_here)
+            queue.recorded(recording)
+            kept = runtime.sealing_here.get(recording.record_id) is not None
+            await runtime.es.indices.close(index=names.seal_queue)
+            created = [p.doc_id for p in prepared]
+            with pytest.raises(Exception):  # noqa: B017 (whatever the engine's refusal)
+                await queue.written(
+                    recording.record_id,
+                    created,
+                    [],
+                    keys.outcome_mac(recording.record_id, created, []),
+                )
+            held = runtime.sealing_here.get(recording.record_id)
+            return ([o.status for o in outcomes], recording.stored.created, kept,
+                    held is not None and held.created is None)  # fmt: skip
+        finally:
+            await runtime.es.close()
+
+    statuses, recorded, kept, outcome_not_kept = asyncio.run(scenario())
+    assert statuses == ["created", "created"] and recorded and kept
+    assert outcome_not_kept
+
+
 def test_the_lease_holder_seals_the_records_it_wrote_without_reading_them_back(
     alone: Settings, es: Elasticsearch
 ) -> None:

@@ -292,11 +292,12 @@ def test_following_the_log_makes_the_engine_refresh_no_destination(
             return {e["entry"]["id"] for e in receiver.events()}
 
         until(lambda: len(delivered()) >= 2, "the destination's own audit entries")
-        before = refreshes()
+        before, started = refreshes(), time.monotonic()
         for _ in range(4):  # a round each: sealed, delivered, the position stored
             wanted = set(ingest_some(client, headers, 5))
             until(lambda: delivered() >= wanted, "delivery")  # noqa: B023 (called right here)
-        assert refreshes() - before <= 1
+        scheduled = 1 + int((time.monotonic() - started) // 30)  # a slow machine: more than 30 s
+        assert refreshes() - before <= scheduled
         last = max(e["position"] for e in receiver.events())
 
         def listed() -> int:  # a listing shows the positions as written
