@@ -4,6 +4,7 @@ position twice, and entries stored before integrity existed are sealed once into
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import shutil
@@ -722,6 +723,46 @@ def test_the_lease_holder_seals_the_records_it_wrote_without_reading_them_back(
     assert sorted(leaf["id"] for leaf in leaves) == ["before", "m1", "m2", "o1"]
     assert "0" * 64 not in {leaf["digest"] for leaf in leaves}
     assert report["ok"] and report["tree_size"] == report["entries_checked"] == 4
+
+
+def test_the_sealer_loop_keeps_records_in_memory_only_while_it_holds_the_lease(
+    alone: Settings,
+) -> None:
+    """The loop starts keeping this process's queue records once it holds the sealer's lease,
+    and drops them all when it stops holding it."""
+    from service.actions.sealer import sealer_loop
+
+    async def scenario() -> tuple[bool, bool, int, bool, int]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        before = runtime.sealing_here.active
+        runtime.setup_done = True
+        loop = asyncio.create_task(sealer_loop(runtime, keys))
+        try:
+            for _ in range(100):
+                if runtime.sealing_here.active:
+                    break
+                await asyncio.sleep(0.1)
+            holding = runtime.sealing_here.active
+            await _ingest(runtime, "looped", ["l1", "l2"])
+            log = IntegrityLog(runtime.es, runtime.names)
+            size = 0
+            for _ in range(100):
+                latest = await log.latest_checkpoint("looped")
+                size = int(latest["tree_size"]) if latest else 0
+                if size >= 2:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+            await runtime.es.close()
+        return before, holding, size, runtime.sealing_here.active, len(runtime.sealing_here)
+
+    before, holding, size, after, kept = asyncio.run(scenario())
+    assert not before and holding and size == 2
+    assert not after and kept == 0
 
 
 def test_segments_written_before_leaf_ids_were_indexed_are_still_found_by_id(
