@@ -62,10 +62,6 @@ def _stamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _instant(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
 @dataclass(frozen=True, slots=True)
 class QueuedEntry:
     index: str
@@ -220,16 +216,16 @@ class SealQueue:
             self.index,
             entries,
             created_at,
-            _instant(write_by),
+            datetime.fromisoformat(write_by),
             signed=signed,
             mac=record_mac,
             format=FORMAT,
-        )  # as read back; fmt: skip
+        )  # as the sealer reads it
         return Recording(queued, Preceding(create_op(self.index, f"q:{token}", record)))
 
     def recorded(self, recording: Recording) -> None:
         """The engine created the record: this process's sealer may take it from memory."""
-        if self.kept is not None and recording.stored.created:
+        if self.kept is not None:
             self.kept.keep(recording.queued)
 
     @translated
@@ -384,7 +380,8 @@ def _queued(hit: dict[str, Any]) -> Queued | None:
         if not hit["_id"].startswith("q:"):
             return None
         source = hit["_source"]
-        created, write_by = _instant(str(source["created_at"])), _instant(str(source["write_by"]))
+        created = datetime.fromisoformat(str(source["created_at"]).replace("Z", "+00:00"))
+        write_by = datetime.fromisoformat(str(source["write_by"]).replace("Z", "+00:00"))
         if created.tzinfo is None or write_by.tzinfo is None:
             return None  # compared with the sealer's aware clock
         form = source.get("format")

@@ -68,7 +68,7 @@ IN_FLIGHT = (
     "entry (answered duplicate once stored), or after 10 minutes with another timestamp or category"
 )
 TOO_LATE = "not written: the batch took too long to reach its write; retry with the same id"
-UNRECORDED = "not written: the batch could not be recorded for sealing; retry with the same id"
+UNRECORDED = "not written: the batch could not be recorded for sealing; retry"
 
 
 @dataclass(slots=True)
@@ -84,7 +84,7 @@ class PreparedEntry:
 class Preceding:
     """A document the engine must create before any entry of the batch is written (the
     sealer's queue record): sent in the claims' request, so it costs no round trip of its own.
-    Unless the engine created it, no entry is written (each is ``failed``: retry)."""
+    Unless the engine created it, no entry is written (see the module)."""
 
     op: bytes
     """Its bulk ``create`` lines (:func:`create_op`)."""
