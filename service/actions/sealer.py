@@ -2,8 +2,9 @@
 
 One process of the deployment seals at a time, the holder of the ``sealer`` lease. Every
 ``AUDITLOG_SEAL_INTERVAL_S`` it reads the oldest records of the seal queue. An entry the engine
-created is sealed from its record, which carries the service's MAC over its leaves (the entries of a
-record forged or changed in the engine are looked up instead); an entry whose write has no known
+created is sealed from its record, which carries the service's MAC over its leaves or which this
+process kept in memory (the entries of a record forged or changed in the engine, or of one naming
+its entries only, are looked up instead); an entry whose write has no known
 outcome is fetched once the write deadline passed and sealed only if its digest matches its content
 and its MAC is the service's: an entry indexed behind the service's back has neither and is never
 sealed. For each account it appends the entries' leaves as one segment at the next positions and
@@ -258,21 +259,24 @@ class Sealer:
                 break
             round_.taken.append((record, later))
             created = set(record.created or ())
-            if created and record.signed and not vouches(self.keys, record):
-                self.runtime.counters["seal_record_refused"] += 1
-                log.error("sealer: queue record %s is not as the service wrote it; its entries "
-                          "are looked up", record.record_id)  # fmt: skip
-                round_.refused |= created
-                created = set()
+            vouched = record.local
+            if created and record.signed and not vouched:
+                vouched = vouches(self.keys, record)
+                if not vouched:
+                    self.runtime.counters["seal_record_refused"] += 1
+                    log.error("sealer: queue record %s is not as the service wrote it; its "
+                              "entries are looked up", record.record_id)  # fmt: skip
+                    round_.refused |= created
+                    created = set()
             new = self._new(record, now)
             unsure = set(record.unsure)
             for e in sealable:
                 if e.doc_id not in seen:
                     seen.add(e.doc_id)
                     round_.by_account[e.doc_id.split("/", 1)[0]].append(e)
-                    if e.doc_id not in created:
-                        round_.lookups.append(e)
-                    elif record.signed:
+                    if e.doc_id not in created or not (vouched or e.mac):  # no MAC: naming
+                        round_.lookups.append(e)  # the entries only (``queued_ids``)
+                    elif vouched:
                         round_.vouched.add(e.doc_id)
                         if new and e.doc_id not in unsure:
                             round_.new.add(e.doc_id)
@@ -281,11 +285,13 @@ class Sealer:
     def _new(self, record: Queued, now: datetime) -> bool:
         """Whether the entries the engine created for ``record`` under claims of their own are
         new to the logs: this sealer is settled and has not sealed from the record, which was
-        made (its MAC covers when) after this sealer started, by more than the instances'
-        clocks may differ (a former holder may have sealed from an earlier one without removing
-        it), and within :data:`REPLAY_WINDOW_S` (a record of the service copied back into the
-        queue is one this sealer sealed from, or older)."""
-        if not self.settled or record.format != FORMAT or record.record_id in self.sealed_from:
+        made (its MAC covers when; or this process made it) after this sealer started, by more
+        than the instances' clocks may differ (a former holder may have sealed from an earlier
+        one without removing it), and within :data:`REPLAY_WINDOW_S` (a record of the service
+        copied back into the queue is one this sealer sealed from, or older)."""
+        if not self.settled or record.record_id in self.sealed_from:
+            return False
+        if record.format != FORMAT and not record.local:
             return False
         made = datetime.fromisoformat(record.created_at.replace("Z", "+00:00"))
         if made.tzinfo is None or made < self.started + timedelta(seconds=CLOCKS_DIFFER_S):
@@ -309,7 +315,7 @@ class Sealer:
         and those to look up later (the record is then deferred); ``None`` while its batch is
         being written."""
         overdue = now > record.write_by
-        outcome = record.created is not None and hmac_ok(self.keys, record)
+        outcome = record.created is not None and (record.local or hmac_ok(self.keys, record))
         if not outcome:
             if record.created is not None:
                 self.runtime.counters["seal_outcome_refused"] += 1

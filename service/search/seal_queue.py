@@ -19,7 +19,12 @@ carry a MAC per row.
 
 A process that holds the sealer's lease also keeps the records it writes, and their outcomes,
 in memory (:class:`KeptRecords`): its sealer lists the queue in the engine as any sealer does,
-but reads and decodes only the records other processes wrote.
+but reads and decodes only the records other processes wrote. The engine's copy of a record kept
+in memory names the entries only (``kind: queued_ids``, rows ``[index number, account/id]``, no
+MAC): it serves only should the process stop or lose the lease before sealing it, and then each
+of its entries is looked up and sealed only if it checks out, as an entry with no known outcome
+is. A sealer of an earlier version does not list that kind, so it never takes such a record for
+a malformed one.
 
 Records are documents ``kind: queued`` (``q:<uuid>``) and outcomes ``kind: written``
 (``w:<uuid>``, the same uuid) in ``<prefix>-seal-queue``; the sealer reads records in the order
@@ -46,6 +51,8 @@ from service.search.indices import IndexNames
 from service.search.writer import CLAIM_LEASE_S, Preceding, create_op
 
 PAGE = 200
+KINDS = ["queued", "queued_ids"]
+"""A record with its leaves under a MAC, and one naming its entries only (see the module)."""
 FORMAT = 3
 """Rows of index numbers under one MAC per record, over its creation time too (see the module);
 format 2 records, whose MAC leaves the time out, are still read."""
@@ -97,6 +104,9 @@ class Queued:
     mac: str = ""
     """The record's MAC over :attr:`signed` (empty in a record of an earlier version and in a
     deferred one, whose entries are looked up)."""
+    local: bool = False
+    """As this process wrote it, from memory (:class:`KeptRecords`): its leaves and outcome
+    need no MAC."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,13 @@ def _rows(entries: list[QueuedEntry]) -> tuple[list[str], list[list[Any]]]:
     return list(numbers), rows
 
 
+def _id_rows(entries: list[QueuedEntry]) -> tuple[list[str], list[list[Any]]]:
+    """The index names of ``entries`` and their rows naming them only (``queued_ids``)."""
+    numbers: dict[str, int] = {}
+    rows = [[numbers.setdefault(e.index, len(numbers)), e.doc_id] for e in entries]
+    return list(numbers), rows
+
+
 KEPT_MAX_ENTRIES = 100_000
 """Entries of the records a process keeps in memory for its sealer, at most (about 60 MB; a
 record past it is read back from the engine)."""
@@ -160,6 +177,10 @@ class KeptRecords:
         self._records.clear()
         self._entries = 0
 
+    def room(self, entries: int) -> bool:
+        """Whether a record of that many entries written now would be kept."""
+        return self.active and self._entries + entries <= self.max_entries
+
     def keep(self, record: Queued) -> None:
         if not self.active:
             return
@@ -173,6 +194,7 @@ class KeptRecords:
             self._entries += len(record.entries)
 
     def outcome(self, record_id: str, created: list[str], unsure: list[str], mac: str) -> None:
+        """The record's outcome, once the engine stored it."""
         record = self._records.get(record_id)
         if record is not None:
             self._records[record_id] = replace(
@@ -200,12 +222,20 @@ class SealQueue:
 
     def record(self, entries: list[QueuedEntry], mac: Callable[[bytes], str]) -> Recording:
         """The record of a batch about to be written, under ``mac`` of its :func:`signed_part`:
-        the writer creates it before any entry (see :class:`Preceding`)."""
+        the writer creates it before any entry (see :class:`Preceding`). One this process's
+        sealer will take from memory is stored naming the entries only (see the module)."""
         now = datetime.now(UTC)
         token = uuid.uuid4().hex
-        indices, rows = _rows(entries)
         created_at = _stamp(now)
         write_by = _stamp(now + timedelta(seconds=WRITE_DEADLINE_S))
+        if self.kept is not None and self.kept.room(len(entries)):
+            indices, rows = _id_rows(entries)
+            record = {"kind": "queued_ids", "created_at": created_at, "write_by": write_by,
+                      "count": len(rows), "indices": indices, "entries": rows}  # fmt: skip
+            queued = Queued(token, self.index, entries, created_at,
+                            datetime.fromisoformat(write_by), local=True)  # fmt: skip
+            return Recording(queued, Preceding(create_op(self.index, f"q:{token}", record)))
+        indices, rows = _rows(entries)
         signed = signed_part(token, indices, rows, created_at)
         record_mac = mac(signed)
         record = {"kind": "queued", "format": FORMAT, "created_at": created_at,
@@ -247,8 +277,8 @@ class SealQueue:
         write deadline: the queue's head moves on meanwhile."""
         if self.kept is not None:
             self.kept.drop([record.record_id])
-        indices, rows = _rows(entries)  # no MAC: the sealer looks each of them up
-        document = {"kind": "queued", "format": FORMAT, "created_at": record.created_at,
+        indices, rows = _id_rows(entries)  # the sealer looks each of them up
+        document = {"kind": "queued_ids", "created_at": record.created_at,
                     "write_by": _stamp(record.write_by), "count": len(rows), "deferred": True,
                     "indices": indices, "entries": rows}  # fmt: skip
         if record.index == self.index:  # the outcome first: stopped in between, the record is
@@ -276,7 +306,7 @@ class SealQueue:
                                        {"range": {"write_by": {"gt": "now"}}}]}}  # fmt: skip
         resp = await self.es.search(
             index=read_from,
-            query={"bool": {"filter": [{"term": {"kind": "queued"}}], "must_not": [waiting]}},
+            query={"bool": {"filter": [{"terms": {"kind": KINDS}}], "must_not": [waiting]}},
             sort=[{"created_at": "asc"}],
             size=limit,
             source_includes=["count", "deferred"],
@@ -334,7 +364,7 @@ class SealQueue:
         them as in flight; an export's manifest waits for them)."""
         await self.es.indices.refresh(index=self.read_from)
         out: set[str] = set()
-        queued = {"term": {"kind": "queued"}}
+        queued = {"terms": {"kind": KINDS}}
         if not (await self.es.count(index=self.read_from, query=queued))["count"]:
             return out  # the usual answer between batches: no point in time to open and close
         pit = (await self.es.open_point_in_time(index=self.read_from, keep_alive="1m"))["id"]
@@ -385,7 +415,9 @@ def _queued(hit: dict[str, Any]) -> Queued | None:
         if created.tzinfo is None or write_by.tzinfo is None:
             return None  # compared with the sealer's aware clock
         form = source.get("format")
-        if form in (2, FORMAT):
+        if source.get("kind") == "queued_ids":
+            entries, signed, mac, form = _id_entries(source), b"", "", 0
+        elif form in (2, FORMAT):
             entries, signed, mac = _current_rows(hit["_id"][2:], source, form == FORMAT)
         else:
             entries, signed, mac, form = _earlier_rows(source), b"", "", 0
@@ -417,6 +449,23 @@ def _current_rows(
         entries.append(_entry(indices[number], doc_id, category, timestamp, digest, ""))
     created_at = str(source["created_at"]) if timed else None
     return entries, signed_part(record_id, indices, rows, created_at), mac
+
+
+def _id_entries(source: dict[str, Any]) -> list[QueuedEntry]:
+    """The entries a ``queued_ids`` record names, each leaf holding its id only (the sealer
+    looks them up); ``ValueError`` when malformed."""
+    indices = source["indices"]
+    if not isinstance(indices, list) or not all(type(i) is str for i in indices):
+        raise ValueError("index names")
+    entries = []
+    for number, doc_id in source["entries"]:
+        if type(number) is not int or not 0 <= number < len(indices) or type(doc_id) is not str:
+            raise ValueError("row")
+        _, slash, entry_id = doc_id.partition("/")
+        if not slash:
+            raise ValueError("document id")
+        entries.append(QueuedEntry(indices[number], doc_id, {"id": entry_id}))
+    return entries
 
 
 def _earlier_rows(source: dict[str, Any]) -> list[QueuedEntry]:

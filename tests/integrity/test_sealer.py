@@ -682,9 +682,10 @@ def test_a_queue_record_the_engine_created_for_a_resent_request_counts_as_create
 def test_the_lease_holder_seals_the_records_it_wrote_without_reading_them_back(
     alone: Settings, es: Elasticsearch
 ) -> None:
-    """While its sealer holds the lease, a process seals the queue records it wrote from memory:
-    only another process's record is read from the engine, a copy changed in the engine seals
-    what the service wrote, and nothing is kept once sealed or while the lease is not held."""
+    """While its sealer holds the lease, a process seals the queue records it wrote from memory,
+    and the engine's copy of each names the entries only (no leaves, no MAC): only another
+    process's record is read from the engine, a copy changed in the engine seals what the
+    service wrote, and nothing is kept once sealed or while the lease is not held."""
 
     async def scenario() -> tuple[int, int, list[int], list[dict[str, str]], dict[str, Any]]:
         runtime, other = await _runtime(alone), await _runtime(alone)
@@ -699,10 +700,13 @@ def test_the_lease_holder_seals_the_records_it_wrote_without_reading_them_back(
             kept.append(len(runtime.sealing_here))
             await runtime.es.indices.refresh(index=names.seal_queue)
             records = (await runtime.es.search(index=names.seal_queue, size=10, query={
-                "term": {"kind": "queued"}}))["hits"]["hits"]  # fmt: skip
-            [mine] = [r for r in records if len(r["_source"]["entries"]) == 2]
+                "terms": {"kind": ["queued", "queued_ids"]}}))["hits"]["hits"]  # fmt: skip
+            kinds = sorted((r["_source"]["kind"], len(r["_source"]["entries"])) for r in records)
+            assert kinds == [("queued", 1), ("queued", 1), ("queued_ids", 2)]
+            [mine] = [r for r in records if r["_source"]["kind"] == "queued_ids"]
             source = mine["_source"]
-            source["entries"][0][4] = "0" * 64  # m1's digest, in the engine's copy only
+            assert "mac" not in source and source["entries"] == [[0, "mem/m1"], [0, "mem/m2"]]
+            source["entries"][0][1] = "mem/before"  # in the engine's copy only
             await runtime.es.index(index=names.seal_queue, id=mine["_id"], document=source)
             gets = _gets(es, names.seal_queue)
             sealed = await Sealer(runtime, keys).seal_queued(await _held(runtime, "one"))
@@ -721,8 +725,59 @@ def test_the_lease_holder_seals_the_records_it_wrote_without_reading_them_back(
     assert sealed == 4 and read == 4  # the two records not kept, and their outcomes
     assert kept == [0, 1, 0]
     assert sorted(leaf["id"] for leaf in leaves) == ["before", "m1", "m2", "o1"]
-    assert "0" * 64 not in {leaf["digest"] for leaf in leaves}
     assert report["ok"] and report["tree_size"] == report["entries_checked"] == 4
+
+
+def test_a_record_naming_its_entries_only_is_sealed_by_the_next_holder_from_the_entries(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """The lease holder's records name their entries only; should it lose the lease before
+    sealing them, the next holder looks each entry up and seals it as stored when it checks out:
+    an entry changed in the engine meanwhile is not sealed, and an entry with no known outcome
+    is deferred, then sealed once its write deadline passed."""
+
+    async def scenario() -> tuple[list[int], int, list[dict[str, str]], dict[str, Any]]:
+        writer, holder = await _runtime(alone), await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = writer.names
+        try:
+            writer.sealing_here.start()
+            await _ingest(writer, "ids", ["a1", "a2", "a3"])
+            writer.sealing_here.stop()  # the lease lost before its sealer took the record
+            await writer.es.indices.refresh(index=names.seal_queue)
+            [record] = (await writer.es.search(index=names.seal_queue, query={
+                "term": {"kind": "queued_ids"}}))["hits"]["hits"]  # fmt: skip
+            token = record["_id"][2:]
+            index = record["_source"]["indices"][0]
+            changed = (await writer.es.get(index=index, id="ids/a2"))["_source"]
+            changed["action"] = "changed.behind_the_service"
+            await writer.es.index(index=index, id="ids/a2", document=changed, refresh=True)
+            created, unsure = ["ids/a1", "ids/a2"], ["ids/a3"]
+            outcome = {"kind": "written", "created": created, "unsure": unsure,
+                       "mac": keys.outcome_mac(token, created, unsure)}  # fmt: skip
+            await writer.es.index(index=names.seal_queue, id=f"w:{token}", document=outcome)
+            sealer = Sealer(holder, keys)
+            sealed = [await sealer.seal_queued(await _held(holder, "next"))]
+            await holder.es.indices.refresh(index=names.seal_queue)
+            deferred = (await holder.es.get(index=names.seal_queue, id=f"q:{token}"))["_source"]
+            assert deferred["deferred"] and deferred["entries"] == [[0, "ids/a3"]]
+            deferred["write_by"] = _now(-1)  # its write deadline passed
+            await holder.es.index(index=names.seal_queue, id=f"q:{token}", document=deferred)
+            sealed.append(await sealer.seal_queued(await _held(holder, "next")))
+            await holder.es.indices.refresh(index=f"{names.integrity},{names.seal_queue}")
+            leaves = await IntegrityLog(holder.es, names).leaves_between("ids", 0, 2)
+            left = await holder.es.count(index=names.seal_queue, query={"match_all": {}})
+            assert left["count"] == 0
+            report = (await verify_account(holder, keys, "ids")).to_dict()
+            return sealed, holder.counters["seal_refused"], leaves, report
+        finally:
+            await writer.es.close()
+            await holder.es.close()
+
+    sealed, refused, leaves, report = asyncio.run(scenario())
+    assert sealed == [1, 1] and refused == 1
+    assert [leaf["id"] for leaf in leaves] == ["a1", "a3"]
+    assert not report["ok"] and report["tree_size"] == 2
 
 
 def test_the_sealer_loop_keeps_records_in_memory_only_while_it_holds_the_lease(
