@@ -113,7 +113,11 @@ async def _store(
             wanted.setdefault(e.doc_id, e.source)  # an id sent twice: the first is stored
     created: dict[str, int] | None = {} if wanted and ctx.written is not None else None
     first = recording.stored if recording is not None else None
-    outcomes = await store_entries(ctx.es, ctx.names, prepared, created, first)
+    try:
+        outcomes = await store_entries(ctx.es, ctx.names, prepared, created, first)
+    finally:
+        if recording is not None and not recording.stored.created:
+            _queue(ctx).forget(recording)
     if created and ctx.written is not None:
         ctx.written({doc_id: (wanted[doc_id], size) for doc_id, size in created.items()
                      if doc_id in wanted})  # fmt: skip

@@ -234,6 +234,10 @@ class SealQueue:
                       "count": len(rows), "indices": indices, "entries": rows}  # fmt: skip
             queued = Queued(token, self.index, entries, created_at,
                             datetime.fromisoformat(write_by), local=True)  # fmt: skip
+            # kept from now on: the sealer lists it as soon as the engine created it, before
+            # the batch's entries are written (it then waits for the outcome); a record the
+            # engine did not create is never listed, and :meth:`forget` drops it
+            self.kept.keep(queued)
             return Recording(queued, Preceding(create_op(self.index, f"q:{token}", record)))
         indices, rows = _rows(entries)
         signed = signed_part(token, indices, rows, created_at)
@@ -255,8 +259,14 @@ class SealQueue:
 
     def recorded(self, recording: Recording) -> None:
         """The engine created the record: this process's sealer may take it from memory."""
-        if self.kept is not None:
+        if self.kept is not None and not recording.queued.local:  # a local one is kept already
             self.kept.keep(recording.queued)
+
+    def forget(self, recording: Recording) -> None:
+        """The engine did not create the record (or it is unknown whether it did: the sealer
+        then reads it from the engine, if it is there)."""
+        if self.kept is not None:
+            self.kept.drop([recording.record_id])
 
     @translated
     async def written(self, record_id: str, created: list[str], unsure: list[str],

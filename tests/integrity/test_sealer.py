@@ -780,6 +780,40 @@ def test_a_record_naming_its_entries_only_is_sealed_by_the_next_holder_from_the_
     assert not report["ok"] and report["tree_size"] == 2
 
 
+def test_the_lease_holders_record_listed_while_its_batch_is_written_is_not_read_back(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """The sealer lists a record as soon as the claims' request created it, before the batch's
+    entries are written: the lease holder's own is taken from memory then too (it waits for its
+    outcome), and one the engine did not create is dropped from memory."""
+    from service.search.seal_queue import QueuedEntry, SealQueue
+
+    async def scenario() -> tuple[list[tuple[str, bool, bool]], int, int]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            runtime.sealing_here.start()
+            queue = SealQueue(runtime.es, names, runtime.sealing_here)
+            leaf = {"id": "x", "category": "api", "timestamp": _now(), "digest": "a" * 64}
+            index = names.entry_index_for_stamp("api", leaf["timestamp"])
+            written = queue.record([QueuedEntry(index, "acc/x", leaf)], keys.queue_mac)
+            await runtime.es.bulk(operations=written.stored.op)  # type: ignore[arg-type]
+            refused = queue.record([QueuedEntry(index, "acc/y", leaf)], keys.queue_mac)
+            queue.forget(refused)  # as the ingest path does when the engine did not create it
+            gets = _gets(es, names.seal_queue)
+            records, _ = await queue.oldest(10)
+            read = _gets(es, names.seal_queue) - gets
+            listed = [(r.record_id, r.local, r.created is None) for r in records]
+            return listed, read, len(runtime.sealing_here)
+        finally:
+            await runtime.es.close()
+
+    listed, read, kept = asyncio.run(scenario())
+    assert len(listed) == 1 and listed[0][1:] == (True, True)
+    assert read == 0 and kept == 1
+
+
 def test_the_sealer_loop_keeps_records_in_memory_only_while_it_holds_the_lease(
     alone: Settings,
 ) -> None:
