@@ -226,7 +226,7 @@ class Sealer:
                 sealed += len(leaves)
         done, kept = [], False
         for record, later in round_.taken:
-            if any(e.doc_id.split("/", 1)[0] in damaged for e in record.entries):
+            if damaged and any(e.doc_id.split("/", 1)[0] in damaged for e in record.entries):
                 kept = True  # read again: its entries of other accounts are in the logs now
                 continue
             if later:
@@ -343,14 +343,16 @@ class Sealer:
         # a settled sealer's queue read did not refresh the logs (see SealQueue.oldest)
         already = await self.log.sealed_among(account_id, ids, fresh=True) if ids else set()
         leaves = []
+        vouched = round_.vouched  # never looked up
         for e in entries:
-            if e.leaf["id"] in already:
+            if already and e.leaf["id"] in already:
+                continue
+            if e.doc_id in vouched:
+                leaves.append(e.leaf)
                 continue
             item: dict[str, str] | None = e.leaf
             if e.doc_id not in looked_up:
-                authentic = e.doc_id in round_.vouched or (
-                    bool(e.mac) and self.keys.mac_matches(account_id, e.leaf, e.mac)
-                )
+                authentic = bool(e.mac) and self.keys.mac_matches(account_id, e.leaf, e.mac)
             elif (source := found.get(e.doc_id)) is None:
                 continue  # never written
             else:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+_sha256 = hashlib.sha256
 
 
 class ProofError(ValueError):
@@ -41,11 +42,11 @@ class Frontier:
 
     def append(self, leaf: bytes) -> None:
         """Append a leaf hash."""
-        merged, size = leaf, self.size
+        merged, size, hashes = leaf, self.size, self.hashes
         while size & 1:  # a subtree of the new leaf's size is complete: merge it
-            merged = node_hash(self.hashes.pop(), merged)
+            merged = _sha256(b"\x01" + hashes.pop() + merged).digest()  # node_hash, inlined
             size >>= 1
-        self.hashes.append(merged)
+        hashes.append(merged)
         self.size += 1
 
     def root(self) -> bytes:
