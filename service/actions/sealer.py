@@ -16,10 +16,10 @@ the last checkpoint: a segment without its checkpoint is removed and sealed agai
 in the log is never appended twice. A holder checks every entry of its first round against the
 logs; once a round ended with each of its records removed, it is **settled**: an entry the engine
 created under a claim of its own, for a record made after this sealer started and in the last 20
-minutes (its MAC covers when) that it has not sealed from, is new to the logs (a record is
-removed once sealed; one copied back into the queue is one it sealed from, or older), so only the
-other entries are checked, and a round of new writes neither searches the logs nor refreshes
-their index.
+minutes (its MAC covers when, or this process kept it) that it has not sealed from, is new to the
+logs (a record is removed once sealed; one copied back into the queue is one it sealed from, or
+older), so only the other entries are checked, and a round of new writes neither searches the logs
+nor refreshes their index.
 
 **Genesis.** Entries stored before integrity existed carry no MAC. The first sealer of a
 deployment seals each account's such entries, in ingest order, into a checkpoint marked
@@ -111,11 +111,13 @@ class SealRound:
     lookups: list[QueuedEntry] = field(default_factory=list)
     """Entries sealed only if the engine holds them as the service stored them."""
     vouched: set[str] = field(default_factory=set)
-    """Created entries of records that carry the service's MAC (sealed from the record)."""
+    """Created entries of records that carry the service's MAC or that this process kept in
+    memory (sealed from the record)."""
     new: set[str] = field(default_factory=set)
     """Of those, the entries new to the logs (:meth:`Sealer._new`)."""
     refused: set[str] = field(default_factory=set)
-    """Entries of records that do not carry the service's MAC, though created."""
+    """Created entries of records that do not carry the service's MAC (changed in the engine,
+    or naming the entries only): looked up, and reported if gone."""
 
 
 class LogDamaged(Exception):
@@ -237,8 +239,9 @@ class Sealer:
         gone = [doc_id for doc_id in absent if doc_id in round_.refused]  # created, not found
         if gone:
             self.runtime.counters["seal_refused"] += len(gone)
-            log.error("sealer: %d created entries of changed queue records are not in the "
-                      "engine; not sealed", len(gone))  # fmt: skip
+            log.error("sealer: %d entries the engine created are not in it (of changed queue "
+                      "records or of records naming their entries only); not sealed",
+                      len(gone))  # fmt: skip
         if len(absent) > len(gone):
             self.runtime.counters["seal_never_written"] += len(absent) - len(gone)
             log.warning("sealer: %d queued entries were never written; dropped",
@@ -274,8 +277,11 @@ class Sealer:
                 if e.doc_id not in seen:
                     seen.add(e.doc_id)
                     round_.by_account[e.doc_id.split("/", 1)[0]].append(e)
-                    if e.doc_id not in created or not (vouched or e.mac):  # no MAC: naming
-                        round_.lookups.append(e)  # the entries only (``queued_ids``)
+                    if e.doc_id not in created:
+                        round_.lookups.append(e)
+                    elif not (vouched or e.mac):  # a record naming its entries only: created,
+                        round_.lookups.append(e)  # so an entry gone since was deleted
+                        round_.refused.add(e.doc_id)
                     elif vouched:
                         round_.vouched.add(e.doc_id)
                         if new and e.doc_id not in unsure:

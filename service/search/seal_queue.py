@@ -7,7 +7,8 @@ the sealer learning of it: the record is created in the request that claims the 
 and no entry is written unless the engine created it. Once the engine answered, it records the
 outcome: which entries it **created**, and which it is **unsure** of (the engine failed them,
 they may have been written).
-The sealer seals a created entry straight from its record: it reads no entry back. An unsure
+The sealer seals a created entry straight from its record: it reads no entry back (except from a
+record naming its entries only, below). An unsure
 entry, and every entry of a record with no outcome (the process stopped in between), is looked up
 in the engine once the write deadline passed, and sealed only if it is there and authentic.
 
@@ -23,16 +24,18 @@ but reads and decodes only the records other processes wrote. The engine's copy 
 in memory names the entries only (``kind: queued_ids``, rows ``[index number, account/id]``, no
 MAC): it serves only should the process stop or lose the lease before sealing it, and then each
 of its entries is looked up and sealed only if it checks out, as an entry with no known outcome
-is. A sealer of an earlier version does not list that kind, so it never takes such a record for
-a malformed one.
+is (one the outcome says was created and that is gone is reported). Deferred records take that
+form too. A sealer of an earlier version does not list that kind: it never takes such a record
+for a malformed one, but neither seals it nor counts its entries as in flight (its verify calls
+them unsealed) until every instance runs this version.
 
-Records are documents ``kind: queued`` (``q:<uuid>``) and outcomes ``kind: written``
-(``w:<uuid>``, the same uuid) in ``<prefix>-seal-queue``; the sealer reads records in the order
-they were made and deletes both once every entry of the record is sealed or given up. The queue
-has an index of its own, apart from the accounts' logs: its large documents are deleted seconds
-after they are written, and the engine would otherwise merge the logs' segments again and again
-with them. Records made before it had one, in ``<prefix>-integrity``, are read and removed there.
-"""
+Records are documents ``kind: queued`` or ``queued_ids`` (``q:<uuid>``) and outcomes
+``kind: written`` (``w:<uuid>``, the same uuid) in ``<prefix>-seal-queue``; the sealer reads
+records in the order they were made and deletes both once every entry of the record is sealed or
+given up. The queue has an index of its own, apart from the accounts' logs: its large documents
+are deleted seconds after they are written, and the engine would otherwise merge the logs'
+segments again and again with them. Records made before it had one, in ``<prefix>-integrity``,
+are read and removed there."""
 
 from __future__ import annotations
 
@@ -100,10 +103,11 @@ class Queued:
     signed: bytes = b""
     """What the record's MAC covers (:func:`signed_part`), as read back."""
     format: int = 0
-    """The record's format: :data:`FORMAT`, 2, or 0 for the earliest (a MAC per row)."""
+    """The record's format: :data:`FORMAT`, 2, or 0 for the earliest (a MAC per row), for one
+    naming its entries only and for one kept in memory."""
     mac: str = ""
-    """The record's MAC over :attr:`signed` (empty in a record of an earlier version and in a
-    deferred one, whose entries are looked up)."""
+    """The record's MAC over :attr:`signed` (empty in a record of an earlier version, in one
+    naming its entries only and in a deferred one: their entries are looked up)."""
     local: bool = False
     """As this process wrote it, from memory (:class:`KeptRecords`): its leaves and outcome
     need no MAC."""
@@ -157,8 +161,11 @@ record past it is read back from the engine)."""
 class KeptRecords:
     """The records this process wrote to the queue, with their outcomes, while its sealer holds
     the lease: the sealer takes each from here once it lists it in the engine, instead of
-    reading it back. A record is dropped once removed or deferred, and all are when the lease
-    is lost (another process seals, from the engine)."""
+    reading it back. A record is kept from the moment it is made (the sealer may list it before
+    the batch's entries are written) and dropped should the engine not create it; once removed
+    or deferred; or past its write deadline (then read back, naming its entries only: they are
+    looked up). All are dropped when the lease is lost (another process seals, from the
+    engine)."""
 
     def __init__(self, max_entries: int = KEPT_MAX_ENTRIES) -> None:
         self.max_entries = max_entries
@@ -292,7 +299,8 @@ class SealQueue:
                     "write_by": _stamp(record.write_by), "count": len(rows), "deferred": True,
                     "indices": indices, "entries": rows}  # fmt: skip
         if record.index == self.index:  # the outcome first: stopped in between, the record is
-            # looked up at its deadline; the other way round it would read as a changed record
+            # looked up at its deadline; the other way round the batch's outcome would be read
+            # with the deferred record
             await self.es.options(ignore_status=404).delete(
                 index=self.index, id=f"w:{record.record_id}"
             )

@@ -733,16 +733,17 @@ def test_a_record_naming_its_entries_only_is_sealed_by_the_next_holder_from_the_
 ) -> None:
     """The lease holder's records name their entries only; should it lose the lease before
     sealing them, the next holder looks each entry up and seals it as stored when it checks out:
-    an entry changed in the engine meanwhile is not sealed, and an entry with no known outcome
+    an entry changed in the engine meanwhile is not sealed, one the outcome says was created and
+    that is gone is reported (not dropped as never written), and an entry with no known outcome
     is deferred, then sealed once its write deadline passed."""
 
-    async def scenario() -> tuple[list[int], int, list[dict[str, str]], dict[str, Any]]:
+    async def scenario() -> tuple[list[int], tuple[int, int], list[dict[str, str]], dict[str, Any]]:
         writer, holder = await _runtime(alone), await _runtime(alone)
         keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
         names = writer.names
         try:
             writer.sealing_here.start()
-            await _ingest(writer, "ids", ["a1", "a2", "a3"])
+            await _ingest(writer, "ids", ["a1", "a2", "a3", "a4"])
             writer.sealing_here.stop()  # the lease lost before its sealer took the record
             await writer.es.indices.refresh(index=names.seal_queue)
             [record] = (await writer.es.search(index=names.seal_queue, query={
@@ -752,7 +753,8 @@ def test_a_record_naming_its_entries_only_is_sealed_by_the_next_holder_from_the_
             changed = (await writer.es.get(index=index, id="ids/a2"))["_source"]
             changed["action"] = "changed.behind_the_service"
             await writer.es.index(index=index, id="ids/a2", document=changed, refresh=True)
-            created, unsure = ["ids/a1", "ids/a2"], ["ids/a3"]
+            await writer.es.delete(index=index, id="ids/a4", refresh=True)
+            created, unsure = ["ids/a1", "ids/a2", "ids/a4"], ["ids/a3"]
             outcome = {"kind": "written", "created": created, "unsure": unsure,
                        "mac": keys.outcome_mac(token, created, unsure)}  # fmt: skip
             await writer.es.index(index=names.seal_queue, id=f"w:{token}", document=outcome)
@@ -769,13 +771,14 @@ def test_a_record_naming_its_entries_only_is_sealed_by_the_next_holder_from_the_
             left = await holder.es.count(index=names.seal_queue, query={"match_all": {}})
             assert left["count"] == 0
             report = (await verify_account(holder, keys, "ids")).to_dict()
-            return sealed, holder.counters["seal_refused"], leaves, report
+            counted = (holder.counters["seal_refused"], holder.counters["seal_never_written"])
+            return sealed, counted, leaves, report
         finally:
             await writer.es.close()
             await holder.es.close()
 
-    sealed, refused, leaves, report = asyncio.run(scenario())
-    assert sealed == [1, 1] and refused == 1
+    sealed, counted, leaves, report = asyncio.run(scenario())
+    assert sealed == [1, 1] and counted == (2, 0)  # a2 changed, a4 gone
     assert [leaf["id"] for leaf in leaves] == ["a1", "a3"]
     assert not report["ok"] and report["tree_size"] == 2
 
