@@ -22,7 +22,6 @@ from service.integrity.canonical import canonical_bytes
 from service.integrity.keys import IntegrityKeys
 from service.integrity.merkle import leaf_hash
 
-_sha256 = hashlib.sha256
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 SIGNED_FIELDS = ("account_id", "genesis", "key_id", "previous", "root", "sealed_at", "seq",
                  "tree_size")  # fmt: skip
@@ -56,8 +55,7 @@ def leaf_hash_of(stored: dict[str, str]) -> bytes:
     entry_id, timestamp = stored["id"], stored["timestamp"]
     covered = {"category": category, "digest": digest, "id": entry_id, "timestamp": timestamp}
     if type(category) is type(digest) is type(entry_id) is type(timestamp) is str:
-        return _sha256(b"\x00" + orjson.dumps(covered)).digest()  # leaf_hash, inlined: the
-        # sealer hashes every entry
+        return leaf_hash(orjson.dumps(covered))
     return leaf_hash(canonical_bytes(covered))
 
 

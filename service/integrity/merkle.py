@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-_sha256 = hashlib.sha256
 
 
 class ProofError(ValueError):
@@ -44,7 +43,7 @@ class Frontier:
         """Append a leaf hash."""
         merged, size, hashes = leaf, self.size, self.hashes
         while size & 1:  # a subtree of the new leaf's size is complete: merge it
-            merged = _sha256(b"\x01" + hashes.pop() + merged).digest()  # node_hash, inlined
+            merged = node_hash(hashes.pop(), merged)
             size >>= 1
         hashes.append(merged)
         self.size += 1
