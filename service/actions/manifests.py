@@ -1,7 +1,8 @@
 """Signing an export's manifest once its file is complete, and serving it.
 
 The manifest's head must cover every exported row. A row that was still in the seal queue when the
-export's point in time was opened is waited for (at most :func:`seal_wait_s`); every other row
+export's point in time was opened is waited for (at most :func:`seal_wait_s`) unless a checkpoint
+covers it already (a resent entry stays queued until the write deadline); every other row
 visible to the export was under a checkpoint already. The head is then the account's latest
 signed checkpoint. Rows still unsealed when the wait ends (sealing stopped, or off) are counted in
 ``rows_unsealed``, and with no head at all every row is.
@@ -29,6 +30,8 @@ TOUCH_EVERY_S = 60.0
 """A running export marks its pending manifest alive this often."""
 ABANDONED_AFTER = timedelta(minutes=5)
 """A pending manifest not marked alive for this long was abandoned (its service stopped)."""
+PROOF_PAGE = 1000
+"""Entry ids looked up in the log per search."""
 
 
 def seal_wait_s(runtime: Runtime) -> float:
@@ -41,17 +44,30 @@ async def _head_covering(runtime: Runtime, plan: ExportPlan) -> tuple[dict[str, 
     if plan.queued is None:
         return None, plan.rows
     queue = SealQueue(runtime.es, runtime.names)
+    log = IntegrityLog(runtime.es, runtime.names)
+    account_id = plan.filters.account_id
     awaiting, deadline = set(plan.awaiting), time.monotonic() + seal_wait_s(runtime)
     while awaiting:
         awaiting &= await queue.pending_ids()
+        awaiting -= await _under_checkpoints(log, account_id, awaiting)
         if not awaiting or time.monotonic() > deadline:
             break
         await asyncio.sleep(runtime.settings.seal_interval_s / 2)
-    account_id = plan.filters.account_id
-    latest = await IntegrityLog(runtime.es, runtime.names).latest_checkpoint(account_id)
+    latest = await log.latest_checkpoint(account_id)
     if latest is None:
         return None, plan.rows
     return public(latest), len(awaiting)
+
+
+async def _under_checkpoints(log: IntegrityLog, account_id: str, doc_ids: set[str]) -> set[str]:
+    """Those of ``doc_ids`` (``account/id``) sealed under a checkpoint already: a resent
+    entry's batch lists it in the queue until the write deadline, though its first write was
+    sealed (and any later checkpoint covers it too)."""
+    ids = sorted(doc_id.split("/", 1)[1] for doc_id in doc_ids)
+    sealed: set[str] = set()
+    for start in range(0, len(ids), PROOF_PAGE):
+        sealed |= set(await log.sealing_checkpoints(account_id, ids[start : start + PROOF_PAGE]))
+    return {f"{account_id}/{entry_id}" for entry_id in sealed}
 
 
 async def sign_export(runtime: Runtime, plan: ExportPlan) -> dict[str, Any]:

@@ -287,3 +287,29 @@ def test_manifests_belong_to_their_account(
     assert client.get(f"/v1/exports/{export_id}/manifest", headers=other).status_code == 404
     unknown = client.get("/v1/exports/exp_000000000000000000000000/manifest", headers=headers)
     assert unknown.status_code == 404
+
+
+def test_a_resent_entry_is_not_counted_unsealed_once_its_first_write_is_sealed(
+    client: TestClient, es: Elasticsearch, tmp_path: Path
+) -> None:
+    """The resend's batch lists the entry until the write deadline (ten minutes): the manifest
+    must not wait for it, nor count it unsealed, once the first write is under a checkpoint."""
+    _, headers = new_account(client)
+    _ingest(client, headers, [entry(id="resent")], es)
+    again = client.post("/v1/entries", json=entry(id="resent"), headers=headers)
+    assert again.json()["results"][0]["status"] == "duplicate", again.text
+    deadline = time.monotonic() + 30
+    while client.get("/v1/integrity/proof", params={"id": "resent"},
+                     headers=headers).status_code != 200:  # fmt: skip
+        assert time.monotonic() < deadline, "the first write was never sealed"
+        time.sleep(0.3)
+    resp = client.get("/v1/export", params={"format": "ndjson", "range": "all", "q": "id:resent"},
+                      headers=headers)  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    manifest = _manifest(client, headers, resp.headers["x-export-id"])
+    assert manifest["rows"] == 1 and manifest["rows_unsealed"] == 0, manifest
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(resp.content)
+    keys = load_public_keys(_keys_file(client, tmp_path))
+    report = verify_export(path, manifest, keys, _prover(client, headers))
+    assert report.ok and report.proofs_checked == 1, report.to_dict()
