@@ -211,11 +211,17 @@ def cut_to_cell(text: str) -> tuple[str, int]:
     return kept + _cut_marker(cut), cut
 
 
+EXACT_IN_EXCEL = 2**53
+"""Excel keeps numbers as doubles: an integer beyond this is written as text, digit for digit."""
+
+
 def _xlsx_value(value: Any) -> Any:
     if value is None or (isinstance(value, float) and value != value):
         return None
     if isinstance(value, str):
         return _ILLEGAL_XML.sub("\ufffd", value)
+    if type(value) is int and not -EXACT_IN_EXCEL <= value <= EXACT_IN_EXCEL:
+        return str(value)
     return value
 
 

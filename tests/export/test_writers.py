@@ -116,3 +116,18 @@ def test_ndjson_lines_are_compact_and_carry_integers_beyond_64_bits_whole() -> N
     lines = NdjsonWriter().write_entries(entries).decode().splitlines()
     assert lines[0] == '{"id":"a","metadata":{"n":1.5,"s":"é"}}'
     assert [json.loads(line) for line in lines] == entries
+
+
+def test_integers_excel_cannot_hold_exactly_are_written_as_their_digits(tmp_path: Path) -> None:
+    """Excel keeps numbers as doubles: 2**53 + 1 would be stored as 2**53, 2**64 - 1 as
+    1.8446744073709552e19."""
+    exact = [2**53, -(2**53), 2**53 + 1, 2**64 - 1, -(2**63), 9223372036854775807]
+    writer = XlsxWriter()
+    writer.start(["n"])
+    writer.write_rows([(n,) for n in exact])
+    path = tmp_path / "out.xlsx"
+    path.write_bytes(b"".join(writer.finish({})))
+    sheet = load_workbook(path)["Entries"]
+    cells = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert cells == [2**53, -(2**53), "9007199254740993", "18446744073709551615",
+                     "-9223372036854775808", "9223372036854775807"]  # fmt: skip
