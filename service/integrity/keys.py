@@ -122,6 +122,11 @@ def load_keys(directory: Path) -> IntegrityKeys:
     try:
         signing = serialization.load_pem_private_key((directory / "signing.pem").read_bytes(), None)
         mac_key = bytes.fromhex((directory / "mac.key").read_text().strip())
+    except FileNotFoundError as e:
+        hint = f"create them once with `auditlog integrity init-keys {directory}`"
+        raise KeysError(
+            f"no integrity keys in {directory} ({e.filename} is missing): {hint}"
+        ) from e
     except (OSError, ValueError) as e:
         raise KeysError(f"cannot read the integrity keys in {directory}: {e}") from e
     if not isinstance(signing, Ed25519PrivateKey) or len(mac_key) < 32:
