@@ -98,12 +98,18 @@ def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+CSV_CELL_MAX = 1 << 28
+"""The longest CSV cell read (the standard library's default, 128 KiB, is shorter than a cell an
+entry may fill: its message and metadata are bounded by the body size)."""
+
+
 def read_rows(path: Path, fmt: str) -> Iterator[Row]:
     """The file's rows (id and entry digest), in order; :class:`ValueError` when the file is not
     an export of ``fmt``."""
     if fmt == "ndjson":
         yield from _ndjson_rows(path)
     elif fmt == "csv":
+        csv.field_size_limit(CSV_CELL_MAX)
         with path.open(encoding="utf-8-sig", newline="") as text:
             yield from _table_rows(csv.reader(text))
     elif fmt == "xlsx":

@@ -313,3 +313,14 @@ def test_a_resent_entry_is_not_counted_unsealed_once_its_first_write_is_sealed(
     keys = load_public_keys(_keys_file(client, tmp_path))
     report = verify_export(path, manifest, keys, _prover(client, headers))
     assert report.ok and report.proofs_checked == 1, report.to_dict()
+
+
+def test_a_csv_with_a_cell_longer_than_128_kib_verifies(
+    client: TestClient, es: Elasticsearch, tmp_path: Path
+) -> None:
+    """A cell as long as an entry may make it, past the csv module's default field limit."""
+    _, headers = new_account(client)
+    _ingest(client, headers, [entry(id="long-cell", metadata={"x_notes": "n" * 200_000})], es)
+    path, manifest = _download(client, headers, "csv", tmp_path)
+    report = verify_export(path, manifest, load_public_keys(_keys_file(client, tmp_path)))
+    assert report.ok and report.rows == manifest["rows"] == 3, report.to_dict()
