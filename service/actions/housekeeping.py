@@ -7,15 +7,22 @@ before each index it deletes (the fence: a holder that lost the lease stops befo
 anything more). When the holder stops cleanly it releases the lease and another process takes
 over at its next attempt; when it dies, another takes over once the lease expired, within
 ``AUDITLOG_LEASE_TTL_S`` plus a third of it.
+
+``auditlog retention run`` takes the lease when no process holds it; otherwise it asks the holder
+(:mod:`service.search.run_requests`), which runs retention at its next check of the lease (within
+a third of ``AUDITLOG_LEASE_TTL_S``) and answers with the run's report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from service.actions.retention import run_retention
 from service.errors import EngineUnavailable, ServiceError
@@ -25,10 +32,14 @@ from service.search.export_files import ExportFiles
 from service.search.jobs import JobStore
 from service.search.leases import HeldLease, LeaseLost, Leases, hold
 from service.search.retention import RetentionReport
+from service.search.run_requests import RunRequests
 from service.search.viewer_sessions import ViewerStore
 
 log = logging.getLogger("auditlog")
 LEASE = "housekeeping"
+ANSWER_WAIT_S = 600.0
+"""How long ``auditlog retention run`` waits for the lease holder's answer, at most."""
+ILM_NOTE = {"ilm": True, "note": "the engine's ILM enforces retention; nothing to do"}
 
 
 async def run_housekeeping(runtime: Runtime, held: HeldLease) -> None:
@@ -53,6 +64,8 @@ async def housekeeping_loop(runtime: Runtime) -> None:
             if runtime.setup_done:
                 try:
                     held = await hold(leases, LEASE, held)
+                    if held:
+                        await _answer_request(runtime, held)
                     if held and time.monotonic() - last_run >= settings.retention_interval_s:
                         await run_housekeeping(runtime, held)
                         last_run = time.monotonic()
@@ -68,17 +81,46 @@ async def housekeeping_loop(runtime: Runtime) -> None:
                 await asyncio.shield(held.release())
 
 
-async def retention_now(runtime: Runtime) -> RetentionReport | None:
-    """One retention run under the lease (``auditlog retention run``); ``None`` when another
-    process holds it (that process sweeps)."""
+async def _answer_request(runtime: Runtime, held: HeldLease) -> None:
+    """Run retention now if a command asked for it since the last answer."""
+    requests = RunRequests(runtime.es, runtime.names, "retention")
+    pending = await requests.pending()
+    if pending is None:
+        return
+    number, options = pending
+    if runtime.ilm and not options.get("force"):
+        await requests.answer(number, ILM_NOTE)
+        return
+    report = await run_retention(runtime, fence=held.renew)
+    await requests.answer(number, _plain(report))
+
+
+def _plain(report: RetentionReport) -> dict[str, Any]:
+    """The report as JSON values (days and instants as ISO 8601 text)."""
+    return dict(json.loads(json.dumps(asdict(report), default=str)))
+
+
+async def retention_now(runtime: Runtime, force: bool = False) -> dict[str, Any] | None:
+    """One retention run (``auditlog retention run``): under the lease when no process holds
+    it, else by the holder, asked to run it now; ``None`` when no answer came within
+    :data:`ANSWER_WAIT_S` (the holder runs an earlier version, or is stuck)."""
     leases = Leases(runtime.es, runtime.names, runtime.holder, runtime.settings.lease_ttl_s)
-    lease = await leases.acquire(LEASE)
-    if lease is None:
-        return None
-    held = HeldLease(leases, lease)
-    try:
-        return await run_retention(runtime, fence=held.renew)
-    except LeaseLost:
-        return None  # paused past the lease: the process that took it over sweeps
-    finally:
-        await held.release()
+    requests = RunRequests(runtime.es, runtime.names, "retention")
+    number: int | None = None
+    deadline = time.monotonic() + ANSWER_WAIT_S
+    while time.monotonic() < deadline:
+        lease = await leases.acquire(LEASE)
+        if lease is not None:  # no holder (or it stopped while asked): run it here
+            held = HeldLease(leases, lease)
+            try:
+                return _plain(await run_retention(runtime, fence=held.renew))
+            except LeaseLost:
+                pass  # paused past the lease: ask the process that took it over
+            finally:
+                await held.release()
+        if number is None:
+            number = await requests.ask(force=force)
+        elif (result := await requests.answer_to(number)) is not None:
+            return result
+        await asyncio.sleep(0.5)
+    return None

@@ -51,10 +51,11 @@ def cmd_retention(args: argparse.Namespace) -> int:
         if await has_ilm(es) and not args.force:
             return {"ilm": True, "note": "the engine's ILM enforces retention; nothing to do"}
         runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
-        report = await retention_now(runtime)  # recorded in each affected account
+        report = await retention_now(runtime, force=args.force)  # recorded in each account
         if report is None:
-            raise CliError("a service instance is running retention now; try again later", 1)
-        return asdict(report)
+            raise CliError("the service instance holding the housekeeping lease did not run "
+                           "retention within 10 minutes; try again later", 1)  # fmt: skip
+        return report
 
     print(json.dumps(with_client(run), indent=2, default=str))
     return 0
