@@ -71,7 +71,8 @@ class AccountActions:
         """Create ``account``; False when it exists."""
         if not await self.store.create_account(account):
             return False
-        text = f"Account {account.name} created (timezone {account.timezone})"
+        views = ", views recorded" if account.view_audit else ""
+        text = f"Account {account.name} created (timezone {account.timezone}{views})"
         target = Target("account", account.id, account.name)
         await self._record(account.id, "account.created", text, target)
         return True

@@ -16,7 +16,7 @@ import re
 import secrets as random
 import ssl
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from service.actions import audit_trail
@@ -114,17 +114,20 @@ def _mapping(body: dict[str, Any], name: str, allowed: tuple[str, ...]) -> dict[
         known = ", ".join(allowed) or "none"
         raise bad_request(f"{name} has unknown keys {unknown}: known are {known}", name)
     for key, item in value.items():
-        if not isinstance(item, str | bool | int) or (isinstance(item, str) and len(item) > 10**5):
-            raise bad_request(f"{name}.{key} must be a string, a number or a boolean", name)
-        if key in SECONDS and not (_number(item) and 1 <= float(item) <= SECONDS[key]):
-            raise bad_request(f"{name}.{key} must be a number of seconds from 1 to "
-                              f"{SECONDS[key]}", name)  # fmt: skip
+        if key in SECONDS:  # a number, fractions too: 1e308 is one, out of range
+            if not (_number(item) and 1 <= item <= SECONDS[key]):
+                raise bad_request(f"{name}.{key} must be a number of seconds from 1 to "
+                                  f"{SECONDS[key]}", name)  # fmt: skip
+        elif not isinstance(item, str | bool | int) or (
+            isinstance(item, str) and len(item) > 10**5
+        ):
+            raise bad_request(f"{name}.{key} must be a string, an integer or a boolean", name)
         if key == "ca_pem" and not _pem_bundle(item):
             raise bad_request(f"{name}.ca_pem must be PEM certificates", name)
     return dict(value)
 
 
-def _number(item: object) -> bool:
+def _number(item: object) -> TypeGuard[int | float]:
     return isinstance(item, int | float) and not isinstance(item, bool)
 
 
@@ -304,6 +307,10 @@ async def change_destination(
                                   "secrets") from None  # fmt: skip
         merged = {**stored, **given}
         merged = {k: str(v) for k, v in merged.items() if v not in ("", None)}
+        missing = [s for s in spec["required"] if s not in merged]
+        if missing:  # a secret is replaced, never removed, where the kind needs it
+            raise bad_request(f"secrets.{missing[0]} is required for a {current['kind']} "
+                              "destination: give a new value to replace it", "secrets")  # fmt: skip
         changes["secrets"] = sealer.seal(destination_id, merged)
         changes["secret_names"] = sorted(merged)
     if "status" in body:

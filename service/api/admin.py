@@ -24,10 +24,15 @@ from service.web.bodies import read_json_object
 MAX_ADMIN_BODY = 64 * 1024
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
+async def _json_object(request: Request, known: tuple[str, ...]) -> dict[str, Any]:
+    """The body: a JSON object with no field but the ``known`` ones (a 400 naming another)."""
     parsed = await read_json_object(request, MAX_ADMIN_BODY)
     if parsed is None:
         raise bad_request("the body must be a JSON object", field="body")
+    unknown = sorted(set(parsed) - set(known))
+    if unknown:
+        message = f"unknown field '{unknown[0]}': this request takes {', '.join(known)}"
+        raise bad_request(message, unknown[0])
     return parsed
 
 
@@ -43,10 +48,11 @@ def _actions(request: Request, principal: Principal) -> AccountActions:
 
 async def create_account(request: Request) -> Response:
     principal = await require(request, "admin")
-    body = await _json_object(request)
+    body = await _json_object(request, ("id", "name", "timezone", "view_audit"))
     account_id = validate_account_id(body.get("id"))
     name = validate_name(body.get("name", account_id))
-    account = Account(account_id, name, validate_timezone(body.get("timezone", "UTC")))
+    timezone = validate_timezone(body.get("timezone", "UTC"))
+    account = Account(account_id, name, timezone, _view_audit(body.get("view_audit", False)))
     created = await _actions(request, principal).create_account(account)
     if not created:
         raise ServiceError(409, "conflict", f"account '{account_id}' exists", field="id")
@@ -59,20 +65,14 @@ async def update_account(request: Request) -> Response:
     account_id = request.path_params["account_id"]
     if not ACCOUNT_ID.match(account_id):
         raise ServiceError(404, "not_found", f"no account '{account_id}'")
-    body = await _json_object(request)
-    unknown = set(body) - {"name", "timezone", "view_audit"}
-    if unknown:
-        field = sorted(unknown)[0]
-        raise bad_request(f"{field} cannot be changed (only name, timezone, view_audit)", field)
+    body = await _json_object(request, ("name", "timezone", "view_audit"))
     changes: dict[str, Any] = {}
     if "name" in body:
         changes["name"] = validate_name(body["name"])
     if "timezone" in body:
         changes["timezone"] = validate_timezone(body["timezone"])
     if "view_audit" in body:
-        if not isinstance(body["view_audit"], bool):
-            raise bad_request("view_audit must be true or false", "view_audit")
-        changes["view_audit"] = body["view_audit"]
+        changes["view_audit"] = _view_audit(body["view_audit"])
     if not changes:
         raise bad_request("nothing to change: give name, timezone or view_audit", field="body")
     account = await _actions(request, principal).update_account(account_id, changes)
@@ -80,6 +80,12 @@ async def update_account(request: Request) -> Response:
         raise ServiceError(404, "not_found", f"no account '{account_id}'")
     runtime_of(request).account_cache.pop(account_id, None)
     return JSONResponse(account.to_dict())
+
+
+def _view_audit(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise bad_request("view_audit must be true or false", "view_audit")
+    return value
 
 
 async def list_accounts(request: Request) -> Response:
@@ -90,8 +96,11 @@ async def list_accounts(request: Request) -> Response:
 
 async def create_key(request: Request) -> Response:
     principal = await require(request, "admin")
-    body = await _json_object(request)
-    account_id = body.get("account_id")
+    body = await _json_object(request, ("account_id", "scopes", "name"))
+    if "account_id" not in body:  # a key for every account is never made by leaving it out
+        raise bad_request("account_id is required: an account's id, or null for a platform key",
+                          "account_id")  # fmt: skip
+    account_id = body["account_id"]
     if account_id is not None and (
         not isinstance(account_id, str) or not ACCOUNT_ID.match(account_id)
     ):

@@ -47,7 +47,9 @@ async def create_destination(request: Request) -> Response:
     query_params(request, set())
     body = await _body(request)
     requested = body.get("account_id")
-    principal, account = await _who(request, requested if isinstance(requested, str) else None)
+    if requested is not None and not isinstance(requested, str):
+        raise bad_request("account_id must be an account's id", "account_id")
+    principal, account = await _who(request, requested)
     created = await destinations.create_destination(runtime_of(request), principal, account.id,
                                                     body)  # fmt: skip
     return JSONResponse(created, status_code=201)

@@ -190,7 +190,10 @@ DESTINATION_FILTER = _object(
 BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     "entries": ("application/json", {"oneOf": [ENTRY_REF, _object({"entries": _many(ENTRY_REF)})]}),
     "ndjson": ("application/x-ndjson", _text()),
-    "account": ("application/json", _object({"id": _text(), **ACCOUNT_FIELDS}, "id")),
+    "account": (
+        "application/json",
+        _object({"id": _text(), **ACCOUNT_FIELDS, "view_audit": {"type": "boolean"}}, "id"),
+    ),
     "account_changes": (
         "application/json",
         _object({**ACCOUNT_FIELDS, "view_audit": {"type": "boolean"}}),
@@ -199,10 +202,14 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
         "application/json",
         _object(
             {
-                "account_id": {"type": ["string", "null"]},
+                "account_id": {
+                    "type": ["string", "null"],
+                    "description": "Required: the key's account, or null for a platform key",
+                },
                 "name": _text(),
                 "scopes": _many(_enum(SCOPES)),
             },
+            "account_id",
             "scopes",
         ),
     ),
