@@ -289,8 +289,8 @@ async def change_destination(
     if "url" in body:
         changes["url"] = _url(current["kind"], str(_text(body, "url")))
     if "settings" in body or "url" in body:
-        changes["settings"] = _mapping({"settings": current["settings"], **body}, "settings",
-                                       spec["settings"])  # fmt: skip
+        given = _mapping(body, "settings", spec["settings"])
+        changes["settings"] = {**current["settings"], **given}  # merged into those set
         _check_kind(current["kind"], changes.get("url", current["url"]), changes["settings"])
     if "filter" in body:
         changes["filter"] = _filter(body)

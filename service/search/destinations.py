@@ -11,10 +11,13 @@ from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, ConflictError, NotFoundError, TransportError
 
+from service.errors import engine_unavailable
 from service.search.engine_errors import translated
 from service.search.indices import IndexNames
 
 MAX_PER_ACCOUNT = 20
+REPLACE_ATTEMPTS = 5
+"""A change is applied again this many times, at most, while deliveries write meanwhile."""
 """Destinations an account may have."""
 Version = tuple[int, int]
 """A document's sequence number and primary term."""
@@ -125,13 +128,22 @@ class DestinationStore:
 
     @translated
     async def update(self, destination_id: str, changes: dict[str, Any]) -> bool:
-        """Apply ``changes``; False if the destination is gone."""
-        try:
-            await self.es.update(index=self.index, id=destination_id, doc=changes, refresh=True,
-                                 retry_on_conflict=5)  # fmt: skip
-        except NotFoundError:
-            return False
-        return True
+        """Replace the fields of ``changes``, each whole (a partial update would merge an
+        object such as ``filter`` into the stored one); False if the destination is gone. A
+        write made meanwhile (a delivery's position) is kept: the change is applied again."""
+        for _ in range(REPLACE_ATTEMPTS):
+            try:
+                resp = await self.es.get(index=self.index, id=destination_id)
+                await self.es.index(
+                    index=self.index, id=destination_id, document={**resp["_source"], **changes},
+                    refresh=True, if_seq_no=resp["_seq_no"], if_primary_term=resp["_primary_term"],
+                )  # fmt: skip
+            except NotFoundError:
+                return False
+            except ConflictError:
+                continue
+            return True
+        raise engine_unavailable(detail="the destination kept changing; retry")
 
     @translated
     async def delete(self, destination_id: str) -> bool:

@@ -100,3 +100,27 @@ def test_an_account_id_that_is_not_a_string_is_400_naming_it(
     client, headers, _ = account
     body = {"name": "SIEM", **WEBHOOK, "account_id": account_id}
     _refused(client.post("/v1/destinations", json=body, headers=headers), "account_id")
+
+
+def test_a_patched_filter_replaces_the_stored_one_whole(account: Account) -> None:
+    """The docs say ``filter`` is replaced whole: categories and types set before do not stay
+    under a filter that now names a search text only."""
+    client, headers, _ = account
+    made = {**WEBHOOK, "filter": {"categories": ["api", "audit"], "types": ["error"]}}
+    created = create_destination(client, headers, **made)
+    url = f"/v1/destinations/{created['id']}"
+    resp = client.patch(url, json={"filter": {"q": "hello"}}, headers=headers)
+    assert resp.status_code == 200, resp.text
+    stored = client.get(url, headers=headers).json()["filter"]
+    assert stored == resp.json()["filter"] and "categories" not in stored, stored
+    assert "types" not in stored and stored["q"] == "hello"
+
+
+def test_patched_settings_are_merged_into_those_set(account: Account) -> None:
+    client, headers, _ = account
+    created = create_destination(client, headers, **{**SPLUNK, "settings": {"index": "main"}})
+    url = f"/v1/destinations/{created['id']}"
+    resp = client.patch(url, json={"settings": {"sourcetype": "audit"}}, headers=headers)
+    assert resp.status_code == 200, resp.text
+    settings = client.get(url, headers=headers).json()["settings"]
+    assert settings["index"] == "main" and settings["sourcetype"] == "audit", settings
