@@ -182,3 +182,22 @@ def test_key_for_a_malformed_account_id_is_400(client: TestClient, account_id: o
     resp = client.post("/v1/admin/keys", json=body, headers=ADMIN)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["field"] == "account_id"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"id": "x" * 5000}, "id"),
+        ({"id": "nul\x00id"}, "id"),
+        ({"id": "has space"}, "id"),
+        ({"id": "~" + "g" * 32}, "id"),  # a generated id is ~ and 32 hex digits
+        ({"ids": f"e-1,{'x' * 129}"}, "ids"),
+        ({"ids": "e-1,nul\x00id"}, "ids"),
+    ],
+)
+def test_a_proof_of_an_id_no_entry_can_have_is_a_400_naming_it(
+    client: TestClient, headers: dict[str, str], query: dict[str, str], field: str
+) -> None:
+    resp = client.get("/v1/integrity/proof", params=query, headers=headers)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["field"] == field

@@ -142,6 +142,21 @@ def test_key_validation_like_the_api(settings: Settings) -> None:
     assert "no key" in _fails(settings, 2, "keys", "revoke", "0000000000000000")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("verify", "--account", ""), ("verify", "--account", "Not Valid"),
+     ("verify", "--account", "", "--heads", "missing.ndjson"), ("keys", "revoke", ""),
+     ("keys", "revoke", "alk_"), ("keys", "revoke", "has space"),
+     ("export", "--account", ""), ("keys", "list", "--account", ""),
+     ("keys", "create", "--account", "", "--scopes", "read"),
+     ("accounts", "update", "", "--name", "x")],
+)  # fmt: skip
+def test_an_empty_or_malformed_account_or_key_id_is_a_usage_error(
+    settings: Settings, args: tuple[str, ...]
+) -> None:
+    assert " id '" in _fails(settings, 2, *args)
+
+
 @pytest.mark.slow
 def test_the_cli_sets_up_a_fresh_prefix_first(engine_url: str, es: Elasticsearch) -> None:
     prefix = f"c{uuid.uuid4().hex[:8]}"

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from service.errors import bad_request
 from service.integrity.checkpoints import public
 from service.runtime import Runtime
 from service.search.entries import HIDDEN_FIELDS
@@ -86,14 +87,28 @@ def _missing(account_id: str, leaf: dict[str, str], position: int, tz: ZoneInfo)
     }  # fmt: skip
 
 
+def _size(checkpoint: dict[str, Any] | None) -> int:
+    return int(checkpoint["tree_size"]) if checkpoint else 0
+
+
 async def read_feed(
     runtime: Runtime, account_id: str, *, after: int, limit: int, tz: ZoneInfo
 ) -> FeedPage:
-    """The account's entries of positions ``after + 1`` to ``after + limit`` that exist."""
+    """The account's entries of positions ``after + 1`` to ``after + limit`` that exist; a 400
+    naming ``after`` past the head (no reader was given such a position: resuming from it would
+    skip the entries sealed up to it)."""
     log = IntegrityLog(runtime.es, runtime.names)
     # as of the last scheduled refresh: a checkpoint visible means its segment is (written first)
     latest = await log.latest_checkpoint(account_id, fresh=False)
-    head = int(latest["tree_size"]) if latest else 0
+    if after > _size(latest):  # a head another read saw may be newer than the last refresh
+        latest = await log.latest_checkpoint(account_id, fresh=True)
+        if after > _size(latest):
+            message = (
+                f"after is past the account's log ({_size(latest)} positions sealed): "
+                "give 0 or a next_after the feed returned"
+            )
+            raise bad_request(message, field="after")
+    head = _size(latest)
     end = min(head, after + limit)
     leaves = await log.leaves_between(account_id, after, end, runtime.segments)
     names = runtime.names

@@ -12,14 +12,14 @@ from service.actions.feed import DEFAULT_LIMIT, MAX_LIMIT, read_feed
 from service.errors import bad_request
 from service.runtime import runtime_of
 from service.web.auth import require, resolve_account
-from service.web.view_request import last, query_params
+from service.web.view_request import query_params, single
 from service.zones import zone
 
 MAX_POSITION_DIGITS = 15
 
 
 def _whole(params: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
-    text = last(params, name, str(default))
+    text = single(params, name, str(default))
     digits = text.isascii() and text.isdigit() and len(text) <= MAX_POSITION_DIGITS
     if not digits or not low <= int(text) <= high:
         raise bad_request(f"{name} must be a whole number from {low} to {high} (ASCII digits)",

@@ -10,6 +10,7 @@ from service.actions.verify import verify_account
 from service.errors import ServiceError, bad_request
 from service.integrity.keys import IntegrityKeys
 from service.runtime import Runtime, runtime_of
+from service.search.identifiers import STORED_ID
 from service.search.integrity_log import IntegrityLog
 from service.web.auth import require, resolve_account
 from service.web.view_request import query_params
@@ -39,6 +40,8 @@ async def get_head(request: Request) -> Response:
 
 PROOF_MAX_IDS = 100
 """Entries proven by one request of ``ids``."""
+ENTRY_ID_FORM = "1-128 characters of A-Z a-z 0-9 . _ : -, or ~ and 32 hex digits (a generated id)"
+"""The ids an entry can have (``STORED_ID``): any other is in no account's log."""
 
 
 def _tree_size(params: dict[str, list[str]]) -> int | None:
@@ -61,10 +64,14 @@ async def get_proof(request: Request) -> Response:
         if not entry_ids or len(entry_ids) > PROOF_MAX_IDS:
             raise bad_request(f"ids must name 1 to {PROOF_MAX_IDS} entries, comma-separated",
                               "ids")  # fmt: skip
+        if not all(STORED_ID.match(i) for i in entry_ids):
+            raise bad_request(f"ids must be entry ids, comma-separated: {ENTRY_ID_FORM}", "ids")
         return JSONResponse(await proofs.inclusions(runtime, account_id, entry_ids, size))
-    entry_id = params.get("id", [""])[-1]
+    entry_id = params.get("id", [""])[0]
     if not entry_id:
         raise bad_request("id is required: the entry's id", "id")
+    if not STORED_ID.match(entry_id):
+        raise bad_request(f"id must be an entry id: {ENTRY_ID_FORM}", "id")
     return JSONResponse(await proofs.inclusion(runtime, account_id, entry_id, size))
 
 

@@ -14,15 +14,15 @@ from service.web.view_request import (
     ENTRIES_PARAMS,
     HISTOGRAM_PARAMS,
     MAX_PAGE_SIZE,
-    last,
     order_of,
     read_request,
+    single,
 )
 
 
 async def get_entries(request: Request) -> Response:
     _, filters, params = await read_request(request, "read", ENTRIES_PARAMS)
-    size_text = last(params, "size", str(DEFAULT_PAGE_SIZE))
+    size_text = single(params, "size", str(DEFAULT_PAGE_SIZE))
     digits = size_text.isascii() and size_text.isdigit() and len(size_text) <= 3
     if not digits or not 1 <= int(size_text) <= MAX_PAGE_SIZE:
         message = f"size must be a whole number from 1 to {MAX_PAGE_SIZE} (ASCII digits)"
@@ -51,7 +51,7 @@ async def get_histogram(request: Request) -> Response:
         runtime.es,
         runtime.names,
         filters,
-        last(params, "interval", "auto"),
-        last(params, "split", "category"),
+        single(params, "interval", "auto"),
+        single(params, "split", "category"),
     )
     return JSONResponse(histogram.to_dict())

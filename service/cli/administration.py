@@ -140,12 +140,17 @@ def key_id_from_stdin() -> str:
 
 def key_id_argument(value: str) -> str:
     """A key id given as an argument (``alk_<id>`` too); a whole key is refused."""
+    from service.actions.keys import KEY_ID
+
     if LOOKS_LIKE_A_KEY.fullmatch(value):
         raise CliError(
             "that argument holds a key's secret: a whole key is never taken as an argument "
             "(shell history, ps); pass it on standard input: auditlog keys revoke --stdin"
         )
-    return value.removeprefix("alk_")
+    key_id = value.removeprefix("alk_")
+    if not KEY_ID.match(key_id):
+        raise CliError(f"key id '{value}': 16 characters of a-z 0-9 (after alk_ in the key)")
+    return key_id
 
 
 def _revoked_key_id(args: argparse.Namespace) -> str:

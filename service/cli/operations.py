@@ -9,7 +9,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from service.cli.plumbing import EXIT_FAILED, EXIT_USAGE, CliError, account_store, with_client
+from service.cli.plumbing import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    CliError,
+    account_id,
+    account_store,
+    with_client,
+)
 from service.config import Settings, load_settings
 from service.local_engine.node import EngineError, EngineInstance, default_instance_dir
 from service.search.client import Engine
@@ -78,6 +85,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from service.runtime import Runtime
     from service.search.indices import IndexNames
 
+    account_id(args.account)
     try:  # the file first: a file that holds no head is a usage error, before any work
         kept = read_heads(Path(args.heads), args.account) if args.heads else None
     except HeadsFileError as e:

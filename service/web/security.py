@@ -4,8 +4,10 @@ API responses get ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-st
 must not sit in shared caches). CORS is off unless ``AUDITLOG_CORS_ORIGINS`` lists origins. More
 than ``AUDITLOG_MAX_INFLIGHT`` concurrent API requests are answered 429 with ``Retry-After``. A
 request whose body stops arriving (no byte for ``AUDITLOG_BODY_IDLE_TIMEOUT_S``) or is not whole
-within ``AUDITLOG_BODY_TIMEOUT_S`` of its start ends with 408, freeing its slot. Access log lines
-show a viewer link as ``/view/[token]``: its token is never logged.
+within ``AUDITLOG_BODY_TIMEOUT_S`` of its start ends with 408, freeing its slot. A query string
+that is not UTF-8 or repeats a single-valued parameter is a 400 naming it
+(:mod:`service.web.query_string`). Access log lines show a viewer link as ``/view/[token]``: its
+token is never logged.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings
 from service.errors import ServiceError
+from service.web.query_string import QueryStringRule
 
 
 class DefaultHeaders:
@@ -157,6 +160,7 @@ def middleware(settings: Settings) -> list[Middleware]:
                 expose_headers=["Content-Disposition", "X-Total-Count", "Retry-After"],
             )
         )
+    stack.append(Middleware(QueryStringRule))  # inside CORS: a browser may read its 400
     return stack
 
 

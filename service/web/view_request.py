@@ -24,13 +24,14 @@ MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
 
 
-def last(params: dict[str, list[str]], name: str, default: str) -> str:
-    """The last value of ``name`` (a repeated parameter's last one wins), or ``default``."""
-    return params.get(name, [default])[-1]
+def single(params: dict[str, list[str]], name: str, default: str) -> str:
+    """The value of ``name``, or ``default`` (a single-valued parameter: one given more than
+    once was refused before the handler, by :mod:`service.web.query_string`)."""
+    return params.get(name, [default])[0]
 
 
 def order_of(params: dict[str, list[str]]) -> str:
-    order = last(params, "order", ORDERS[0])
+    order = single(params, "order", ORDERS[0])
     if order not in ORDERS:
         raise bad_request(f"order must be {' or '.join(ORDERS)}", field="order")
     return order

@@ -79,6 +79,31 @@ def test_bad_feed_parameters_are_named(
     assert resp.status_code == 400 and resp.json()["error"]["field"] == field, resp.text
 
 
+def test_an_after_past_the_head_is_a_400_and_resuming_from_the_head_misses_nothing(
+    client: TestClient,
+) -> None:
+    _, headers = new_account(client)
+    head = len(_read_all(client, headers, 2))  # the account's creation and its key's, sealed
+    past = client.get("/v1/feed", params={"after": head + 5}, headers=headers)
+    assert past.status_code == 400 and past.json()["error"]["field"] == "after", past.text
+    at_head = client.get("/v1/feed", params={"after": head}, headers=headers)
+    assert at_head.status_code == 200, at_head.text
+    assert at_head.json()["entries"] == []
+    assert (at_head.json()["next_after"], at_head.json()["more"]) == (head, False)
+    batch = [entry(id=f"later-{i}") for i in range(10)]
+    assert client.post("/v1/entries", json={"entries": batch}, headers=headers).json()["created"]
+    resumed: list[dict[str, Any]] = []
+    after, deadline = head, time.monotonic() + 60
+    while len(resumed) < 10:
+        assert time.monotonic() < deadline, f"{len(resumed)} of 10 entries in the feed"
+        body = client.get("/v1/feed", params={"after": after}, headers=headers).json()
+        resumed += body["entries"]
+        after = body["next_after"]
+        time.sleep(0.2)
+    assert [e["id"] for e in resumed] == [f"later-{i}" for i in range(10)]
+    assert [e["position"] for e in resumed] == list(range(head + 1, head + 11))
+
+
 def test_entries_deleted_by_retention_keep_their_positions_others_read_missing(
     client: TestClient, es: Elasticsearch, settings: Settings
 ) -> None:
