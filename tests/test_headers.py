@@ -35,6 +35,10 @@ def test_cors_allows_only_configured_origins(settings: Settings) -> None:
             headers={"Origin": "https://app.acme.test", "Access-Control-Request-Method": "GET"},
         )
         assert ok.headers["access-control-allow-origin"] == "https://app.acme.test"
+        read = app_client.get("/healthz", headers={"Origin": "https://app.acme.test"})
+        exposed = {h.strip() for h in read.headers["access-control-expose-headers"].split(",")}
+        # a browser reads an export's id and manifest link, and a job's location, only if exposed
+        assert {"X-Export-Id", "Link", "Location", "X-Total-Count"} <= exposed
         other = app_client.get("/healthz", headers={"Origin": "https://evil.test"})
         assert "access-control-allow-origin" not in other.headers
 

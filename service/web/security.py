@@ -26,6 +26,10 @@ from service.config import Settings
 from service.errors import ServiceError
 from service.web.query_string import QueryStringRule
 
+EXPOSED_HEADERS = ["Content-Disposition", "X-Total-Count", "Retry-After", "X-Export-Id", "Link",
+                   "Location"]  # fmt: skip
+"""Answer headers a browser's script may read (an export's id and manifest link, a job's URL)."""
+
 
 class DefaultHeaders:
     """Adds ``headers`` to every response that did not set them itself.
@@ -157,7 +161,7 @@ def middleware(settings: Settings) -> list[Middleware]:
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type"],
-                expose_headers=["Content-Disposition", "X-Total-Count", "Retry-After"],
+                expose_headers=EXPOSED_HEADERS,
             )
         )
     stack.append(Middleware(QueryStringRule))  # inside CORS: a browser may read its 400
