@@ -1,13 +1,16 @@
 """Reading request bodies: bounded in size, read by the one JSON parser.
 
 Every body goes through :func:`read_body` (413 as soon as it passes its limit; a client that
-stops sending is cut off by :class:`service.web.security.BodyDeadline` with 408). JSON bodies are
+stops sending is cut off by :class:`service.web.security.BodyDeadline` with 408). A body sent with
+``Content-Encoding: gzip`` is decompressed as it arrives, its limit counted on what it holds (a
+small body that inflates past it is a 413); any other encoding is a 415. JSON bodies are
 parsed by :func:`ingest.json_input.loads` — the parser of ingest — so that deep nesting, lone
 surrogates, invalid UTF-8 and integers past 64 bits are a 400 naming the body on every endpoint.
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from starlette.requests import Request
@@ -24,18 +27,50 @@ def content_length(request: Request) -> int | None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or 413 as soon as it passes ``limit`` bytes."""
+    """The request body (decompressed when it is gzip), or 413 as soon as it passes ``limit``
+    bytes."""
     too_large = ServiceError(413, "payload_too_large", f"the body is larger than {limit} bytes")
     declared = content_length(request)
     if declared is not None and declared > limit:
         raise too_large
+    gzip = _gzip(request)
     chunks, size = [], 0
     async for chunk in request.stream():
+        if gzip is not None:
+            chunk = _inflate(gzip, chunk, limit - size)
         size += len(chunk)
         if size > limit:
             raise too_large
         chunks.append(chunk)
+    if gzip is not None and not gzip.eof:
+        raise bad_request("the gzip body is cut short", field="body")
     return b"".join(chunks)
+
+
+def _gzip(request: Request) -> Any:
+    """A decompressor for a gzip body, None for one sent as is; 415 for another encoding."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "identity":
+        return None
+    if encoding not in ("gzip", "x-gzip"):
+        message = f"Content-Encoding {encoding!r} is not supported: send the body as is or gzip"
+        raise ServiceError(415, "unsupported_media_type", message, "Content-Encoding")
+    return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+
+
+def _inflate(gzip: Any, chunk: bytes, room: int) -> bytes:
+    """What ``chunk`` inflates to, at most ``room + 1`` bytes (enough to know it is too much)."""
+    try:
+        if gzip.eof:
+            if chunk:
+                raise bad_request("the body holds more than one gzip member", field="body")
+            return b""
+        out = gzip.decompress(chunk, room + 1)
+    except zlib.error as e:
+        raise bad_request(f"the body is not valid gzip: {e}", field="body") from e
+    if gzip.unused_data:
+        raise bad_request("the body holds more than one gzip member", field="body")
+    return bytes(out)
 
 
 def parse_json(body: bytes) -> Any:
