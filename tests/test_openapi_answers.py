@@ -234,6 +234,20 @@ def _destinations(call: Calls) -> None:
     assert call("DELETE", path, url).status_code == 204
 
 
+def _errors(call: Calls) -> None:
+    """A few errors of each kind: the error body, as listed."""
+    wrong = [
+        call("GET", "/v1/entries", params={"size": 0}),
+        call("GET", "/v1/entries", headers={}),
+        call("GET", "/v1/admin/accounts", headers=call.headers),
+        call("GET", "/v1/exports/{job_id}", "/v1/exports/exp_" + "0" * 24),
+        call("POST", "/v1/admin/accounts", json={"id": call.account_id}),
+        call("POST", "/v1/entries", content="{}", headers={**call.headers,
+                                                           "Content-Type": "text/plain"}),
+    ]  # fmt: skip
+    assert [r.status_code for r in wrong] == [400, 401, 403, 404, 409, 415]
+
+
 def test_every_answer_matches_the_served_document(streaming: TestClient, es: Elasticsearch) -> None:
     answers = Answers(streaming.get("/openapi.json").json())
     call = Calls(streaming, answers)
@@ -247,6 +261,7 @@ def test_every_answer_matches_the_served_document(streaming: TestClient, es: Ela
     call("POST", "/v1/viewer-sessions", json={"viewer": {"id": "u_1", "name": "Jane"},
                                               "scopes": ["read"]})  # fmt: skip
     _destinations(call)
+    _errors(call)
     assert answers.json_successes() - answers.seen == set()
 
 
