@@ -1,10 +1,13 @@
 """The OpenAPI 3.1 document of the public HTTP contract, built from the route table.
 
 Each :class:`Operation` of the table in :mod:`service.api.routes` names its query parameters, its
-request body, its success answer and its errors; this module turns the table into the document
-served at ``/openapi.json``. Enums, patterns and limits come from the constants the handlers
-validate with (categories, presets, formats, intervals, scopes, id patterns), so the document
-cannot drift from what the service accepts.
+request body, its success answer (the name of its schema in :mod:`service.api.openapi_schemas`,
+and its headers) and its errors; this module turns the table into the document served at
+``/openapi.json``. Enums, patterns and limits come from the constants the handlers validate with
+(categories, presets, formats, intervals, scopes, id patterns), so the document cannot drift from
+what the service accepts. The statuses every request of a kind can get are added here: 429 to
+every ``/v1`` request (too many in flight), 408 to every request with a body (one that stops
+arriving), and ``Retry-After`` to 503 (sent when the engine cannot be reached).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest.validation import ENTRY_ID, MAX_MESSAGE
 from service.actions.destinations import DESTINATION_ID
 from service.actions.destinations import FORMATS as DESTINATION_FORMATS
 from service.actions.destinations import KINDS as DESTINATION_KINDS
@@ -25,13 +27,24 @@ from service.actions.feed import DEFAULT_LIMIT as FEED_LIMIT
 from service.actions.feed import MAX_LIMIT as FEED_MAX_LIMIT
 from service.actions.keys import ACCOUNT_ID, KEY_ID, SCOPES
 from service.actions.viewers import PAGE_SCOPES, SESSION_DEFAULT_S, SESSION_MAX_S, SESSION_MIN_S
+from service.api.openapi_schemas import (
+    ANSWERS,
+    DESTINATION_FILTER,
+    enum,
+    many,
+    obj,
+    pattern,
+    ref,
+    text,
+    whole,
+)
 from service.export.writers import WRITERS
 from service.search.filters import DEFAULT_RANGE, MAX_VALUE_LENGTH, PRESETS
 from service.search.histogram import INTERVALS, SPLITS
 from service.search.identifiers import STORED_ID
 from service.search.jobs import JOB_ID
 from service.search.search_text import MAX_LENGTH as MAX_SEARCH_TEXT
-from service.vocabulary import ACTOR_TYPES, CATEGORIES, PROVIDERS, TYPES
+from service.vocabulary import CATEGORIES, PROVIDERS, TYPES
 from service.web.view_request import MAX_PAGE_SIZE, ORDERS
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -52,6 +65,12 @@ class Operation:
     """A key of :data:`BODIES`."""
     status: int = 200
     answer: Answer = "json"
+    schema: str | None = None
+    """With a JSON answer: the name of its schema (:data:`~.openapi_schemas.ANSWERS`)."""
+    headers: tuple[str, ...] = ()
+    """Names of :data:`HEADERS` the success answer carries."""
+    pending: bool = False
+    """Answers 202 with ``Retry-After`` and a ``Pending`` body while the result is being made."""
     errors: tuple[int, ...] = ()
     """Statuses answered with the JSON error body."""
     unready: bool = False
@@ -60,55 +79,35 @@ class Operation:
     """Served without a key (health, the document itself)."""
 
 
-def pattern(regex: re.Pattern[str]) -> str:
-    """A Python pattern anchored with ``\\Z`` as the ECMA-262 pattern OpenAPI expects."""
-    return regex.pattern.removesuffix(r"\Z") + "$"
-
-
-def _text(max_length: int | None = None, **more: Any) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", **more}
-    if max_length is not None:
-        schema["maxLength"] = max_length
-    return schema
-
-
-def _enum(values: Iterable[str], **more: Any) -> dict[str, Any]:
-    return {"type": "string", "enum": list(values), **more}
-
-
-def _many(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": item}
-
-
 PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
     "account_id": (
         "Required with a platform key; absent or the key's own otherwise",
-        _text(pattern=pattern(ACCOUNT_ID)),
+        text(pattern=pattern(ACCOUNT_ID)),
     ),
-    "category": ("Categories (multi-select)", _many(_enum(CATEGORIES))),
-    "type": ("Entry types (multi-select)", _many(_enum(TYPES))),
-    "actor": ("Actor ids (multi-select)", _many(_text(MAX_VALUE_LENGTH))),
-    "provider": ("Integration providers", _many(_enum(PROVIDERS))),
-    "action": ("Actions; a trailing * is a prefix", _many(_text(MAX_VALUE_LENGTH))),
-    "range": ("Preset window in the timezone in effect", _enum(PRESETS, default=DEFAULT_RANGE)),
-    "from": ("Inclusive start: RFC 3339 instant or YYYY-MM-DD (local midnight)", _text()),
-    "to": ("Exclusive end: RFC 3339 instant or YYYY-MM-DD (local midnight)", _text()),
-    "tz": ("IANA timezone of this request (default: the account's)", _text()),
-    "q": ('Search text: words, "phrases", qualifiers, -negation', _text(MAX_SEARCH_TEXT)),
+    "category": ("Categories (multi-select)", many(enum(CATEGORIES))),
+    "type": ("Entry types (multi-select)", many(enum(TYPES))),
+    "actor": ("Actor ids (multi-select)", many(text(MAX_VALUE_LENGTH))),
+    "provider": ("Integration providers", many(enum(PROVIDERS))),
+    "action": ("Actions; a trailing * is a prefix", many(text(MAX_VALUE_LENGTH))),
+    "range": ("Preset window in the timezone in effect", enum(PRESETS, default=DEFAULT_RANGE)),
+    "from": ("Inclusive start: RFC 3339 instant or YYYY-MM-DD (local midnight)", text()),
+    "to": ("Exclusive end: RFC 3339 instant or YYYY-MM-DD (local midnight)", text()),
+    "tz": ("IANA timezone of this request (default: the account's)", text()),
+    "q": ('Search text: words, "phrases", qualifiers, -negation', text(MAX_SEARCH_TEXT)),
     "size": ("Page size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}),
-    "cursor": ("From the previous page", _text()),
-    "order": ("Sort order", _enum(ORDERS)),
-    "format": ("File format", _enum(WRITERS)),
+    "cursor": ("From the previous page", text()),
+    "order": ("Sort order", enum(ORDERS)),
+    "format": ("File format", enum(WRITERS)),
     "bom": (
         "CSV: start the file with a UTF-8 byte-order mark, so that Excel reads it as UTF-8 "
         "(XLSX and NDJSON files never carry one)",
         {"type": "boolean", "default": False},
     ),
-    "interval": ("Bucket size", _enum(["auto", *INTERVALS])),
-    "split": ("Split buckets by", _enum(SPLITS)),
-    "keys_of": ("Only this account's keys", _text(pattern=pattern(ACCOUNT_ID))),
-    "entry_id": ("The entry's id", _text(pattern=pattern(STORED_ID))),
-    "entry_ids": ("Up to 100 entry ids, comma-separated (instead of id)", _text()),
+    "interval": ("Bucket size", enum(["auto", *INTERVALS])),
+    "split": ("Split buckets by", enum(SPLITS)),
+    "keys_of": ("Only this account's keys", text(pattern=pattern(ACCOUNT_ID))),
+    "entry_id": ("The entry's id", text(pattern=pattern(STORED_ID))),
+    "entry_ids": ("Up to 100 entry ids, comma-separated (instead of id)", text()),
     "tree_size": (
         "The tree size of the checkpoint to prove under (default: the latest)",
         {"type": "integer", "minimum": 1},
@@ -118,7 +117,7 @@ PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
         "The larger tree size (at most the signed head's)",
         {"type": "integer", "minimum": 1},
     ),
-    "account": ("Required with a platform key", _text(pattern=pattern(ACCOUNT_ID))),
+    "account": ("Required with a platform key", text(pattern=pattern(ACCOUNT_ID))),
     "after": (
         "The last position read: entries of later positions are returned (0: from the first)",
         {"type": "integer", "minimum": 0, "default": 0},
@@ -135,6 +134,8 @@ SERVED_AS = {"keys_of": "account_id", "entry_id": "id", "entry_ids": "ids", "fro
 
 FILTERS = ("account_id", "category", "type", "actor", "provider", "action", "range", "from",
            "to", "tz", "q")  # fmt: skip
+EXPORT = (*FILTERS, "format", "order", "bom")
+"""The parameters of an export (``GET /v1/export``, ``POST /v1/exports``)."""
 PATH_PATTERNS = {
     "account_id": ACCOUNT_ID,
     "key_id": KEY_ID,
@@ -143,71 +144,47 @@ PATH_PATTERNS = {
     "destination_id": DESTINATION_ID,
 }
 
-ENTRY: dict[str, Any] = {
-    "type": "object",
-    "required": ["category", "actor", "action"],
-    "properties": {
-        "id": _text(pattern=pattern(ENTRY_ID)),
-        "account_id": _text(pattern=pattern(ACCOUNT_ID)),
-        "timestamp": _text(format="date-time"),
-        "category": _enum(CATEGORIES),
-        "type": _enum(TYPES),
-        "actor": {
-            "type": "object",
-            "required": ["type", "id"],
-            "properties": {
-                "type": _enum(ACTOR_TYPES),
-                "id": _text(),
-                "name": _text(),
-                "email": _text(),
-            },
-        },
-        "action": _text(),
-        "message": _text(MAX_MESSAGE),
-        "metadata": {"type": "object"},
-    },
-}
-ENTRY_REF = {"$ref": "#/components/schemas/Entry"}
-ACCOUNT_FIELDS = {"name": _text(), "timezone": _text()}
+ACCOUNT_FIELDS = {"name": text(), "timezone": text()}
 
 
-def _object(properties: dict[str, Any], *required: str) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = list(required)
-    return schema
+def _as_body_field(name: str) -> dict[str, Any]:
+    """A query parameter as a field of a JSON object body: a string or a non-empty array of
+    strings (``bom`` also JSON's true or false)."""
+    schema = PARAMETERS[name][1]
+    if name == "bom":
+        return {"anyOf": [{"type": "boolean"}, enum(["true", "false"])]}
+    item = schema["items"] if schema.get("type") == "array" else schema
+    return {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}
 
 
-DESTINATION_FILTER = _object(
-    {
-        "categories": _many(_enum(CATEGORIES)),
-        "types": _many(_enum(TYPES)),
-        "q": _text(MAX_SEARCH_TEXT, description="Search text, as q of /v1/entries (dates in UTC)"),
-    }
-)
-"""A destination's filter: entries of these categories and types that the search text matches."""
+EXPORT_BODY = obj({SERVED_AS.get(name, name): _as_body_field(name) for name in EXPORT})
+"""``POST /v1/exports``: the parameters as a JSON object (merged with those of the query)."""
+
 
 BODIES: dict[str, tuple[str, dict[str, Any]]] = {
-    "entries": ("application/json", {"oneOf": [ENTRY_REF, _object({"entries": _many(ENTRY_REF)})]}),
-    "ndjson": ("application/x-ndjson", _text()),
+    "entries": (
+        "application/json",
+        {"oneOf": [ref("Entry"), obj({"entries": many(ref("Entry"))}, "entries")]},
+    ),
+    "ndjson": ("application/x-ndjson", text()),
     "account": (
         "application/json",
-        _object({"id": _text(), **ACCOUNT_FIELDS, "view_audit": {"type": "boolean"}}, "id"),
+        obj({"id": text(), **ACCOUNT_FIELDS, "view_audit": {"type": "boolean"}}, "id"),
     ),
     "account_changes": (
         "application/json",
-        _object({**ACCOUNT_FIELDS, "view_audit": {"type": "boolean"}}),
+        obj({**ACCOUNT_FIELDS, "view_audit": {"type": "boolean"}}),
     ),
     "key": (
         "application/json",
-        _object(
+        obj(
             {
                 "account_id": {
                     "type": ["string", "null"],
                     "description": "Required: the key's account, or null for a platform key",
                 },
-                "name": _text(),
-                "scopes": _many(_enum(SCOPES)),
+                "name": text(),
+                "scopes": many(enum(SCOPES)),
             },
             "account_id",
             "scopes",
@@ -215,37 +192,37 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "viewer_session": (
         "application/json",
-        _object(
+        obj(
             {
-                "viewer": _object(
-                    {"id": _text(128), "name": _text(200), "email": _text(254)}, "id", "name"
+                "viewer": obj(
+                    {"id": text(128), "name": text(200), "email": text(254)}, "id", "name"
                 ),
-                "scopes": _many(_enum(PAGE_SCOPES)),
+                "scopes": many(enum(PAGE_SCOPES)),
                 "expires_in_s": {
                     "type": "integer",
                     "minimum": SESSION_MIN_S,
                     "maximum": SESSION_MAX_S,
                     "default": SESSION_DEFAULT_S,
                 },
-                "return_url": _text(2048),
-                "account_id": _text(pattern=pattern(ACCOUNT_ID)),
+                "return_url": text(2048),
+                "account_id": text(pattern=pattern(ACCOUNT_ID)),
             },
             "viewer",
         ),
     ),
     "destination": (
         "application/json",
-        _object(
+        obj(
             {
-                "account_id": _text(pattern=pattern(ACCOUNT_ID)),
-                "name": _text(2000),
-                "kind": _enum(list(DESTINATION_KINDS)),
-                "url": _text(2000),
-                "format": _enum(list(DESTINATION_FORMATS)),
+                "account_id": text(pattern=pattern(ACCOUNT_ID)),
+                "name": text(2000),
+                "kind": enum(list(DESTINATION_KINDS)),
+                "url": text(2000),
+                "format": enum(list(DESTINATION_FORMATS)),
                 "settings": {"type": "object"},
                 "secrets": {"type": "object"},
                 "filter": DESTINATION_FILTER,
-                "start": {"oneOf": [_enum(["now"]), {"type": "integer", "minimum": 0}]},
+                "start": {"oneOf": [enum(["now"]), {"type": "integer", "minimum": 0}]},
             },
             "name",
             "kind",
@@ -254,25 +231,42 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "destination_changes": (
         "application/json",
-        _object(
+        obj(
             {
-                "name": _text(2000),
-                "url": _text(2000),
+                "name": text(2000),
+                "url": text(2000),
                 "settings": {"type": "object"},
                 "secrets": {"type": "object"},
                 "filter": DESTINATION_FILTER,
-                "status": _enum(["active", "paused"]),
+                "status": enum(["active", "paused"]),
                 "position": {"type": "integer", "minimum": 0},
             }
         ),
     ),
+    "export_job": ("application/json", EXPORT_BODY),
 }
 """Request bodies: media type and schema."""
+OPTIONAL_BODIES = {"export_job"}
 
-ERROR = {"$ref": "#/components/schemas/Error"}
-ERROR_SCHEMA = _object(
-    {"error": _object({"code": _text(), "message": _text(), "field": {"type": ["string", "null"]}})}
-)
+ERROR = ref("Error")
+HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "Retry-After": ("Seconds to wait before asking again", whole()),
+    "Location": ("The job's address: GET it for its progress", text()),
+    "Content-Disposition": (
+        'attachment; filename="audit-log_<account>_<from>_<to>.<ext>" (a manifest: the '
+        "export file's name and .manifest.json)",
+        text(),
+    ),
+    "Content-Length": ("The file's size in bytes", whole()),
+    "X-Total-Count": ("How many entries the file holds", whole()),
+    "X-Export-Id": ("The export's id: its manifest is /v1/exports/{id}/manifest",
+                    text(pattern=pattern(JOB_ID))),
+    "Link": ('</v1/exports/{id}/manifest>; rel="describedby": the export\'s signed manifest',
+             text()),
+}  # fmt: skip
+"""Response headers: description and schema."""
+FILE_TYPES = sorted({writer.media_type.split(";")[0] for writer in WRITERS.values()})
+"""The media types of export files (CSV, XLSX, NDJSON)."""
 
 
 def _query_parameter(name: str) -> dict[str, Any]:
@@ -291,25 +285,64 @@ def _query_parameter(name: str) -> dict[str, Any]:
 def _path_parameters(path: str) -> list[dict[str, Any]]:
     return [
         {"name": name, "in": "path", "required": True,
-         "schema": _text(pattern=pattern(PATH_PATTERNS[name]))}
+         "schema": text(pattern=pattern(PATH_PATTERNS[name]))}
         for name in re.findall(r"\{(\w+)\}", path)
     ]  # fmt: skip
 
 
-def _answers(op: Operation) -> dict[str, Any]:
+def _headers(names: Iterable[str], required: bool = True) -> dict[str, Any]:
+    return {
+        name: {"description": HEADERS[name][0], "required": required, "schema": HEADERS[name][1]}
+        for name in names
+    }
+
+
+def _json(
+    schema: dict[str, Any], description: str, retry_after: bool | None = None
+) -> dict[str, Any]:
+    """A JSON answer; with ``Retry-After`` always (``True``) or sometimes (``False``)."""
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if retry_after is not None:
+        answer["headers"] = _headers(["Retry-After"], required=retry_after)
+    return answer
+
+
+def _success(op: Operation) -> dict[str, Any]:
     ok: dict[str, Any] = {
         "description": {"json": "OK", "file": "the file", "text": "text", "none": "done"}[op.answer]
     }
     if op.answer == "json":
-        ok["content"] = {"application/json": {"schema": {"type": "object"}}}
-    answers = {str(op.status): ok}
-    for code in op.errors:
-        answers[str(code)] = {
-            "description": "error",
-            "content": {"application/json": {"schema": ERROR}},
-        }
+        if op.schema not in ANSWERS:
+            raise ValueError(f"{op.method} {op.path}: a JSON answer names its schema")
+        ok["content"] = {"application/json": {"schema": ref(op.schema)}}
+    elif op.answer == "file":
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        ok["content"] = {media: binary for media in FILE_TYPES}
+    elif op.answer == "text":
+        ok["content"] = {"text/plain": {"schema": text()}}
+    if op.headers:
+        ok["headers"] = _headers(op.headers)
+    return ok
+
+
+def _answers(op: Operation) -> dict[str, Any]:
+    answers = {str(op.status): _success(op)}
+    if op.pending:
+        answers["202"] = _json(ref("Pending"), "not ready yet: ask again after Retry-After",
+                               retry_after=True)  # fmt: skip
+    errors = set(op.errors)
+    if op.body is not None:
+        errors.add(408)  # service.web.security.BodyDeadline: a body that stops arriving
+    if op.path.startswith("/v1/"):
+        errors.add(429)  # service.web.security.InflightLimit: too many requests in flight
+    for code in sorted(errors):
+        # 503: Retry-After when the engine is unavailable (not when a setting is missing)
+        answers[str(code)] = _json(ERROR, "error", {429: True, 503: False}.get(code))
     if op.unready:
-        answers["503"] = {"description": "not ready", "content": {"application/json": {}}}
+        answers["503"] = _json(ref("Unready"), "not ready", retry_after=True)
     return answers
 
 
@@ -320,7 +353,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         out["parameters"] = parameters
     if op.body is not None:
         media, schema = BODIES[op.body]
-        out["requestBody"] = {"required": True, "content": {media: {"schema": schema}}}
+        out["requestBody"] = {"required": op.body not in OPTIONAL_BODIES,
+                              "content": {media: {"schema": schema}}}  # fmt: skip
     if op.public:
         out["security"] = []
     return out
@@ -336,7 +370,7 @@ def document(operations: Iterable[Operation]) -> dict[str, Any]:
         "info": {"title": "auditlog", "version": "1", "description": "Audit log service API"},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": ERROR_SCHEMA, "Entry": ENTRY},
+            "schemas": ANSWERS,
         },
         "security": [{"bearer": []}],
         "paths": paths,
