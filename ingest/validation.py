@@ -7,6 +7,8 @@ client can send, so it needs no claim to stay unique);
 in UTC with milliseconds (defaults to the time of receipt); ``category`` and ``type`` from the
 contract (``type`` defaults to ``notice``); ``actor.type`` and ``actor.id`` required; ``action``
 required; ``message`` at most 10,000 characters; known metadata keys typed by the templates;
+unknown metadata keys named as the engine takes them (not empty, no empty part between dots, no
+path into a known key) and their values nested at most ``MAX_METADATA_DEPTH`` levels;
 ``integration`` entries older than their retention are rejected as expired.
 """
 
@@ -23,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ingest.schema import INT_BOUNDS, KEYWORD_MAX, FieldRule, metadata_rules
 from service.search.identifiers import STORED_ID
 from service.vocabulary import ACTOR_TYPES, CATEGORIES, EXPIRING_CATEGORIES, STORED_TIMESTAMP, TYPES
@@ -32,8 +36,11 @@ GENERATED_MARK = "~"
 """The first character of every generated id; ``ENTRY_ID`` refuses it in what clients send."""
 ACTION = re.compile(r"^[A-Za-z0-9_.:/*-]{1,256}\Z")
 RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt]([01]\d|2[0-3]):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt]([01]\d|2[0-3]):(\d{2}):(\d{2})(\.\d{1,9})?"
+    r"([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)\Z"
 )
+"""RFC 3339 with an offset of ``HH:MM``, hours 00-23 and minutes 00-59 (``fromisoformat`` reads
+``+00:99`` as 99 minutes)."""
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\Z")
 TOP_LEVEL = {
     "id",
@@ -54,6 +61,15 @@ MAX_IP_TEXT = 64
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """No entry is older (instants are compared, whatever offset a timestamp was written with)."""
 EXPIRY = timedelta(days=30)
+MAX_METADATA_DEPTH = 64
+"""Arrays and objects nested in one metadata value at most: entries are serialised again a few
+levels deeper (search answers, exports, webhook payloads), and orjson stops at 254 levels."""
+ENGINE_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2008\u2009\u200a\u2028\u2029\u205f\u3000"
+)
+"""What Elasticsearch counts as whitespace in a field name (Java's ``Character.isWhitespace``:
+Python's ``isspace`` but for U+0085, U+00A0, U+2007 and U+202F)."""
 
 
 class Rejected(Exception):
@@ -211,14 +227,70 @@ def _key_checks(templates_dir: Path) -> dict[str, dict[str, _KeyCheck]]:
     }
 
 
+def _blank(text: str) -> bool:
+    return not text.strip(ENGINE_WHITESPACE)
+
+
+def _check_unknown_key(key: str, known: dict[str, _KeyCheck]) -> None:
+    """Refuse the key names the engine refuses, or reads as a path into a known key: it splits a
+    name at its dots (trailing empty parts dropped), and every part must have a character that
+    is not whitespace. Only ``metadata``'s own keys are read so: unknown values are not parsed."""
+    if key and "." not in key and key[0] not in ENGINE_WHITESPACE:
+        return  # a name such as user-agent: taken as is
+    if _blank(key):
+        raise Rejected("metadata", "has a key that is empty or only whitespace")
+    parts = key.split(".")
+    while parts and not parts[-1]:
+        parts.pop()
+    if not parts or any(_blank(part) for part in parts):
+        raise Rejected(
+            f"metadata.{key}", "is not a usable key: a dot separates parts of a path, and no part "
+            "may be empty or only whitespace (e.g. a..b, .a)",
+        )  # fmt: skip
+    if parts[0] in known:
+        raise Rejected(
+            f"metadata.{key}", f"is read as a path into the known key '{parts[0]}' (a dot "
+            "separates the parts of a path): use another name",
+        )  # fmt: skip
+
+
+def _too_deep(level: list[Any]) -> bool:
+    """Whether one of the arrays and objects of ``level`` nests more than
+    :data:`MAX_METADATA_DEPTH` (counting itself): gone through level by level, without recursion,
+    looking only into arrays and objects."""
+    for _ in range(MAX_METADATA_DEPTH):
+        level = [v for c in level for v in (c.values() if type(c) is dict else c)
+                 if type(v) is dict or type(v) is list]  # fmt: skip
+        if not level:
+            return False
+    return True
+
+
+def _any_too_deep(nested: list[Any]) -> bool:
+    """:func:`_too_deep`, answered without going through ``nested`` when its JSON holds at most
+    :data:`MAX_METADATA_DEPTH` ``[`` and ``{`` besides its own (those in strings too): orjson
+    writes it far faster than Python goes through it."""
+    try:
+        text = orjson.dumps(nested)
+    except orjson.JSONEncodeError:  # nested past orjson's limit, or not JSON (not from a client)
+        return _too_deep(nested)
+    return text.count(b"[") + text.count(b"{") > MAX_METADATA_DEPTH + 1 and _too_deep(nested)
+
+
 def _metadata(value: object, checks: dict[str, _KeyCheck]) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise Rejected("metadata", "must be an object")
+    nested: list[Any] = []  # the unknown keys' arrays and objects (known keys take none)
     for key, item in value.items():
         check = checks.get(key)
         if check is None:  # unknown keys are kept as sent
+            if not key.isidentifier():  # most keys are: not empty, no dot, no whitespace
+                _check_unknown_key(key, checks)
+            kind = type(item)
+            if kind is dict or kind is list:
+                nested.append(item)
             continue
         if check.plain_text:
             if type(item) is str and len(item) <= KEYWORD_MAX:
@@ -226,6 +298,13 @@ def _metadata(value: object, checks: dict[str, _KeyCheck]) -> dict[str, Any]:
         elif (bounds := check.int_range) and type(item) is int and bounds[0] <= item <= bounds[1]:
             continue
         _check_metadata_value(key, item, check.rule)
+    if nested and _any_too_deep(nested):  # all at once; then which key, only when one is
+        key = next(k for k, v in value.items() if k not in checks and type(v) in (dict, list)
+                   and _too_deep([v]))  # fmt: skip
+        raise Rejected(
+            f"metadata.{key}",
+            f"is nested more than {MAX_METADATA_DEPTH} levels deep (arrays and objects)",
+        )
     return value
 
 

@@ -112,15 +112,31 @@ async def post_entries(request: Request) -> Response:
     runtime = runtime_of(request)
     parsed: Any = parse_json(await read_body(request, runtime.settings.max_body_bytes))
     if isinstance(parsed, dict) and "entries" in parsed:
+        unknown = sorted(set(parsed) - {"entries"})
+        if unknown:
+            raise bad_request(f"{unknown[0]} is not a field of the request", field=unknown[0])
         entries = parsed["entries"]
         if not isinstance(entries, list) or not entries:
             raise bad_request("entries must be a non-empty array", field="entries")
-        items = [Item(raw) for raw in entries]
     elif isinstance(parsed, dict):
-        items = [Item(parsed)]
+        entries = [parsed]
     else:
         raise bad_request('the body must be an entry or {"entries": [...]}', field="body")
+    items = [_sized_item(raw, runtime.settings.max_line_bytes) for raw in entries]
     return await _ingest(request, principal, items)
+
+
+def _sized_item(raw: object, max_entry_bytes: int) -> Item:
+    """An entry of a JSON body, rejected when its compact JSON is longer than an NDJSON line may
+    be (the same limit, whichever way an entry comes in)."""
+    try:
+        size = len(orjson.dumps(raw))
+    except orjson.JSONEncodeError:  # nested past orjson's limit: validation names the key
+        return Item(raw)
+    if size > max_entry_bytes:
+        message = f"the entry is longer than {max_entry_bytes} bytes (as compact JSON)"
+        return Item(raw, error=Rejected(None, message), size=size)
+    return Item(raw, size=size)
 
 
 def parse_ndjson(body: bytes, max_line_bytes: int) -> list[Item]:

@@ -306,6 +306,8 @@ def parse_bound(text: str) -> date | datetime | None:
         and _fits(f"{stamp[:10]}T{stamp[11:]}", "DDDD-DD-DDTDD:DD:DD")
         and fraction != "."
         and (_fits(zone, "+DD:DD") or _fits(zone, "-DD:DD"))
+        and zone[1:3] <= "23"
+        and zone[4:6] <= "59"  # RFC 3339 (fromisoformat reads +00:99 as 99 minutes)
     ):
         return None
     return _none_on_error(datetime.fromisoformat, f"{stamp[:10]}T{stamp[11:]}{fraction}{zone}")

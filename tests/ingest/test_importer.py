@@ -338,3 +338,22 @@ def test_an_export_with_generated_ids_imports_them_kept_and_never_twice(
     copied = _import(settings, unowned, account=other)
     assert (copied.created, copied.rejected) == (3, 0), copied.to_dict()
     assert sorted(_stored(es, settings, other)) == ids
+
+
+def test_an_import_rejects_a_line_nested_too_deeply_and_stores_the_others(
+    client: TestClient, es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
+    account, _ = new_account(client)
+    deep: object = 1
+    for _ in range(400):
+        deep = [deep]
+    good = [entry(), entry()]
+    path = tmp_path / "deep.ndjson"
+    path.write_text("".join(json.dumps(e) + "\n" for e in (good[0], entry(metadata={"x": deep}),
+                                                          good[1])))  # fmt: skip
+    done = _cli(settings, "import", str(path), "--account", account)  # authenticates each entry
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["created"], summary["rejected"], summary["failed"]) == (2, 1, 0)
+    assert [(r["line"], r["field"]) for r in summary["rejections"]] == [(2, "metadata.x")]
+    assert set(_stored(es, settings, account)) == {e["id"] for e in good}

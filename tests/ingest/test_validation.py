@@ -86,3 +86,40 @@ def test_an_hour_past_23_or_a_final_newline_is_not_a_timestamp(sent: str) -> Non
         validate_entry(_api_entry(timestamp=sent), "acme", NOW, 300, TEMPLATES)
     assert caught.value.field == "timestamp"
     assert "RFC 3339" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "sent", ["2026-11-26T10:15:00+00:99", "2026-11-26T10:15:00+00:60", "2026-11-26T10:15:00-01:75",
+             "2026-11-26T10:15:00+24:00", "2026-11-26T10:15:00.5-99:00"],
+)  # fmt: skip
+def test_an_offset_past_23_hours_or_59_minutes_is_not_a_timestamp(sent: str) -> None:
+    with pytest.raises(Rejected) as caught:
+        validate_entry(_api_entry(timestamp=sent), "acme", NOW, 300, TEMPLATES)
+    assert caught.value.field == "timestamp"
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [("2026-11-26T23:59:00+23:59", "2026-11-26T00:00:00.000Z"),
+     ("2026-11-25T00:01:00-23:59", "2026-11-26T00:00:00.000Z")],
+)  # fmt: skip
+def test_the_widest_offsets_are_read(sent: str, stored: str) -> None:
+    entry = validate_entry(_api_entry(timestamp=sent), "acme", NOW, 300, TEMPLATES)
+    assert entry.source["timestamp"] == stored
+
+
+def _nested(levels: int) -> object:
+    value: object = "leaf"
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_metadata_values_nest_at_most_64_arrays_or_objects() -> None:
+    fits = _api_entry(metadata={"x": _nested(64), "wide": [[1, 2]] * 1000})
+    assert validate_entry(fits, "acme", NOW, 300, TEMPLATES).source["metadata"]["x"] == _nested(64)
+    for deep in ([1, [2, _nested(63)]], _nested(65), _nested(1000)):
+        with pytest.raises(Rejected) as caught:
+            validate_entry(_api_entry(metadata={"ok": 1, "x": deep}), "acme", NOW, 300, TEMPLATES)
+        assert caught.value.field == "metadata.x"
+        assert "nested more than 64 levels" in caught.value.message
