@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+import orjson
+
 from ingest import json_input
 from ingest.pipeline import EntryResult, IngestContext, Item, ingest_items
 from ingest.schema import INT_BOUNDS, metadata_rules
@@ -306,9 +308,14 @@ def csv_row_to_entry(cells: dict[str, str], templates_dir: Path) -> dict[str, An
     return entry
 
 
-def csv_items(stream: BinaryIO, templates_dir: Path, ids: IdSource) -> Iterator[Item]:
-    """One item per CSV record after the header; its line is where the record starts."""
+def csv_items(
+    stream: BinaryIO, templates_dir: Path, ids: IdSource, max_entry_bytes: int
+) -> Iterator[Item]:
+    """One item per CSV record after the header; its line is where the record starts. An entry
+    longer than ``max_entry_bytes`` as compact JSON is rejected, as an NDJSON line or an entry
+    of a JSON body is; a cell may be as long as that (the csv module reads 128 KiB by default)."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    csv.field_size_limit(max(csv.field_size_limit(), 4 * max_entry_bytes))
     reader = csv.reader(text)
     try:
         header = next(reader, None)
@@ -330,9 +337,20 @@ def csv_items(stream: BinaryIO, templates_dir: Path, ids: IdSource) -> Iterator[
                 yield Item(None, line, e)
                 continue
             raw.setdefault("id", ids.for_line(line))
-            yield Item(raw, line, size=sum(map(len, record)))
+            yield _sized(raw, line, max_entry_bytes, size=sum(map(len, record)))
     except (csv.Error, UnicodeDecodeError) as e:
         raise ImportUsageError(f"line {reader.line_num}: unreadable CSV: {e}") from e
+
+
+def _sized(raw: dict[str, Any], line: int, max_entry_bytes: int, size: int) -> Item:
+    try:
+        long = len(orjson.dumps(raw)) > max_entry_bytes
+    except orjson.JSONEncodeError:  # nested past orjson's limit: validation names the key
+        long = False
+    if long:
+        message = f"the entry is longer than {max_entry_bytes} bytes (as compact JSON)"
+        return Item(None, line, Rejected(None, message))
+    return Item(raw, line, size=size)
 
 
 # --- the import -------------------------------------------------------------------------------
@@ -414,7 +432,7 @@ async def import_file(
         items = (
             ndjson_items(stream, max_line_bytes, ids)
             if fmt == "ndjson"
-            else csv_items(stream, ctx.templates_dir, ids)
+            else csv_items(stream, ctx.templates_dir, ids, max_line_bytes)
         )
         for chunk in _chunks(items, ctx.batch_size, CHUNK_MAX_BYTES):
             if not await _ingest_chunk(ctx, accounts, chunk, summary):

@@ -357,3 +357,24 @@ def test_an_import_rejects_a_line_nested_too_deeply_and_stores_the_others(
     assert (summary["created"], summary["rejected"], summary["failed"]) == (2, 1, 0)
     assert [(r["line"], r["field"]) for r in summary["rejections"]] == [(2, "metadata.x")]
     assert set(_stored(es, settings, account)) == {e["id"] for e in good}
+
+
+def test_a_csv_cell_past_128_kib_imports_and_an_entry_past_the_line_limit_is_rejected(
+    client: TestClient, es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
+    """The csv module refuses a field over 128 KiB by default: an export of an entry with a long
+    metadata value must import; one longer than an NDJSON line may be is rejected by its line."""
+    account, _ = new_account(client)
+    base = {"timestamp_utc": "2026-11-20T10:15:00.123Z", "category": "webhook", "type": "error",
+            "actor_id": "dispatcher", "action": "webhook.delivery.failed"}  # fmt: skip
+    rows = [
+        {**base, "id": "csv-long", "metadata_other": json.dumps({"x_notes": "n" * 200_000})},
+        {**base, "id": "csv-too-long", "message": "m" * 9000,
+         "metadata_other": json.dumps({"x_notes": "n" * settings.max_line_bytes})},
+    ]  # fmt: skip
+    path = tmp_path / "export.csv"
+    _export_csv(path, rows)
+    summary = _import(settings, path, account=account)
+    assert (summary.created, summary.rejected) == (1, 1), summary.to_dict()
+    assert set(_stored(es, settings, account)) == {"csv-long"}
+    assert "longer than" in json.dumps(summary.to_dict())
