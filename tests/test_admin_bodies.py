@@ -94,3 +94,13 @@ def test_an_account_is_made_with_view_audit_when_asked(
     resp = client.post("/v1/admin/accounts", json=wrong, headers=ADMIN)
     assert resp.status_code == 400 and resp.json()["error"]["field"] == "view_audit"
     assert _no_account(client, wrong["id"])
+
+
+def test_listing_keys_refuses_an_unknown_parameter_or_a_malformed_account(
+    client: TestClient,
+) -> None:
+    unknown = client.get("/v1/admin/keys", params={"acount_id": "acme"}, headers=ADMIN)
+    assert unknown.status_code == 400 and unknown.json()["error"]["field"] == "acount_id"
+    malformed = client.get("/v1/admin/keys", params={"account_id": "Not An Id"}, headers=ADMIN)
+    assert malformed.status_code == 400, malformed.text
+    assert malformed.json()["error"]["field"] == "account_id"

@@ -34,7 +34,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
 HANDLERS = ("service.api", "service.page")
 """Packages of HTTP handlers: a handler module imports no handler module of another package, and
 an API handler no other API handler (the page's modules work together as one handler)."""
-NOT_HANDLERS = {"service.api.openapi", "service.api.routes"}
+NOT_HANDLERS = {"service.api.openapi", "service.api.openapi_schemas", "service.api.routes"}
 
 
 def _modules() -> dict[str, set[str]]:

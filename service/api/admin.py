@@ -20,6 +20,7 @@ from service.runtime import runtime_of
 from service.search.accounts import Account, AccountStore
 from service.web.auth import require
 from service.web.bodies import read_json_object
+from service.web.view_request import query_params
 
 MAX_ADMIN_BODY = 64 * 1024
 
@@ -128,6 +129,9 @@ async def revoke_key(request: Request) -> Response:
 
 async def list_keys(request: Request) -> Response:
     await require(request, "admin")
-    account_id = request.query_params.get("account_id")
+    params = query_params(request, {"account_id"})
+    account_id = params["account_id"][0] if "account_id" in params else None
+    if account_id is not None and not ACCOUNT_ID.match(account_id):
+        raise bad_request("account_id is not an account id", field="account_id")
     keys = await _store(request).list_keys(account_id)
     return JSONResponse({"keys": [k.public() for k in keys]})
