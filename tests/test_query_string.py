@@ -145,3 +145,30 @@ def test_percent_encoded_utf8_still_searches_what_it_says(
     assert _ids(encoded) == ["q-cafe"]
     plus = client.get("/v1/entries?range=all&q=caf%C3%A9+servi", headers=headers)
     assert _ids(plus) == ["q-cafe"]
+
+
+@pytest.mark.parametrize(
+    ("query", "body", "named"),
+    [("q=type:error", {"q": "type:notice"}, "q"),
+     ("", {"q": ["type:error", "type:notice"]}, "q"),
+     ("format=csv", {"format": "xlsx"}, "format"),
+     ("", {"tz": ["UTC", "Europe/Paris"]}, "tz")],
+)  # fmt: skip
+def test_an_export_job_refuses_a_single_valued_parameter_given_twice_across_query_and_body(
+    client: TestClient, account: tuple[str, dict[str, str]], query: str, body: Any, named: str
+) -> None:
+    """The job's body and query string are one set of parameters: the rule of the query string
+    holds across both (the last value used to win, and the manifest named both)."""
+    _, headers = account
+    resp = client.post(f"/v1/exports?{query}", json=body, headers=headers)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["field"] == named
+
+
+def test_an_export_job_takes_several_values_of_a_facet_across_query_and_body(
+    client: TestClient, account: tuple[str, dict[str, str]]
+) -> None:
+    _, headers = account
+    body = {"type": ["error"], "range": "all"}
+    resp = client.post("/v1/exports?type=notice", json=body, headers=headers)
+    assert resp.status_code == 202, resp.text

@@ -23,6 +23,7 @@ from service.runtime import runtime_of
 from service.search.jobs import JobStore
 from service.web.auth import require
 from service.web.bodies import read_json_object
+from service.web.query_string import REPEATABLE
 from service.web.view_request import EXPORT_PARAMS, order_of, query_params, read_request
 
 
@@ -74,7 +75,11 @@ async def _job_params(request: Request) -> dict[str, list[str]]:
             if not values or not all(isinstance(v, str) for v in values):
                 message = f"{name} must be a string or a non-empty array of strings"
                 raise bad_request(message, field=name)
-            params.setdefault(name, []).extend(values)
+            given = params.setdefault(name, [])
+            if name not in REPEATABLE and len(given) + len(values) > 1:  # as in a query string
+                raise bad_request(f"{name} is given more than once (in the query and the body, "
+                                  "or as an array); it takes one value", field=name)  # fmt: skip
+            given.extend(values)
     return params
 
 

@@ -45,6 +45,7 @@ from service.search.identifiers import STORED_ID
 from service.search.jobs import JOB_ID
 from service.search.search_text import MAX_LENGTH as MAX_SEARCH_TEXT
 from service.vocabulary import CATEGORIES, PROVIDERS, TYPES
+from service.web.query_string import REPEATABLE
 from service.web.view_request import MAX_PAGE_SIZE, ORDERS
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -148,11 +149,13 @@ ACCOUNT_FIELDS = {"name": text(), "timezone": text()}
 
 
 def _as_body_field(name: str) -> dict[str, Any]:
-    """A query parameter as a field of a JSON object body: a string or a non-empty array of
-    strings (``bom`` also JSON's true or false)."""
+    """A query parameter as a field of a JSON object body: a string, or for one that takes
+    several values a non-empty array of strings too (``bom`` also JSON's true or false)."""
     schema = PARAMETERS[name][1]
     if name == "bom":
         return {"anyOf": [{"type": "boolean"}, enum(["true", "false"])]}
+    if name not in REPEATABLE:  # given once, as in a query string
+        return dict(schema)
     item = schema["items"] if schema.get("type") == "array" else schema
     return {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}
 
