@@ -46,10 +46,12 @@ async def _head_covering(runtime: Runtime, plan: ExportPlan) -> tuple[dict[str, 
     queue = SealQueue(runtime.es, runtime.names)
     log = IntegrityLog(runtime.es, runtime.names)
     account_id = plan.filters.account_id
-    awaiting, deadline = set(plan.awaiting), time.monotonic() + seal_wait_s(runtime)
+    awaiting, deadline = dict(plan.awaiting), time.monotonic() + seal_wait_s(runtime)
     while awaiting:
-        awaiting &= await queue.pending_ids()
-        awaiting -= await _under_checkpoints(log, account_id, awaiting)
+        pending = await queue.pending_ids()
+        awaiting = {d: digest for d, digest in awaiting.items() if d in pending}
+        for doc_id in await _under_checkpoints(log, account_id, awaiting):
+            del awaiting[doc_id]
         if not awaiting or time.monotonic() > deadline:
             break
         await asyncio.sleep(runtime.settings.seal_interval_s / 2)
@@ -59,15 +61,18 @@ async def _head_covering(runtime: Runtime, plan: ExportPlan) -> tuple[dict[str, 
     return public(latest), len(awaiting)
 
 
-async def _under_checkpoints(log: IntegrityLog, account_id: str, doc_ids: set[str]) -> set[str]:
-    """Those of ``doc_ids`` (``account/id``) sealed under a checkpoint already: a resent
-    entry's batch lists it in the queue until the write deadline, though its first write was
-    sealed (and any later checkpoint covers it too)."""
-    ids = sorted(doc_id.split("/", 1)[1] for doc_id in doc_ids)
+async def _under_checkpoints(log: IntegrityLog, account_id: str, rows: dict[str, str]) -> set[str]:
+    """Those of ``rows`` (``account/id`` → the exported entry's digest) whose leaf, with that
+    digest, is under a checkpoint already: a resent entry's batch lists it in the queue until
+    the write deadline, though its first write was sealed (and any later checkpoint covers it
+    too); a second copy of an id, stored with other content, is not its first write's leaf."""
+    wanted = {doc_id.split("/", 1)[1]: (doc_id, digest) for doc_id, digest in rows.items()}
+    ids = sorted(wanted)
     sealed: set[str] = set()
     for start in range(0, len(ids), PROOF_PAGE):
-        sealed |= set(await log.sealing_checkpoints(account_id, ids[start : start + PROOF_PAGE]))
-    return {f"{account_id}/{entry_id}" for entry_id in sealed}
+        leaves = await log.checkpointed_leaves(account_id, ids[start : start + PROOF_PAGE])
+        sealed |= {wanted[i][0] for i, digest in leaves if wanted[i][1] == digest}
+    return sealed
 
 
 async def sign_export(runtime: Runtime, plan: ExportPlan) -> dict[str, Any]:

@@ -63,7 +63,7 @@ class ExportPlan:
     queued: set[str] | None = None
     """Document ids in the seal queue when the point in time was opened (``None``: sealing is
     off, no row is known to be sealed)."""
-    awaiting: set[str] = field(default_factory=set)
+    awaiting: dict[str, str] = field(default_factory=dict)
     """The exported rows among :attr:`queued`: the manifest's head must wait for them."""
     row_digests: RowDigests = field(default_factory=RowDigests)
     file_hash: Any = field(default_factory=hashlib.sha256)
@@ -170,10 +170,10 @@ async def _page_chunks(plan: ExportPlan, page: ScanPage) -> AsyncIterator[bytes]
         digests = [entry_digest(source) for source in part_sources]
         plan.row_digests.add(digests)
         if plan.queued:
-            for source in part_sources:
+            for source, digest in zip(part_sources, digests, strict=True):
                 doc_id = f"{source['account_id']}/{source['id']}"
                 if doc_id in plan.queued:
-                    plan.awaiting.add(doc_id)
+                    plan.awaiting[doc_id] = digest
         shaped = _shape(plan, part_sources, local[start:end], digests)
         for i in range(0, len(shaped), step):
             part = shaped[i : i + step]

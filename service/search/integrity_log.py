@@ -14,7 +14,7 @@ or sequence number again is refused by the engine instead of forking the log.
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -264,15 +264,45 @@ class IntegrityLog:
             ends.update({entry_id: end for entry_id in wanted.intersection(ids)})
         if not ends:
             return {}
+        seq = await self._checkpoint_seqs(account_id, set(ends.values()))
+        return {entry_id: seq[end] for entry_id, end in ends.items() if end in seq}
+
+    @translated
+    async def checkpointed_leaves(
+        self, account_id: str, entry_ids: list[str]
+    ) -> set[tuple[str, str]]:
+        """``(id, digest)`` of each leaf of ``entry_ids`` (a page of entries) under a signed
+        checkpoint: a second copy of an id, whose digest differs, is not among them."""
+        if not entry_ids:
+            return set()
+        wanted, by_end = set(entry_ids), defaultdict(set)
         resp = await self.es.search(
-            index=self.index, size=len(set(ends.values())), source_includes=["seq", "tree_size"],
+            index=self.index, size=min(2 * len(wanted), 10_000),
+            source_includes=["start", "leaves.id", "leaves.digest", "ids"],
+            query=_segments_holding(account_id, sorted(wanted)),
+        )  # fmt: skip
+        for hit in resp["hits"]["hits"]:
+            source = hit["_source"]
+            ids, leaves = _ids(source), source.get("leaves") or []
+            end = int(source["start"]) + len(ids)  # the tree size its checkpoint signed
+            for entry_id, stored in zip(ids, leaves, strict=False):
+                if entry_id in wanted and isinstance(stored, dict):
+                    by_end[end].add((entry_id, str(stored.get("digest"))))
+        if not by_end:
+            return set()
+        signed = await self._checkpoint_seqs(account_id, set(by_end))
+        return {pair for end, pairs in by_end.items() if end in signed for pair in pairs}
+
+    async def _checkpoint_seqs(self, account_id: str, sizes: set[int]) -> dict[int, int]:
+        """Tree size → sequence number of the account's checkpoints of those sizes."""
+        resp = await self.es.search(
+            index=self.index, size=len(sizes), source_includes=["seq", "tree_size"],
             query={"bool": {"filter": [{"term": {"kind": "checkpoint"}},
                                        {"term": {"account_id": account_id}},
-                                       {"terms": {"tree_size": sorted(set(ends.values()))}}]}},
+                                       {"terms": {"tree_size": sorted(sizes)}}]}},
         )  # fmt: skip
-        seq = {int(h["_source"]["tree_size"]): int(h["_source"]["seq"])
-               for h in resp["hits"]["hits"]}  # fmt: skip
-        return {entry_id: seq[end] for entry_id, end in ends.items() if end in seq}
+        return {int(h["_source"]["tree_size"]): int(h["_source"]["seq"])
+                for h in resp["hits"]["hits"]}  # fmt: skip
 
 
 SEGMENT_IDS = ["ids", "leaves.id"]

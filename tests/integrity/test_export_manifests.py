@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from elasticsearch import Elasticsearch
+from elasticsearch import AsyncElasticsearch, Elasticsearch
 from openpyxl import load_workbook
 from starlette.testclient import TestClient
 
@@ -24,7 +24,7 @@ from service.config import Settings
 from service.integrity.keys import IntegrityKeys, key_id
 from service.integrity.manifests import FIELDS, sign_manifest
 from service.search.indices import IndexNames
-from tests.helpers import entry, new_account
+from tests.helpers import entry, new_account, with_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -324,3 +324,28 @@ def test_a_csv_with_a_cell_longer_than_128_kib_verifies(
     path, manifest = _download(client, headers, "csv", tmp_path)
     report = verify_export(path, manifest, load_public_keys(_keys_file(client, tmp_path)))
     assert report.ok and report.rows == manifest["rows"] == 3, report.to_dict()
+
+
+def test_a_queued_row_counts_sealed_only_with_the_digest_its_sealed_leaf_holds(
+    client: TestClient, es: Elasticsearch, settings: Settings
+) -> None:
+    """A second copy of an id (stored again with other content) is not proven by the first
+    copy's leaf: only the id's sealed leaf with the row's own digest covers the row."""
+    from service.actions.manifests import _under_checkpoints
+    from service.search.integrity_log import IntegrityLog
+
+    account_id, headers = new_account(client)
+    _ingest(client, headers, [entry(id="copied")], es)
+    deadline = time.monotonic() + 30
+    while (proof := client.get("/v1/integrity/proof", params={"id": "copied"},
+                               headers=headers)).status_code != 200:  # fmt: skip
+        assert time.monotonic() < deadline, "never sealed"
+        time.sleep(0.3)
+    digest, doc_id = proof.json()["leaf"]["digest"], f"{account_id}/copied"
+
+    async def under(engine: AsyncElasticsearch, rows: dict[str, str]) -> set[str]:
+        log = IntegrityLog(engine, IndexNames(settings.index_prefix))
+        return await _under_checkpoints(log, account_id, rows)
+
+    assert with_engine(settings, lambda engine: under(engine, {doc_id: digest})) == {doc_id}
+    assert with_engine(settings, lambda engine: under(engine, {doc_id: "0" * 64})) == set()
