@@ -48,8 +48,12 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
-    from service.actions.housekeeping import retention_now
+    from service.actions.housekeeping import RetentionNotRun, retention_now
     from service.runtime import Runtime
     from service.search.indices import IndexNames
     from service.search.setup import has_ilm
@@ -58,11 +62,10 @@ def cmd_retention(args: argparse.Namespace) -> int:
         if await has_ilm(es) and not args.force:
             return {"ilm": True, "note": "the engine's ILM enforces retention; nothing to do"}
         runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
-        report = await retention_now(runtime, force=args.force)  # recorded in each account
-        if report is None:
-            raise CliError("the service instance holding the housekeeping lease did not run "
-                           "retention within 10 minutes; try again later", 1)  # fmt: skip
-        return report
+        try:  # recorded in each account
+            return await retention_now(runtime, force=args.force, waiting=_note)
+        except RetentionNotRun as e:
+            raise CliError(str(e), 1) from e
 
     print(json.dumps(with_client(run), indent=2, default=str))
     return 0
