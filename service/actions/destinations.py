@@ -23,7 +23,7 @@ from service.actions import audit_trail
 from service.actions.keys import Principal
 from service.errors import ServiceError, bad_request
 from service.runtime import Runtime
-from service.search.destinations import MAX_PER_ACCOUNT, DestinationStore
+from service.search.destinations import MAX_PER_ACCOUNT, DestinationStore, Version
 from service.search.integrity_log import IntegrityLog
 from service.search.search_text import compile_search_text, parse_search_text
 from service.streaming.secrets import SecretsBox, SecretsKeyError
@@ -263,26 +263,63 @@ async def create_destination(
 
 
 async def own_destination(runtime: Runtime, account_id: str, destination_id: str) -> dict[str, Any]:
+    return (await _own_versioned(runtime, account_id, destination_id))[0]
+
+
+async def _own_versioned(
+    runtime: Runtime, account_id: str, destination_id: str
+) -> tuple[dict[str, Any], Version]:
     if not DESTINATION_ID.match(destination_id):
         raise ServiceError(404, "not_found", "no such destination")
-    found = await DestinationStore(runtime.es, runtime.names).get(destination_id)
-    if found is None or found["account_id"] != account_id:
+    found = await DestinationStore(runtime.es, runtime.names).get_versioned(destination_id)
+    if found is None or found[0]["account_id"] != account_id:
         raise ServiceError(404, "not_found", "no such destination")
     return found
+
+
+CHANGE_ATTEMPTS = 5
+"""A change is worked out again from the stored destination this many times, at most, while
+deliveries (or other changes) write it meanwhile."""
 
 
 async def change_destination(
     runtime: Runtime, principal: Principal, account_id: str, destination_id: str,
     body: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
-    """Change name, url, settings, secrets (merged: a rotation keeps the old as
-    ``previous_secret`` when asked), filter, status (``active`` resumes, ``paused`` pauses) or
-    position (rewind for a backfill)."""
-    current = await own_destination(runtime, account_id, destination_id)
+    """Change name, url, settings (merged into those set), secrets (merged: a rotation keeps
+    the old as ``previous_secret`` when asked), filter (replaced), status (``active`` resumes,
+    ``paused`` pauses) or position (rewind for a backfill). The change is worked out from the
+    destination as stored and written only if it is still so (else worked out again): a
+    delivery's position, or another change, written meanwhile is kept."""
     unknown = sorted(set(body) - {"name", "url", "settings", "secrets", "filter", "status",
                                   "position"})  # fmt: skip
     if unknown:
         raise bad_request(f"unknown or unchangeable fields {unknown}", unknown[0])
+    store = DestinationStore(runtime.es, runtime.names)
+    for _ in range(CHANGE_ATTEMPTS):
+        current, version = await _own_versioned(runtime, account_id, destination_id)
+        changes = await _changes(runtime, account_id, destination_id, current, body)
+        changes["updated_at"] = now_text()
+        if await store.replace_if({**current, **changes}, version):
+            break
+    else:
+        raise ServiceError(409, "conflict", "the destination kept changing while this change "
+                           "was made; retry")  # fmt: skip
+    changed = {**current, **changes}
+    action = {"active": "destination.resumed", "paused": "destination.paused"}.get(
+        str(body.get("status")), "destination.changed"
+    )
+    said = sorted(set(body) - {"secrets"}) + (["secrets"] if "secrets" in body else [])
+    await audit(runtime, principal.actor(), account_id, action, changed,
+                 f"Changed the destination '{changed['name']}': {', '.join(said)}")  # fmt: skip
+    return public(changed)
+
+
+async def _changes(
+    runtime: Runtime, account_id: str, destination_id: str, current: dict[str, Any],
+    body: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """The fields ``body`` changes, worked out from ``current`` (checked, secrets sealed)."""
     spec, changes = KINDS[current["kind"]], dict[str, Any]()
     if "name" in body:
         changes["name"] = _text(body, "name")
@@ -327,16 +364,7 @@ async def change_destination(
     if "position" in body:
         position = body["position"]
         changes["position"] = await _start(runtime, account_id, {"start": position}, "position")
-    changes["updated_at"] = now_text()
-    await DestinationStore(runtime.es, runtime.names).update(destination_id, changes)
-    changed = {**current, **changes}
-    action = {"active": "destination.resumed", "paused": "destination.paused"}.get(
-        str(body.get("status")), "destination.changed"
-    )
-    said = sorted(set(body) - {"secrets"}) + (["secrets"] if "secrets" in body else [])
-    await audit(runtime, principal.actor(), account_id, action, changed,
-                 f"Changed the destination '{changed['name']}': {', '.join(said)}")  # fmt: skip
-    return public(changed)
+    return changes
 
 
 async def delete_destination(

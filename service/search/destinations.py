@@ -11,13 +11,10 @@ from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, ConflictError, NotFoundError, TransportError
 
-from service.errors import engine_unavailable
 from service.search.engine_errors import translated
 from service.search.indices import IndexNames
 
 MAX_PER_ACCOUNT = 20
-REPLACE_ATTEMPTS = 5
-"""A change is applied again this many times, at most, while deliveries write meanwhile."""
 """Destinations an account may have."""
 Version = tuple[int, int]
 """A document's sequence number and primary term."""
@@ -127,23 +124,17 @@ class DestinationStore:
         return [dict(h["_source"]) for h in resp["hits"]["hits"]]
 
     @translated
-    async def update(self, destination_id: str, changes: dict[str, Any]) -> bool:
-        """Replace the fields of ``changes``, each whole (a partial update would merge an
-        object such as ``filter`` into the stored one); False if the destination is gone. A
-        write made meanwhile (a delivery's position) is kept: the change is applied again."""
-        for _ in range(REPLACE_ATTEMPTS):
-            try:
-                resp = await self.es.get(index=self.index, id=destination_id)
-                await self.es.index(
-                    index=self.index, id=destination_id, document={**resp["_source"], **changes},
-                    refresh=True, if_seq_no=resp["_seq_no"], if_primary_term=resp["_primary_term"],
-                )  # fmt: skip
-            except NotFoundError:
-                return False
-            except ConflictError:
-                continue
-            return True
-        raise engine_unavailable(detail="the destination kept changing; retry")
+    async def replace_if(self, document: dict[str, Any], version: Version) -> bool:
+        """Store ``document`` (the destination whole, so that an object such as ``filter`` is
+        replaced, not merged as a partial update would) if it is still as read at ``version``;
+        False when it changed meanwhile (a delivery's position, another change) or is gone."""
+        try:
+            await self.es.index(index=self.index, id=document["id"], document=document,
+                                refresh=True, if_seq_no=version[0],
+                                if_primary_term=version[1])  # fmt: skip
+        except ConflictError:
+            return False
+        return True
 
     @translated
     async def delete(self, destination_id: str) -> bool:

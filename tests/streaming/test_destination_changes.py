@@ -5,6 +5,7 @@ nothing of a refused change is kept."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -124,3 +125,20 @@ def test_patched_settings_are_merged_into_those_set(account: Account) -> None:
     assert resp.status_code == 200, resp.text
     settings = client.get(url, headers=headers).json()["settings"]
     assert settings["index"] == "main" and settings["sourcetype"] == "audit", settings
+
+
+def test_concurrent_patches_of_settings_each_keep_their_change(account: Account) -> None:
+    """Each change is worked out from the destination as stored and written only if it is
+    still so: none of four at once is lost."""
+    client, headers, _ = account
+    created = create_destination(client, headers, **{**SPLUNK, "settings": {"index": "main"}})
+    url = f"/v1/destinations/{created['id']}"
+    changes = [{"source": "s"}, {"sourcetype": "t"}, {"host": "h"}, {"ack": True}]
+    with ThreadPoolExecutor(max_workers=len(changes)) as pool:
+        answers = list(pool.map(
+            lambda change: client.patch(url, json={"settings": change}, headers=headers), changes
+        ))  # fmt: skip
+    assert [a.status_code for a in answers] == [200] * len(changes), [a.text for a in answers]
+    settings = client.get(url, headers=headers).json()["settings"]
+    assert settings == {"index": "main", "source": "s", "sourcetype": "t", "host": "h",
+                        "ack": True}  # fmt: skip
