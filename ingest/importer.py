@@ -308,14 +308,19 @@ def csv_row_to_entry(cells: dict[str, str], templates_dir: Path) -> dict[str, An
     return entry
 
 
+CSV_CELL_MAX = 1 << 28
+"""The longest CSV cell read (the csv module's default, 128 KiB, is shorter than a cell an entry
+stored under an earlier or a larger limit may fill): a longer row is rejected by its size."""
+
+
 def csv_items(
     stream: BinaryIO, templates_dir: Path, ids: IdSource, max_entry_bytes: int
 ) -> Iterator[Item]:
     """One item per CSV record after the header; its line is where the record starts. An entry
     longer than ``max_entry_bytes`` as compact JSON is rejected, as an NDJSON line or an entry
-    of a JSON body is; a cell may be as long as that (the csv module reads 128 KiB by default)."""
+    of a JSON body is (a cell is read whole up to :data:`CSV_CELL_MAX`)."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    csv.field_size_limit(max(csv.field_size_limit(), 4 * max_entry_bytes))
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_CELL_MAX))
     reader = csv.reader(text)
     try:
         header = next(reader, None)

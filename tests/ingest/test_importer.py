@@ -370,7 +370,7 @@ def test_a_csv_cell_past_128_kib_imports_and_an_entry_past_the_line_limit_is_rej
     rows = [
         {**base, "id": "csv-long", "metadata_other": json.dumps({"x_notes": "n" * 200_000})},
         {**base, "id": "csv-too-long", "message": "m" * 9000,
-         "metadata_other": json.dumps({"x_notes": "n" * settings.max_line_bytes})},
+         "metadata_other": json.dumps({"x_notes": "n" * (4 * settings.max_line_bytes + 1)})},
     ]  # fmt: skip
     path = tmp_path / "export.csv"
     _export_csv(path, rows)
