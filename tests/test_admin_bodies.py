@@ -104,3 +104,24 @@ def test_listing_keys_refuses_an_unknown_parameter_or_a_malformed_account(
     malformed = client.get("/v1/admin/keys", params={"account_id": "Not An Id"}, headers=ADMIN)
     assert malformed.status_code == 400, malformed.text
     assert malformed.json()["error"]["field"] == "account_id"
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "named"),
+    [("/v1/admin/keys", b'{"account_id": "acme", "account_id": null, "scopes": ["read"]}',
+      "account_id"),
+     ("/v1/admin/accounts", b'{"id": "twice-a", "name": "A", "timezone": "UTC", "name": "B"}',
+      "name"),
+     ("/v1/admin/keys", b'\xef\xbb\xbf{"scopes": ["read"], "x": {"a": 1, "a": 2}}', "a")],
+)  # fmt: skip
+def test_a_member_named_twice_is_400_naming_it_and_nothing_is_made(
+    client: TestClient, path: str, raw: bytes, named: str
+) -> None:
+    """JSON readers keep the last value: a key for every account must never be made by a
+    second ``account_id``."""
+    before = _keys_of(client)
+    headers = {**ADMIN, "Content-Type": "application/json"}
+    resp = client.post(path, content=raw, headers=headers)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["field"] == named
+    assert _keys_of(client) == before

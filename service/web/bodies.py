@@ -10,6 +10,7 @@ surrogates, invalid UTF-8 and integers past 64 bits are a 400 naming the body on
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any
 
@@ -82,11 +83,35 @@ def parse_json(body: bytes) -> Any:
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any] | None:
-    """A JSON object body of at most ``limit`` bytes; None when the body is empty."""
+    """A JSON object body of at most ``limit`` bytes (a settings body: accounts, keys,
+    destinations, viewer links, export jobs); None when the body is empty. A member named twice
+    in one object is a 400 naming it: which value was meant cannot be told."""
     raw = await read_body(request, limit)
     if not raw.strip():
         return None
     parsed = parse_json(raw)
     if not isinstance(parsed, dict):
         raise bad_request("the body must be a JSON object", field="body")
+    _members_once(raw)
     return parsed
+
+
+class _NamedTwice(Exception):
+    pass
+
+
+def _members_once(raw: bytes) -> None:
+    """400 naming a member that an object of ``raw`` (valid JSON) names twice."""
+
+    def pairs(members: list[tuple[str, Any]]) -> dict[str, Any]:
+        names = [name for name, _ in members]
+        if len(set(names)) < len(names):
+            raise _NamedTwice(next(n for i, n in enumerate(names) if n in names[:i]))
+        return dict(members)
+
+    try:
+        json.loads(raw.removeprefix(b"\xef\xbb\xbf"), object_pairs_hook=pairs)
+    except _NamedTwice as e:
+        raise bad_request(f"{e.args[0]} is given more than once", field=str(e.args[0])) from e
+    except RecursionError as e:  # read by orjson, deeper than the standard library goes
+        raise bad_request("the body is not valid JSON: nested too deeply", field="body") from e
