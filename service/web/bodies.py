@@ -28,50 +28,66 @@ def content_length(request: Request) -> int | None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body (decompressed when it is gzip), or 413 as soon as it passes ``limit``
+    """The request body (inflated when it is gzip), or 413 as soon as it passes ``limit``
     bytes."""
     too_large = ServiceError(413, "payload_too_large", f"the body is larger than {limit} bytes")
     declared = content_length(request)
     if declared is not None and declared > limit:
         raise too_large
-    gzip = _gzip(request)
+    gzip = _Gunzip() if _gzipped(request) else None
     chunks, size = [], 0
     async for chunk in request.stream():
         if gzip is not None:
-            chunk = _inflate(gzip, chunk, limit - size)
+            chunk = gzip.inflate(chunk, limit - size)
         size += len(chunk)
         if size > limit:
             raise too_large
         chunks.append(chunk)
-    if gzip is not None and not gzip.eof:
+    if gzip is not None and not gzip.whole():
         raise bad_request("the gzip body is cut short", field="body")
     return b"".join(chunks)
 
 
-def _gzip(request: Request) -> Any:
-    """A decompressor for a gzip body, None for one sent as is; 415 for another encoding."""
+def _gzipped(request: Request) -> bool:
+    """Whether the body is gzip (else sent as is); 415 for another encoding."""
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding == "identity":
-        return None
-    if encoding not in ("gzip", "x-gzip"):
+    if encoding in ("gzip", "x-gzip"):
+        return True
+    if encoding != "identity":
         message = f"Content-Encoding {encoding!r} is not supported: send the body as is or gzip"
         raise ServiceError(415, "unsupported_media_type", message, "Content-Encoding")
-    return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    return False
 
 
-def _inflate(gzip: Any, chunk: bytes, room: int) -> bytes:
-    """What ``chunk`` inflates to, at most ``room + 1`` bytes (enough to know it is too much)."""
-    try:
-        if gzip.eof:
-            if chunk:
-                raise bad_request("the body holds more than one gzip member", field="body")
-            return b""
-        out = gzip.decompress(chunk, room + 1)
-    except zlib.error as e:
-        raise bad_request(f"the body is not valid gzip: {e}", field="body") from e
-    if gzip.unused_data:
-        raise bad_request("the body holds more than one gzip member", field="body")
-    return bytes(out)
+class _Gunzip:
+    """A gzip body inflated as it arrives: one member or several (RFC 1952), each after the
+    other, as ``gzip -d`` reads them."""
+
+    def __init__(self) -> None:
+        self.member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self.started = False
+
+    def inflate(self, chunk: bytes, room: int) -> bytes:
+        """What ``chunk`` inflates to, at most ``room + 1`` bytes (enough to know it is too
+        much)."""
+        out = bytearray()
+        try:
+            while chunk and len(out) <= room:
+                if self.member.eof:  # the next member starts
+                    self.member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                self.started = True
+                before = len(out), len(chunk)
+                out += self.member.decompress(chunk, room + 1 - len(out))
+                chunk = self.member.unconsumed_tail or self.member.unused_data
+                if (len(out), len(chunk)) == before and not self.member.eof:
+                    break  # nothing taken (cannot happen with room left): never loop on it
+        except zlib.error as e:
+            raise bad_request(f"the body is not valid gzip: {e}", field="body") from e
+        return bytes(out)
+
+    def whole(self) -> bool:
+        """Every member ended (an empty body is whole too)."""
+        return self.member.eof or not self.started
 
 
 def parse_json(body: bytes) -> Any:
