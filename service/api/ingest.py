@@ -22,7 +22,7 @@ from service.actions.keys import Principal, forbidden_account, get_account_cache
 from service.errors import ServiceError, bad_request
 from service.runtime import runtime_of
 from service.web.auth import require
-from service.web.bodies import parse_json, read_body
+from service.web.bodies import parse_json, read_body, top_level_names_twice
 
 JSON_TYPES = ("application/json",)
 
@@ -110,11 +110,14 @@ async def post_entries(request: Request) -> Response:
     principal = await require(request, "ingest")
     _content_type(request, JSON_TYPES)
     runtime = runtime_of(request)
-    parsed: Any = parse_json(await read_body(request, runtime.settings.max_body_bytes))
+    raw = await read_body(request, runtime.settings.max_body_bytes)
+    parsed: Any = parse_json(raw)
     if isinstance(parsed, dict) and "entries" in parsed:
         unknown = sorted(set(parsed) - {"entries"})
         if unknown:
             raise bad_request(f"{unknown[0]} is not a field of the request", field=unknown[0])
+        if raw.count(b'"entries"') > 1 and top_level_names_twice(raw):  # the last would win
+            raise bad_request("entries is given more than once", field="entries")
         entries = parsed["entries"]
         if not isinstance(entries, list) or not entries:
             raise bad_request("entries must be a non-empty array", field="entries")

@@ -14,7 +14,7 @@ import json
 import zlib
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ingest import json_input
 from service.errors import ServiceError, bad_request
@@ -30,19 +30,24 @@ def content_length(request: Request) -> int | None:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body (inflated when it is gzip), or 413 as soon as it passes ``limit``
     bytes."""
-    too_large = ServiceError(413, "payload_too_large", f"the body is larger than {limit} bytes")
-    declared = content_length(request)
-    if declared is not None and declared > limit:
-        raise too_large
+    too_large = ServiceError(413, "payload_too_large", f"the body is larger than {limit} bytes",
+                             "body")  # fmt: skip
     gzip = _Gunzip() if _gzipped(request) else None
+    declared = content_length(request)
+    if gzip is None and declared is not None and declared > limit:  # gzip: what it holds counts
+        raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
-        if gzip is not None:
-            chunk = gzip.inflate(chunk, limit - size)
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            if gzip is not None:
+                chunk = gzip.inflate(chunk, limit - size)
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect as e:  # nobody reads the answer; nothing was stored
+        raise bad_request("the client closed the connection before the body was whole",
+                          field="body") from e  # fmt: skip
     if gzip is not None and not gzip.whole():
         raise bad_request("the gzip body is cut short", field="body")
     return b"".join(chunks)
@@ -50,7 +55,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _gzipped(request: Request) -> bool:
     """Whether the body is gzip (else sent as is); 415 for another encoding."""
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    given = [e.strip().lower() for e in request.headers.getlist("content-encoding")]
+    encoding = ", ".join(e for e in given if e) if given else "identity"  # every header line
     if encoding in ("gzip", "x-gzip"):
         return True
     if encoding != "identity":
@@ -110,6 +116,22 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any] | Non
         raise bad_request("the body must be a JSON object", field="body")
     _members_once(raw)
     return parsed
+
+
+def top_level_names_twice(raw: bytes) -> bool:
+    """Whether the outermost object of ``raw`` (valid JSON) names a member twice (the decoder
+    builds the outermost object last); a second, slower read of the body."""
+    twice: list[bool] = []
+
+    def pairs(members: list[tuple[str, Any]]) -> dict[str, Any]:
+        twice.append(len({name for name, _ in members}) < len(members))
+        return dict(members)
+
+    try:
+        json.loads(raw.removeprefix(b"\xef\xbb\xbf"), object_pairs_hook=pairs)
+    except RecursionError:
+        return False  # nested deeper than the standard library reads: validation refuses it
+    return bool(twice) and twice[-1]
 
 
 class _NamedTwice(Exception):

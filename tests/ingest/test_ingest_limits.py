@@ -156,6 +156,23 @@ def test_a_field_beside_entries_is_a_400_naming_it(
     assert _stored_ids(es, settings, account) == set()
 
 
+def test_entries_given_twice_is_a_400_and_nothing_is_stored(
+    client: TestClient, es: Elasticsearch, settings: Settings
+) -> None:
+    """JSON readers keep the last member: the first list's entries were dropped unreported."""
+    account, headers = new_account(client)
+    first, second = json.dumps([entry(id="twice-1")]), json.dumps([entry(id="twice-2")])
+    raw = f'{{"entries": {first}, "entries": {second}}}'.encode()
+    sent = {**headers, "Content-Type": "application/json"}
+    response = client.post("/v1/entries", content=raw, headers=sent)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "entries"
+    assert _stored_ids(es, settings, account) == set()
+    nested = json.dumps({"entries": [entry(id="inner", metadata={"entries": 1})]}).encode()
+    kept = client.post("/v1/entries", content=nested, headers=sent)  # a member's own "entries"
+    assert kept.status_code == 200 and kept.json()["created"] == 1, kept.text
+
+
 @pytest.mark.parametrize("offset", ["+00:99", "+00:60", "-05:75", "+24:00", "-99:00"])
 def test_an_offset_past_23_hours_or_59_minutes_is_refused_in_entries_and_queries(
     client: TestClient, offset: str
