@@ -185,7 +185,10 @@ async def _start(
 
 
 def _check_kind(kind: str, url: str, settings: dict[str, Any]) -> None:
-    """The kind's own checks of its settings (a syslog facility, a message size...)."""
+    """The kind's own checks of its settings (an index to write to, a syslog facility, a
+    message size...)."""
+    if kind == "elasticsearch" and not settings.get("index"):
+        raise bad_request("settings.index is required: the index to write to", "settings")
     if kind == "syslog":
         from service.streaming.senders.syslog import check_target
 
@@ -193,6 +196,13 @@ def _check_kind(kind: str, url: str, settings: dict[str, Any]) -> None:
             check_target(Target(kind, url, settings, {}))
         except ValueError as e:
             raise bad_request(f"settings: {e}", "settings") from e
+
+
+def _check_pairs(secrets: dict[str, Any]) -> None:
+    """Secrets that only go together: a user name and its password."""
+    for one, other in (("username", "password"), ("password", "username")):
+        if one in secrets and other not in secrets:
+            raise bad_request(f"secrets.{other} is required with secrets.{one}", "secrets")
 
 
 def public(destination: dict[str, Any]) -> dict[str, Any]:
@@ -232,13 +242,12 @@ async def create_destination(
     if fmt not in FORMATS:
         raise bad_request(f"format must be one of {', '.join(FORMATS)}", "format")
     settings = _mapping(body, "settings", spec["settings"])
-    if kind == "elasticsearch" and not settings.get("index"):
-        raise bad_request("settings.index is required: the index to write to", "settings")
     _check_kind(kind, url, settings)
     given = _mapping(body, "secrets", spec["secrets"])
     missing = [s for s in spec["required"] if not given.get(s)]
     if missing:
         raise bad_request(f"secrets.{missing[0]} is required for a {kind} destination", "secrets")
+    _check_pairs({k: v for k, v in given.items() if v})
     store = DestinationStore(runtime.es, runtime.names)
     if len(await store.of_account(account_id)) >= MAX_PER_ACCOUNT:
         raise ServiceError(
@@ -327,7 +336,8 @@ async def _changes(
         changes["url"] = _url(current["kind"], str(_text(body, "url")))
     if "settings" in body or "url" in body:
         given = _mapping(body, "settings", spec["settings"])
-        changes["settings"] = {**current["settings"], **given}  # merged into those set
+        merged_settings = {**current["settings"], **given}  # merged; "" removes one
+        changes["settings"] = {k: v for k, v in merged_settings.items() if v != ""}
         _check_kind(current["kind"], changes.get("url", current["url"]), changes["settings"])
     if "filter" in body:
         changes["filter"] = _filter(body)
@@ -348,6 +358,7 @@ async def _changes(
         if missing:  # a secret is replaced, never removed, where the kind needs it
             raise bad_request(f"secrets.{missing[0]} is required for a {current['kind']} "
                               "destination: give a new value to replace it", "secrets")  # fmt: skip
+        _check_pairs(merged)
         changes["secrets"] = sealer.seal(destination_id, merged)
         changes["secret_names"] = sorted(merged)
     if "status" in body:

@@ -142,3 +142,38 @@ def test_concurrent_patches_of_settings_each_keep_their_change(account: Account)
     settings = client.get(url, headers=headers).json()["settings"]
     assert settings == {"index": "main", "source": "s", "sourcetype": "t", "host": "h",
                         "ack": True}  # fmt: skip
+
+
+ELASTIC = {"kind": "elasticsearch", "url": "https://es.example.com", "settings": {"index": "audit"},
+           "secrets": {"api_key": "k1"}}  # fmt: skip
+
+
+def test_a_patch_cannot_blank_a_setting_the_kind_requires(account: Account) -> None:
+    client, headers, _ = account
+    created = create_destination(client, headers, **ELASTIC)
+    url = f"/v1/destinations/{created['id']}"
+    resp = client.patch(url, json={"settings": {"index": ""}}, headers=headers)
+    _refused(resp, "settings", "settings.index is required")
+    assert client.get(url, headers=headers).json()["settings"]["index"] == "audit"
+
+
+def test_an_empty_setting_in_a_patch_removes_an_optional_one(account: Account) -> None:
+    client, headers, _ = account
+    made = {**SPLUNK, "settings": {"index": "main", "sourcetype": "audit"}}
+    created = create_destination(client, headers, **made)
+    url = f"/v1/destinations/{created['id']}"
+    resp = client.patch(url, json={"settings": {"index": ""}}, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert client.get(url, headers=headers).json()["settings"] == {"sourcetype": "audit"}
+
+
+def test_a_user_name_goes_with_its_password(account: Account) -> None:
+    client, headers, _ = account
+    alone = {**ELASTIC, "secrets": {"username": "u"}}
+    resp = client.post("/v1/destinations", json={**alone, "name": "SIEM"}, headers=headers)
+    _refused(resp, "secrets", "secrets.password is required with secrets.username")
+    paired = {**ELASTIC, "secrets": {"username": "u", "password": "p"}}
+    created = create_destination(client, headers, **paired)
+    url = f"/v1/destinations/{created['id']}"
+    resp = client.patch(url, json={"secrets": {"password": ""}}, headers=headers)
+    _refused(resp, "secrets", "secrets.password is required with secrets.username")
