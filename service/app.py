@@ -32,6 +32,7 @@ from service.search.client import make_client
 from service.search.indices import IndexNames
 from service.search.setup import run_setup
 from service.search.shared_state import shared_secret
+from service.streaming.secrets import SecretsBox, SecretsKeyError
 from service.web import security
 from service.zones import accepted_zones
 
@@ -103,6 +104,14 @@ def _lifespan(settings: Settings) -> Any:
                 "(create them once with `auditlog integrity init-keys DIR`)"
             )
         load_keys(settings.keys_dir)  # a missing or broken key stops the start, saying why
+        if settings.destination_key is not None:
+            try:  # found at startup, not at the first destination's 503
+                SecretsBox(str(settings.destination_key))
+            except SecretsKeyError as e:
+                raise RuntimeError(
+                    f"{e} (python -c 'import base64, os; "
+                    "print(base64.b64encode(os.urandom(32)).decode())')"
+                ) from e
         es = make_client(settings, settings.es_url)
         runtime = Runtime(settings=settings, es=es, names=IndexNames(settings.index_prefix))
         tasks = [
