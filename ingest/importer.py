@@ -354,7 +354,7 @@ def _sized(raw: dict[str, Any], line: int, max_entry_bytes: int, size: int) -> I
         long = False
     if long:
         message = f"the entry is longer than {max_entry_bytes} bytes (as compact JSON)"
-        return Item(None, line, Rejected(None, message))
+        return Item(raw, line, Rejected(None, message))  # its id is shown with the rejection
     return Item(raw, line, size=size)
 
 

@@ -60,7 +60,10 @@ async def get_proof(request: Request) -> Response:
     if "ids" in params:
         if "id" in params:
             raise bad_request("give id (one entry) or ids (several), not both", "ids")
-        entry_ids = [i for text in params["ids"] for i in text.split(",") if i]
+        entry_ids = [i for text in params["ids"] for i in text.split(",")]
+        if "" in entry_ids:  # skipped, the answer's proofs would not line up with the ids sent
+            raise bad_request("ids has an empty item: name each entry once, comma-separated",
+                              "ids")  # fmt: skip
         if not entry_ids or len(entry_ids) > PROOF_MAX_IDS:
             raise bad_request(f"ids must name 1 to {PROOF_MAX_IDS} entries, comma-separated",
                               "ids")  # fmt: skip

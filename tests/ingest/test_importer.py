@@ -377,4 +377,5 @@ def test_a_csv_cell_past_128_kib_imports_and_an_entry_past_the_line_limit_is_rej
     summary = _import(settings, path, account=account)
     assert (summary.created, summary.rejected) == (1, 1), summary.to_dict()
     assert set(_stored(es, settings, account)) == {"csv-long"}
-    assert "longer than" in json.dumps(summary.to_dict())
+    report = json.dumps(summary.to_dict())
+    assert "longer than" in report and "csv-too-long" in report  # the rejected row's id shown
