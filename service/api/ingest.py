@@ -22,7 +22,7 @@ from service.actions.keys import Principal, forbidden_account, get_account_cache
 from service.errors import ServiceError, bad_request
 from service.runtime import runtime_of
 from service.web.auth import require
-from service.web.bodies import parse_json, read_body, top_level_names_twice
+from service.web.bodies import names_twice, parse_json, read_body
 
 JSON_TYPES = ("application/json",)
 
@@ -116,8 +116,8 @@ async def post_entries(request: Request) -> Response:
         unknown = sorted(set(parsed) - {"entries"})
         if unknown:
             raise bad_request(f"{unknown[0]} is not a field of the request", field=unknown[0])
-        if raw.count(b'"entries"') > 1 and top_level_names_twice(raw):  # the last would win
-            raise bad_request("entries is given more than once", field="entries")
+        if raw.count(b'"entries"') > 1 and (names_twice(raw) or [None])[-1] == "entries":
+            raise bad_request("entries is given more than once", field="entries")  # last won
         entries = parsed["entries"]
         if not isinstance(entries, list) or not entries:
             raise bad_request("entries must be a non-empty array", field="entries")

@@ -118,38 +118,30 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any] | Non
     return parsed
 
 
-def top_level_names_twice(raw: bytes) -> bool:
-    """Whether the outermost object of ``raw`` (valid JSON) names a member twice (the decoder
-    builds the outermost object last); a second, slower read of the body."""
-    twice: list[bool] = []
+def names_twice(raw: bytes) -> list[str | None] | None:
+    """For each object of ``raw`` (valid JSON), in the order the decoder builds them (the
+    outermost last), the first member it names twice, or None; None for the whole body when it
+    nests deeper than the standard library reads (orjson reads deeper). A second, slower read."""
+    found: list[str | None] = []
 
     def pairs(members: list[tuple[str, Any]]) -> dict[str, Any]:
-        twice.append(len({name for name, _ in members}) < len(members))
+        names = [name for name, _ in members]
+        found.append(next((n for i, n in enumerate(names) if n in names[:i]), None)
+                     if len(set(names)) < len(names) else None)  # fmt: skip
         return dict(members)
 
     try:
         json.loads(raw.removeprefix(b"\xef\xbb\xbf"), object_pairs_hook=pairs)
     except RecursionError:
-        return False  # nested deeper than the standard library reads: validation refuses it
-    return bool(twice) and twice[-1]
-
-
-class _NamedTwice(Exception):
-    pass
+        return None
+    return found
 
 
 def _members_once(raw: bytes) -> None:
     """400 naming a member that an object of ``raw`` (valid JSON) names twice."""
-
-    def pairs(members: list[tuple[str, Any]]) -> dict[str, Any]:
-        names = [name for name, _ in members]
-        if len(set(names)) < len(names):
-            raise _NamedTwice(next(n for i, n in enumerate(names) if n in names[:i]))
-        return dict(members)
-
-    try:
-        json.loads(raw.removeprefix(b"\xef\xbb\xbf"), object_pairs_hook=pairs)
-    except _NamedTwice as e:
-        raise bad_request(f"{e.args[0]} is given more than once", field=str(e.args[0])) from e
-    except RecursionError as e:  # read by orjson, deeper than the standard library goes
-        raise bad_request("the body is not valid JSON: nested too deeply", field="body") from e
+    found = names_twice(raw)
+    if found is None:
+        raise bad_request("the body is not valid JSON: nested too deeply", field="body")
+    twice = next((name for name in found if name is not None), None)
+    if twice is not None:
+        raise bad_request(f"{twice} is given more than once", field=twice)
