@@ -73,6 +73,10 @@ EARLIER_RECORDS_EVERY_S = 60.0
 """How often a settled sealer also reads the queue records made before the queue had an index of
 its own (in the logs' index; an instance of an earlier version may still write them there)."""
 SEGMENT_MAX = 5000
+LIST_EVERY_S = 10.0
+"""How often a settled holder lists the queue in the engine though nothing says a record is there
+that it does not keep (see :mod:`service.search.seal_queue`): records of an instance of an earlier
+version, one whose ``WRITERS`` write failed, deferred ones of a former holder."""
 """Leaves per segment document, at most (about 1 MB)."""
 
 
@@ -136,6 +140,13 @@ class Sealer:
         """Records sealed from in the last :data:`REPLAY_WINDOW_S`, by id (loop time, in order)."""
         self.earlier_read_at = -EARLIER_RECORDS_EVERY_S
         self.started = datetime.now(UTC)
+        self.listed_at = -LIST_EVERY_S
+        """When this sealer last listed the queue in the engine (loop time)."""
+        self.writers: tuple[int, int] | None = None
+        self.writers_moved_at = -LIST_EVERY_S
+        """Where the queue's ``WRITERS`` stood when last read, and when it last moved."""
+        self.deferred_until: list[datetime] = []
+        """The write deadlines of the records this sealer deferred (listed once passed)."""
 
     async def _account(self, held: HeldLease, account_id: str) -> AccountLog:
         """The account's log as stored (read once per lease: another holder may have sealed),
@@ -196,7 +207,11 @@ class Sealer:
         earlier = not self.settled or clock - self.earlier_read_at >= EARLIER_RECORDS_EVERY_S
         if earlier:
             self.earlier_read_at = clock
-        records, dropped = await self.queue.oldest(QUEUE_BATCH, ROUND_MAX, earlier=earlier)
+        memory = self.queue.kept
+        if memory is not None and not await self._lists(clock, earlier):
+            records, dropped = memory.oldest(QUEUE_BATCH, ROUND_MAX), 0
+        else:
+            records, dropped = await self.queue.oldest(QUEUE_BATCH, ROUND_MAX, earlier=earlier)
         if dropped:
             self.runtime.counters["seal_queue_malformed"] += dropped
             log.error("sealer: %d malformed seal queue records removed", dropped)
@@ -233,6 +248,7 @@ class Sealer:
                 continue
             if later:
                 await self.queue.defer(record, later)
+                self.deferred_until.append(record.write_by)
             else:
                 done.append(record)
         absent = [e.doc_id for e in lookups if e.doc_id not in found]
@@ -250,6 +266,27 @@ class Sealer:
         self._sealed_from([record for record, _ in round_.taken], clock)
         self.settled = not kept
         return sealed
+
+    async def _lists(self, clock: float, earlier: bool) -> bool:
+        """Whether this round lists the queue in the engine rather than taking the records this
+        process kept (see :mod:`service.search.seal_queue`); a listing is noted as made."""
+        kept = self.queue.kept
+        assert kept is not None
+        listing = earlier or not (self.settled and kept.active) or kept.missing
+        listing = listing or clock - self.listed_at >= LIST_EVERY_S
+        now = datetime.now(UTC)
+        listing = listing or any(at < now for at in self.deferred_until)
+        if not listing:
+            writers = await self.queue.writers()
+            if writers != self.writers:
+                self.writers, self.writers_moved_at = writers, clock
+            # a record written with the move may be indexed after the listing's refresh: listed
+            # again for a while
+            listing = clock - self.writers_moved_at < LIST_EVERY_S
+        if listing:
+            self.listed_at, kept.missing = clock, False
+            self.deferred_until = [at for at in self.deferred_until if at >= now]
+        return listing
 
     def _round(
         self, plans: list[tuple[Queued, list[QueuedEntry], list[QueuedEntry]]], now: datetime

@@ -29,6 +29,15 @@ form too. A sealer of an earlier version does not list that kind: it never takes
 for a malformed one, but neither seals it nor counts its entries as in flight (its verify calls
 them unsealed) until every instance runs this version.
 
+A settled holder lists the queue in the engine only when a record may be there that it does not
+keep: another process wrote one (each record written by a process whose sealer does not keep it
+rewrites :data:`WRITERS` in ``<prefix>-state``, in the same request, and the holder reads that
+document by id each round: no refresh), a record of its own is not kept (no room, past its write
+deadline, or its creation unknown), a record it deferred reaches its deadline, or its last
+listing is ``LIST_EVERY_S`` old (the sealer's: records of an instance of an earlier version,
+which says nothing). Otherwise it seals its records from memory and the queue's index is not
+refreshed: the records are still created and removed, so a process that stops loses none.
+
 Records are documents ``kind: queued`` or ``queued_ids`` (``q:<uuid>``) and outcomes
 ``kind: written`` (``w:<uuid>``, the same uuid) in ``<prefix>-seal-queue``; the sealer reads
 records in the order they were made and deletes both once every entry of the record is sealed or
@@ -51,7 +60,7 @@ from elasticsearch import AsyncElasticsearch
 from service.errors import engine_unavailable
 from service.search.engine_errors import translated
 from service.search.indices import IndexNames
-from service.search.writer import CLAIM_LEASE_S, Preceding, create_op
+from service.search.writer import CLAIM_LEASE_S, Preceding, create_op, index_op
 
 PAGE = 200
 KINDS = ["queued", "queued_ids"]
@@ -62,6 +71,10 @@ format 2 records, whose MAC leaves the time out, are still read."""
 ALL = "all"
 """An outcome's ``created`` when the engine created every entry of the record."""
 WRITE_DEADLINE_S = CLAIM_LEASE_S
+WRITERS = "seal-queue-writers"
+"""The document of ``<prefix>-state`` that a record written by a process whose sealer does not
+keep it rewrites (see the module)."""
+_WRITTEN = {"kind": "queue-writers"}
 """No entry of a batch is written later than this after its record (the writer's claim lease)."""
 
 
@@ -171,7 +184,13 @@ class KeptRecords:
         self.max_entries = max_entries
         self.active = False
         self._records: dict[str, Queued] = {}
+        self._stored: set[str] = set()
+        """The records the engine created (the others are being written)."""
         self._entries = 0
+        self.missing = False
+        """A record this process wrote while its sealer held the lease may be in the engine's
+        queue without being kept here (no room, past its write deadline, or its creation
+        unknown): the sealer lists the queue (and clears this)."""
 
     def __len__(self) -> int:
         return len(self._records)
@@ -182,13 +201,16 @@ class KeptRecords:
     def stop(self) -> None:
         self.active = False
         self._records.clear()
+        self._stored.clear()
         self._entries = 0
+        self.missing = False
 
     def room(self, entries: int) -> bool:
         """Whether a record of that many entries written now would be kept."""
         return self.active and self._entries + entries <= self.max_entries
 
-    def keep(self, record: Queued) -> None:
+    def keep(self, record: Queued, stored: bool) -> None:
+        """Keep ``record``; ``stored``: the engine created it (else :meth:`stored` tells)."""
         if not self.active:
             return
         # a record still kept past its write deadline was removed some other way (by a sealer
@@ -196,9 +218,19 @@ class KeptRecords:
         now = datetime.now(UTC)
         while self._records and (oldest := next(iter(self._records.values()))).write_by < now:
             self.drop([oldest.record_id])
+            self.missing = True
         if self._entries + len(record.entries) <= self.max_entries:
             self._records[record.record_id] = record
             self._entries += len(record.entries)
+            if stored:
+                self._stored.add(record.record_id)
+        else:
+            self.missing = True
+
+    def stored(self, record_id: str) -> None:
+        """The engine created the record."""
+        if record_id in self._records:
+            self._stored.add(record_id)
 
     def outcome(self, record_id: str, created: list[str], unsure: list[str], mac: str) -> None:
         """The record's outcome, once the engine stored it."""
@@ -211,18 +243,36 @@ class KeptRecords:
     def get(self, record_id: str) -> Queued | None:
         return self._records.get(record_id)
 
+    def oldest(self, limit: int, max_entries: int) -> list[Queued]:
+        """The oldest records the engine created, oldest first, as :meth:`SealQueue.oldest`
+        takes them: as many as ``limit`` and, past the first, ``max_entries`` entries allow."""
+        records: list[Queued] = []
+        total = 0
+        for record_id, record in self._records.items():
+            if record_id not in self._stored:
+                continue  # being written: a later record may be sealed before it
+            size = max(len(record.entries), 1)
+            if records and total + size > max_entries:
+                break
+            records.append(record)
+            total += size
+            if len(records) == limit:
+                break
+        return records
+
     def drop(self, record_ids: list[str]) -> None:
         for record_id in record_ids:
             record = self._records.pop(record_id, None)
             if record is not None:
                 self._entries -= len(record.entries)
+                self._stored.discard(record_id)
 
 
 class SealQueue:
     def __init__(
         self, es: AsyncElasticsearch, names: IndexNames, kept: KeptRecords | None = None
     ) -> None:
-        self.es, self.index = es, names.seal_queue
+        self.es, self.index, self.state = es, names.seal_queue, names.state
         self.kept = kept
         self.read_from = f"{names.seal_queue},{names.integrity}"
         """Records made before the queue had an index of its own are in the log's."""
@@ -244,7 +294,7 @@ class SealQueue:
             # kept from now on: the sealer lists it as soon as the engine created it, before
             # the batch's entries are written (it then waits for the outcome); a record the
             # engine did not create is never listed, and :meth:`forget` drops it
-            self.kept.keep(queued)
+            self.kept.keep(queued, stored=False)
             return Recording(queued, Preceding(create_op(self.index, f"q:{token}", record)))
         indices, rows = _rows(entries)
         signed = signed_part(token, indices, rows, created_at)
@@ -262,18 +312,39 @@ class SealQueue:
             mac=record_mac,
             format=FORMAT,
         )  # as the sealer reads it
-        return Recording(queued, Preceding(create_op(self.index, f"q:{token}", record)))
+        op = create_op(self.index, f"q:{token}", record)
+        if self.kept is not None and self.kept.active:  # kept once created, or said missing
+            return Recording(queued, Preceding(op))
+        # the holder, elsewhere, learns of it without refreshing the queue (see the module)
+        return Recording(queued, Preceding(op, also=index_op(self.state, WRITERS, _WRITTEN)))
 
     def recorded(self, recording: Recording) -> None:
         """The engine created the record: this process's sealer may take it from memory."""
-        if self.kept is not None and not recording.queued.local:  # a local one is kept already
-            self.kept.keep(recording.queued)
+        if self.kept is None:
+            return
+        if recording.queued.local:  # kept already
+            self.kept.stored(recording.record_id)
+        else:
+            self.kept.keep(recording.queued, stored=True)
 
     def forget(self, recording: Recording) -> None:
         """The engine did not create the record (or it is unknown whether it did: the sealer
         then reads it from the engine, if it is there)."""
         if self.kept is not None:
+            if self.kept.get(recording.record_id) is not None:
+                self.kept.missing = True
             self.kept.drop([recording.record_id])
+
+    @translated
+    async def writers(self) -> tuple[int, int] | None:
+        """Where :data:`WRITERS` stands (sequence number, primary term), read by id: it moves
+        each time a process whose sealer does not keep its records writes one."""
+        resp = await self.es.options(ignore_status=404).get(
+            index=self.state, id=WRITERS, source=False
+        )
+        if not resp.get("found"):
+            return None
+        return int(resp["_seq_no"]), int(resp["_primary_term"])
 
     @translated
     async def written(self, record_id: str, created: list[str], unsure: list[str],

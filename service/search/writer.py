@@ -88,6 +88,9 @@ class Preceding:
 
     op: bytes
     """Its bulk ``create`` lines (:func:`create_op`)."""
+    also: bytes = b""
+    """Bulk lines sent right after it, whose outcome does not matter to the batch (the seal
+    queue's :data:`~service.search.seal_queue.WRITERS`)."""
     created: bool = False
     """Set once the engine created it."""
 
@@ -127,6 +130,14 @@ def _action(index: str, doc_id: str) -> bytes:
     return orjson.dumps({"create": {"_index": index, "_id": doc_id}})
 
 
+def index_op(index: str, doc_id: str, doc: dict[str, Any]) -> bytes:
+    """The two NDJSON lines of one bulk ``index`` (create or replace)."""
+    return b"%b\n%b\n" % (
+        orjson.dumps({"index": {"_index": index, "_id": doc_id}}),
+        orjson.dumps(doc),
+    )
+
+
 def create_op(index: str, doc_id: str, doc: dict[str, Any]) -> bytes:
     """The two NDJSON lines of one bulk ``create``, serialised once (retries reuse them);
     ``TypeError`` for a value JSON cannot carry (an integer outside 64 bits)."""
@@ -156,9 +167,10 @@ async def _bulk_create(
     max_bytes: int = BULK_MAX_BYTES,
     start_by: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Send each ``create`` op, in requests of at most ``max_bytes``; return each item's final
-    result, retrying throttling. Once the engine refuses a whole request, the ops not yet sent
-    are not sent (reported 503); when nothing at all was acknowledged, the engine is unavailable.
+    """Send each ``create`` op (or ``index``), in requests of at most ``max_bytes``; return each
+    item's final result, retrying throttling. Once the engine refuses a whole request, the ops
+    not yet sent are not sent (reported 503); when nothing at all was acknowledged, the engine
+    is unavailable.
     No request starts after ``start_by`` (``time.monotonic()``): its ops are reported 503 unsent.
     """
     if start_by is not None and time.monotonic() > start_by:
@@ -203,7 +215,7 @@ async def _bulk_group(es: AsyncElasticsearch, ops: list[bytes]) -> list[dict[str
             for i in pending:
                 results[i] = _CREATED_RESULT
             break
-        answered = [item["create"] for item in resp["items"]]
+        answered = [next(iter(item.values())) for item in resp["items"]]  # create, or index
         for i, result in zip(pending, answered, strict=True):
             results[i] = result
         if not resp["errors"]:
@@ -327,7 +339,7 @@ async def _store_unique(
             claim = claim_sources[e.index] = _claim_source(e.index, now)
         claim_ops.append(b"%b\n%b\n" % (_action(names.entry_ids, e.doc_id), claim))
     claimed = [i for i in entry_ops if entries[i].claim]
-    head = [first.op] if first is not None and entry_ops else []
+    head = [first.op, *([first.also] if first.also else [])] if first and entry_ops else []
     sent = await _bulk_create(es, [*head, *claim_ops]) if head or claim_ops else []
     claims = sent[len(head) :]
     if head and first is not None:

@@ -728,6 +728,143 @@ def test_the_lease_holder_seals_the_records_it_wrote_without_reading_them_back(
     assert report["ok"] and report["tree_size"] == report["entries_checked"] == 4
 
 
+def _refreshes(es: Elasticsearch, index: str) -> int:
+    stats = es.indices.stats(index=index, metric="refresh")["_all"]["total"]["refresh"]
+    return int(stats["total"])
+
+
+async def _queue_left(runtime: Runtime) -> int:
+    """Documents left in the seal queue (records and outcomes)."""
+    await runtime.es.indices.refresh(index=runtime.names.seal_queue)
+    left = await runtime.es.count(index=runtime.names.seal_queue, query={"match_all": {}})
+    return int(left["count"])
+
+
+async def _settled_holder(
+    runtime: Runtime, keys: IntegrityKeys, account_id: str
+) -> tuple[HeldLease, Sealer, int]:
+    """The lease holder's process, its sealer settled after a first round over one entry of
+    ``account_id`` (``<account>-first``): the lease, the sealer and what that round sealed."""
+    runtime.sealing_here.start()
+    held = await _held(runtime, "one")
+    sealer = _running_sealer(runtime, keys)
+    await _ingest(runtime, account_id, [f"{account_id}-first"])
+    return held, sealer, await sealer.seal_queued(held)
+
+
+def test_a_settled_holder_seals_its_own_writes_without_refreshing_the_queue(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """Once settled, the lease holder takes the records its own process wrote from memory: it
+    neither refreshes the queue's index nor searches it, and still removes each record (and its
+    outcome) once sealed."""
+
+    async def scenario() -> tuple[list[int], int, int, dict[str, Any]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            held, sealer, first = await _settled_holder(runtime, keys, "own")
+            counts = [first]  # the first round lists the queue
+            await _ingest(runtime, "own", ["w2", "w3"])
+            await _ingest(runtime, "own", ["w4"])
+            before = _refreshes(es, names.seal_queue)
+            counts.append(await sealer.seal_queued(held))
+            refreshed = _refreshes(es, names.seal_queue) - before
+            left = await _queue_left(runtime)
+            return counts, refreshed, left, (await verify_account(runtime, keys, "own")).to_dict()
+        finally:
+            await runtime.es.close()
+
+    counts, refreshed, left, report = asyncio.run(scenario())
+    assert counts == [1, 3] and refreshed == 0 and left == 0
+    assert report["ok"] and report["tree_size"] == report["entries_checked"] == 4
+
+
+def test_a_settled_holder_lists_the_queue_once_another_process_wrote_to_it(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """A record written by a process whose sealer does not hold the lease moves the queue's
+    ``WRITERS`` document in the same request: the holder, reading that document by id, lists
+    the queue in the engine at its next round and seals that record with its own."""
+
+    async def scenario() -> tuple[list[int], list[int], dict[str, Any]]:
+        runtime, other = await _runtime(alone), await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        names = runtime.names
+        try:
+            held, sealer, first = await _settled_holder(runtime, keys, "both")
+            counts = [first]
+            await _ingest(runtime, "both", ["h2"])
+            counts.append(await sealer.seal_queued(held))  # from memory
+            refreshes = [_refreshes(es, names.seal_queue)]
+            await _ingest(other, "both", ["o1"])
+            await _ingest(runtime, "both", ["h3"])
+            counts.append(await sealer.seal_queued(held))  # listed
+            refreshes.append(_refreshes(es, names.seal_queue))
+            assert await _queue_left(runtime) == 0
+            return counts, refreshes, (await verify_account(runtime, keys, "both")).to_dict()
+        finally:
+            await runtime.es.close()
+            await other.es.close()
+
+    counts, refreshes, report = asyncio.run(scenario())
+    assert counts == [1, 1, 2] and refreshes[1] > refreshes[0]
+    assert report["ok"] and report["tree_size"] == report["entries_checked"] == 4
+
+
+def test_a_record_nothing_announces_is_listed_within_the_listing_period(
+    alone: Settings,
+) -> None:
+    """A record that does not move ``WRITERS`` (written by an instance of an earlier version, or
+    by a former holder that has not yet learnt it lost the lease) waits for the holder's
+    periodic listing, at most ``LIST_EVERY_S`` after the last one; then it is sealed (its
+    entries looked up, the record naming them only)."""
+    from service.actions.sealer import LIST_EVERY_S
+
+    async def scenario() -> list[int]:
+        runtime, former = await _runtime(alone), await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        try:
+            former.sealing_here.start()  # it believes it still holds the lease
+            held, sealer, first = await _settled_holder(runtime, keys, "quiet")
+            counts = [first]
+            await _ingest(former, "quiet", ["f1"])
+            counts.append(await sealer.seal_queued(held))  # not listed yet
+            sealer.listed_at -= LIST_EVERY_S  # as if the period went by
+            counts.append(await sealer.seal_queued(held))
+            assert await _queue_left(runtime) == 0
+            return counts
+        finally:
+            await runtime.es.close()
+            await former.es.close()
+
+    assert asyncio.run(scenario()) == [1, 0, 1]
+
+
+def test_a_record_the_holder_could_not_keep_is_read_from_the_queue(alone: Settings) -> None:
+    """A record of the holder's own process that is not kept in memory (no room for it) is
+    listed in the engine at the next round, not left for the periodic listing."""
+
+    async def scenario() -> tuple[list[int], dict[str, Any]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        try:
+            held, sealer, first = await _settled_holder(runtime, keys, "big")
+            counts = [first]
+            runtime.sealing_here.max_entries = 1
+            await _ingest(runtime, "big", ["b2", "b3"])  # no room: written with its leaves
+            counts.append(await sealer.seal_queued(held))
+            assert await _queue_left(runtime) == 0
+            return counts, (await verify_account(runtime, keys, "big")).to_dict()
+        finally:
+            await runtime.es.close()
+
+    counts, report = asyncio.run(scenario())
+    assert counts == [1, 2]
+    assert report["ok"] and report["tree_size"] == report["entries_checked"] == 3
+
+
 def test_a_record_naming_its_entries_only_is_sealed_by_the_next_holder_from_the_entries(
     alone: Settings, es: Elasticsearch
 ) -> None:
