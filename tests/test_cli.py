@@ -157,6 +157,16 @@ def test_an_empty_or_malformed_account_or_key_id_is_a_usage_error(
     assert " id '" in _fails(settings, 2, *args)
 
 
+@pytest.mark.parametrize("directory", ["", "  "])
+def test_init_keys_into_an_empty_directory_name_is_a_usage_error(
+    settings: Settings, directory: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty path is the working directory: the keys would land wherever the command ran."""
+    monkeypatch.chdir(tmp_path)
+    assert "keys directory is empty" in _fails(settings, 2, "integrity", "init-keys", directory)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_the_cli_sets_up_a_fresh_prefix_first(engine_url: str, es: Elasticsearch) -> None:
     prefix = f"c{uuid.uuid4().hex[:8]}"

@@ -241,6 +241,8 @@ class Sealer:
             if leaves:
                 await self._append(held, account_id, leaves)
                 sealed += len(leaves)
+        if sealed:  # before the records go: a reader finding one gone sees its checkpoint
+            await self.log.refresh()
         done, kept = [], False
         for record, later in round_.taken:
             if damaged and any(e.doc_id.split("/", 1)[0] in damaged for e in record.entries):
@@ -435,12 +437,13 @@ class Sealer:
                     batch = []
             if batch:
                 await self._genesis_batch(held, account.id, batch)
+        await self.log.refresh()
         await mark_done(self.runtime.es, names, "integrity-genesis")
 
     async def _genesis_batch(
         self, held: HeldLease, account_id: str, batch: list[dict[str, Any]]
     ) -> None:
-        already = await self.log.sealed_among(account_id, [s["id"] for s in batch])
+        already = await self.log.sealed_among(account_id, [s["id"] for s in batch], fresh=True)
         leaves = [leaf(s["id"], s["category"], s["timestamp"], entry_digest(s))
                   for s in batch if s["id"] not in already]  # fmt: skip
         if leaves:

@@ -74,6 +74,8 @@ def cmd_retention(args: argparse.Namespace) -> int:
 def cmd_integrity(args: argparse.Namespace) -> int:
     from service.integrity.keys import create_keys, load_keys
 
+    if not args.dir.strip():  # Path("") is the working directory: keys left where nobody looks
+        raise CliError("the keys directory is empty: give its path, e.g. /etc/auditlog/keys")
     directory = Path(args.dir)
     created = create_keys(directory)
     keys = load_keys(directory)

@@ -9,6 +9,11 @@ sealer and the proofs find an entry's segment without a second copy of the ids.
 A **checkpoint** (``cp:<account>:<seq>``) is what the sealer signed after appending them. Both
 are created with fixed ids, so a sealer that lost its lease and tries to write the same position
 or sequence number again is refused by the engine instead of forking the log.
+
+The index is never refreshed on a schedule: the sealer refreshes it once a round appended
+(:meth:`IntegrityLog.refresh`), before it removes that round's queue records, so a reader that
+does not refresh sees every checkpoint signed up to the last round; readers that must see every
+write (a new holder, verification) refresh first.
 """
 
 from __future__ import annotations
@@ -94,6 +99,11 @@ class IntegrityLog:
             raise
 
     @translated
+    async def refresh(self) -> None:
+        """Make what was appended visible to searches (see the module)."""
+        await self.es.indices.refresh(index=self.index)
+
+    @translated
     async def delete_segment(self, account_id: str, start: int) -> None:
         with contextlib.suppress(NotFoundError):
             await self.es.delete(index=self.index, id=f"seg:{account_id}:{start}", refresh=True)
@@ -101,7 +111,7 @@ class IntegrityLog:
     @translated
     async def latest_checkpoint(self, account_id: str, fresh: bool = True) -> dict[str, Any] | None:
         """The account's last checkpoint: with ``fresh``, after a refresh (every checkpoint
-        stored so far); without, as of the last scheduled refresh (a second old at most)."""
+        stored so far); without, as of the sealer's last round (see the module)."""
         if fresh:
             await self.es.indices.refresh(index=self.index)
         resp = await self.es.search(

@@ -865,6 +865,36 @@ def test_a_record_the_holder_could_not_keep_is_read_from_the_queue(alone: Settin
     assert report["ok"] and report["tree_size"] == report["entries_checked"] == 3
 
 
+def test_a_round_that_sealed_shows_its_checkpoint_to_readers_that_do_not_refresh(
+    alone: Settings, es: Elasticsearch
+) -> None:
+    """The log's index has no scheduled refresh: the sealer refreshes it once a round appended,
+    so the head and the feed (which read without refreshing) show the new checkpoint at once,
+    and a round that sealed nothing refreshes nothing."""
+
+    async def scenario() -> tuple[list[int], list[int | None], list[int]]:
+        runtime = await _runtime(alone)
+        keys = load_keys(alone.keys_dir)  # type: ignore[arg-type]
+        log = IntegrityLog(runtime.es, runtime.names)
+        try:
+            held, sealer, first = await _settled_holder(runtime, keys, "seen")
+            counts, sizes, refreshes = [first], [], [_refreshes(es, runtime.names.integrity)]
+            for ids in (["s2", "s3"], []):
+                if ids:
+                    await _ingest(runtime, "seen", ids)
+                counts.append(await sealer.seal_queued(held))
+                head = await log.latest_checkpoint("seen", fresh=False)
+                sizes.append(None if head is None else int(head["tree_size"]))
+                refreshes.append(_refreshes(es, runtime.names.integrity))
+            return counts, sizes, refreshes
+        finally:
+            await runtime.es.close()
+
+    counts, sizes, refreshes = asyncio.run(scenario())
+    assert counts == [1, 2, 0] and sizes == [3, 3]
+    assert refreshes[1] == refreshes[0] + 1 and refreshes[2] == refreshes[1]
+
+
 def test_a_record_naming_its_entries_only_is_sealed_by_the_next_holder_from_the_entries(
     alone: Settings, es: Elasticsearch
 ) -> None:

@@ -120,18 +120,21 @@ def test_editing_a_template_file_upgrades_it(
 
 
 @pytest.mark.slow
-def test_the_id_registry_is_never_refreshed_on_a_schedule_even_when_it_predates_that(
-    engine_url: str, own_prefix: str, es: Elasticsearch
+@pytest.mark.parametrize("name", ["entry-ids", "integrity"])
+def test_the_id_registry_and_the_logs_are_never_refreshed_on_a_schedule_even_if_made_before(
+    engine_url: str, own_prefix: str, es: Elasticsearch, name: str
 ) -> None:
+    """The registry is read by id only; the logs are refreshed by the sealer once a round
+    appended."""
     settings = make_settings(engine_url, own_prefix)
-    registry = f"{own_prefix}-entry-ids"
+    index = f"{own_prefix}-{name}"
     setup_with(settings)
-    assert _refresh_interval(es, registry) == "-1"
+    assert _refresh_interval(es, index) == "-1"
     for before in ("1s", None):  # set to another interval; not set at all, as created before
-        es.indices.put_settings(index=registry, settings={"refresh_interval": before})
-        assert _refresh_interval(es, registry) == before
+        es.indices.put_settings(index=index, settings={"refresh_interval": before})
+        assert _refresh_interval(es, index) == before
         setup_with(settings)
-        assert _refresh_interval(es, registry) == "-1"
+        assert _refresh_interval(es, index) == "-1"
 
 
 @pytest.mark.slow
