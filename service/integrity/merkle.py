@@ -48,6 +48,25 @@ class Frontier:
         hashes.append(merged)
         self.size += 1
 
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """Append leaf hashes, the same tree as appending each, a perfect subtree at a time
+        (its hashes level by level: the sealer appends thousands at once)."""
+        done = 0
+        while done < len(leaves):
+            width = 1 << ((len(leaves) - done).bit_length() - 1)
+            if self.size:  # a subtree starts at a multiple of its width
+                width = min(width, self.size & -self.size)
+            level = leaves[done : done + width]
+            while len(level) > 1:
+                level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+            merged, complete = level[0], self.size // width
+            while complete & 1:  # as in :meth:`append`, one subtree of this width at a time
+                merged = node_hash(self.hashes.pop(), merged)
+                complete >>= 1
+            self.hashes.append(merged)
+            self.size += width
+            done += width
+
     def root(self) -> bytes:
         if not self.hashes:
             return EMPTY_ROOT

@@ -61,6 +61,25 @@ def test_roots_of_every_prefix_match_the_reference() -> None:
         assert frontier.root().hex() == ROOTS[size] and frontier.size == size
 
 
+def test_extending_by_many_leaves_is_appending_each() -> None:
+    """The sealer appends a segment's leaves at once: whatever the tree's size before and the
+    number appended, the right edge is the one appending them one by one gives."""
+    hashes = [leaf_hash(b"%d" % i) for i in range(70)]
+    for before in range(34):
+        for count in range(36):
+            one_by_one, at_once = Frontier(), Frontier()
+            for h in hashes[:before]:
+                one_by_one.append(h)
+                at_once.append(h)
+            for h in hashes[before : before + count]:
+                one_by_one.append(h)
+            at_once.extend(hashes[before : before + count])
+            assert (at_once.size, at_once.hashes) == (one_by_one.size, one_by_one.hashes)
+    frontier = Frontier()
+    frontier.extend(hashes[:8])
+    assert frontier.root() == root_of(hashes[:8])
+
+
 @pytest.mark.parametrize("case", _cases("inclusion"))
 def test_inclusion_vectors(case: dict[str, Any]) -> None:
     def check() -> None:
