@@ -73,11 +73,12 @@ EARLIER_RECORDS_EVERY_S = 60.0
 """How often a settled sealer also reads the queue records made before the queue had an index of
 its own (in the logs' index; an instance of an earlier version may still write them there)."""
 SEGMENT_MAX = 5000
+"""Leaves per segment document, at most (about 1 MB)."""
 LIST_EVERY_S = 10.0
 """How often a settled holder lists the queue in the engine though nothing says a record is there
 that it does not keep (see :mod:`service.search.seal_queue`): records of an instance of an earlier
-version, one whose ``WRITERS`` write failed, deferred ones of a former holder."""
-"""Leaves per segment document, at most (about 1 MB)."""
+version, one whose ``WRITERS`` write failed, deferred ones of a former holder. Once a listing
+found such a record, or ``WRITERS`` moved, the holder lists every round for this long."""
 
 
 def _stamp(moment: datetime) -> str:
@@ -152,8 +153,10 @@ class Sealer:
         self.listed_at = -LIST_EVERY_S
         """When this sealer last listed the queue in the engine (loop time)."""
         self.writers: tuple[int, int] | None = None
-        self.writers_moved_at = -LIST_EVERY_S
-        """Where the queue's ``WRITERS`` stood when last read, and when it last moved."""
+        """Where the queue's ``WRITERS`` stood when last read."""
+        self.others_at = -LIST_EVERY_S
+        """When ``WRITERS`` last moved, or a listing last found a record this process does not
+        keep (loop time)."""
         self.deferred_until: list[datetime] = []
         """The write deadlines of the records this sealer deferred (listed once passed)."""
 
@@ -220,6 +223,8 @@ class Sealer:
             records, dropped = memory.oldest(QUEUE_BATCH, ROUND_MAX), 0
         else:
             records, dropped = await self.queue.oldest(QUEUE_BATCH, ROUND_MAX, earlier=earlier)
+            if any(not r.local for r in records):  # a backlog of them is listed round by round
+                self.others_at = clock
         if dropped:
             self.runtime.counters["seal_queue_malformed"] += dropped
             log.error("sealer: %d malformed seal queue records removed", dropped)
@@ -237,20 +242,24 @@ class Sealer:
                                     gone=set())  # fmt: skip
         looked_up = {e.doc_id for e in lookups}
         sealed, damaged = 0, set()
-        for account_id, entries in round_.by_account.items():
-            try:
-                await self._account(held, account_id)  # removes an orphan segment first
-            except LogDamaged as e:
-                self.runtime.counters["seal_damaged_logs"] += 1
-                log.error("sealer: %s; not sealing it", e)
-                damaged.add(account_id)  # its records stay queued
-                continue
-            leaves = await self._leaves(account_id, entries, looked_up, found, round_)
-            if leaves:
-                await self._append(held, account_id, leaves)
-                sealed += len(leaves)
-        if sealed:  # before the records go: a reader finding one gone sees its checkpoint
-            await self.log.refresh()
+        try:
+            for account_id, entries in round_.by_account.items():
+                try:
+                    await self._account(held, account_id)  # removes an orphan segment first
+                except LogDamaged as e:
+                    self.runtime.counters["seal_damaged_logs"] += 1
+                    log.error("sealer: %s; not sealing it", e)
+                    damaged.add(account_id)  # its records stay queued
+                    continue
+                leaves = await self._leaves(account_id, entries, looked_up, found, round_)
+                if leaves:
+                    await self._append(held, account_id, leaves)
+                    sealed += len(leaves)
+        finally:
+            if sealed:  # before the records go: a reader finding one gone sees its checkpoint;
+                # and should a later append fail, what was appended is shown all the same
+                with contextlib.suppress(EngineUnavailable):
+                    await self.log.refresh()
         done, kept = [], False
         for record, later in round_.taken:
             if damaged and any(e.doc_id.split("/", 1)[0] in damaged for e in record.entries):
@@ -289,10 +298,10 @@ class Sealer:
         if not listing:
             writers = await self.queue.writers()
             if writers != self.writers:
-                self.writers, self.writers_moved_at = writers, clock
-            # a record written with the move may be indexed after the listing's refresh: listed
-            # again for a while
-            listing = clock - self.writers_moved_at < LIST_EVERY_S
+                self.writers, self.others_at = writers, clock
+            # a record written with the move may be indexed after the listing's refresh, and
+            # more may follow one found: listed again for a while
+            listing = clock - self.others_at < LIST_EVERY_S
         if listing:
             self.listed_at, kept.missing = clock, False
             self.deferred_until = [at for at in self.deferred_until if at >= now]

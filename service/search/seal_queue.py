@@ -18,16 +18,16 @@ the record's id and its creation time). Records of earlier versions are still re
 leaves the time out of the MAC; the earliest (``format`` absent) name the index in each row and
 carry a MAC per row.
 
-A process that holds the sealer's lease also keeps the records it writes, and their outcomes,
-in memory (:class:`KeptRecords`): its sealer lists the queue in the engine as any sealer does,
-but reads and decodes only the records other processes wrote. The engine's copy of a record kept
-in memory names the entries only (``kind: queued_ids``, rows ``[index number, account/id]``, no
-MAC): it serves only should the process stop or lose the lease before sealing it, and then each
-of its entries is looked up and sealed only if it checks out, as an entry with no known outcome
-is (one the outcome says was created and that is gone is reported). Deferred records take that
-form too. A sealer of an earlier version does not list that kind: it never takes such a record
-for a malformed one, but neither seals it nor counts its entries as in flight (its verify calls
-them unsealed) until every instance runs this version.
+A process that holds the sealer's lease also keeps the records it writes, and their outcomes, in
+memory (:class:`KeptRecords`): its sealer seals them from there, and reads and decodes only the
+records other processes wrote (see below for when it lists the queue). The engine's copy of a
+record kept in memory names the entries only (``kind: queued_ids``, rows ``[index number,
+account/id]``, no MAC): it serves only should the process stop or lose the lease before sealing
+it, and then each of its entries is looked up and sealed only if it checks out, as an entry with
+no known outcome is (one the outcome says was created and that is gone is reported). Deferred
+records take that form too. A sealer of an earlier version does not list that kind: it never
+takes such a record for a malformed one, but neither seals it nor counts its entries as in
+flight (its verify calls them unsealed) until every instance runs this version.
 
 A settled holder lists the queue in the engine only when a record may be there that it does not
 keep: another process wrote one (each record written by a process whose sealer does not keep it
@@ -71,11 +71,11 @@ format 2 records, whose MAC leaves the time out, are still read."""
 ALL = "all"
 """An outcome's ``created`` when the engine created every entry of the record."""
 WRITE_DEADLINE_S = CLAIM_LEASE_S
+"""No entry of a batch is written later than this after its record (the writer's claim lease)."""
 WRITERS = "seal-queue-writers"
 """The document of ``<prefix>-state`` that a record written by a process whose sealer does not
 keep it rewrites (see the module)."""
 _WRITTEN = {"kind": "queue-writers"}
-"""No entry of a batch is written later than this after its record (the writer's claim lease)."""
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -173,9 +173,10 @@ record past it is read back from the engine)."""
 
 class KeptRecords:
     """The records this process wrote to the queue, with their outcomes, while its sealer holds
-    the lease: the sealer takes each from here once it lists it in the engine, instead of
-    reading it back. A record is kept from the moment it is made (the sealer may list it before
-    the batch's entries are written) and dropped should the engine not create it; once removed
+    the lease: the sealer takes each from here (once the engine created it, or when it lists it
+    in the engine), instead of reading it back. A record is kept from the moment it is made (a
+    listing may show it before the batch's entries are written) and dropped should the engine
+    not create it; once removed
     or deferred; or past its write deadline (then read back, naming its entries only: they are
     looked up). All are dropped when the lease is lost (another process seals, from the
     engine)."""
@@ -291,7 +292,7 @@ class SealQueue:
                       "count": len(rows), "indices": indices, "entries": rows}  # fmt: skip
             queued = Queued(token, self.index, entries, created_at,
                             datetime.fromisoformat(write_by), local=True)  # fmt: skip
-            # kept from now on: the sealer lists it as soon as the engine created it, before
+            # kept from now on: the sealer may take it as soon as the engine created it, before
             # the batch's entries are written (it then waits for the outcome); a record the
             # engine did not create is never listed, and :meth:`forget` drops it
             self.kept.keep(queued, stored=False)
@@ -331,8 +332,7 @@ class SealQueue:
         """The engine did not create the record (or it is unknown whether it did: the sealer
         then reads it from the engine, if it is there)."""
         if self.kept is not None:
-            if self.kept.get(recording.record_id) is not None:
-                self.kept.missing = True
+            self.kept.missing = self.kept.missing or self.kept.active
             self.kept.drop([recording.record_id])
 
     @translated

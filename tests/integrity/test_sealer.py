@@ -819,7 +819,8 @@ def test_a_record_nothing_announces_is_listed_within_the_listing_period(
     """A record that does not move ``WRITERS`` (written by an instance of an earlier version, or
     by a former holder that has not yet learnt it lost the lease) waits for the holder's
     periodic listing, at most ``LIST_EVERY_S`` after the last one; then it is sealed (its
-    entries looked up, the record naming them only)."""
+    entries looked up, the record naming them only), and the holder lists every round for a
+    while: the next such record waits no longer."""
     from service.actions.sealer import LIST_EVERY_S
 
     async def scenario() -> list[int]:
@@ -833,13 +834,15 @@ def test_a_record_nothing_announces_is_listed_within_the_listing_period(
             counts.append(await sealer.seal_queued(held))  # not listed yet
             sealer.listed_at -= LIST_EVERY_S  # as if the period went by
             counts.append(await sealer.seal_queued(held))
+            await _ingest(former, "quiet", ["f2"])
+            counts.append(await sealer.seal_queued(held))
             assert await _queue_left(runtime) == 0
             return counts
         finally:
             await runtime.es.close()
             await former.es.close()
 
-    assert asyncio.run(scenario()) == [1, 0, 1]
+    assert asyncio.run(scenario()) == [1, 0, 1, 1]
 
 
 def test_a_record_the_holder_could_not_keep_is_read_from_the_queue(alone: Settings) -> None:
